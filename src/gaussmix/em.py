@@ -1,0 +1,224 @@
+"""The EM engine: E-step as a map over chunks, M-step from summed statistics.
+
+Nothing here holds estimator state; every function takes the data, the
+covariance model and the current parameters, and returns new values.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _kernels
+from .covariance import CovarianceModel
+from .exceptions import EmptyComponentWarning
+from .params import MixtureParams
+from .suffstats import SuffStats, sum_stats
+
+__all__ = [
+    "EMResult",
+    "expectation",
+    "statistics_from_resp",
+    "maximization",
+    "run_em",
+    "log_prob_norm_and_labels",
+]
+
+# A component whose share of the total weight falls below this has no data
+# left: its mean and covariance would be numerical noise.
+EMPTY_COMPONENT_SHARE = 1e-12
+
+
+@dataclass
+class EMResult:
+    """Outcome of one EM run from one initialisation."""
+
+    params: MixtureParams
+    lower_bound: float
+    lower_bounds: list[float] = field(default_factory=list)
+    n_iter: int = 0
+    converged: bool = False
+
+
+def _chunk_weights(sample_weight: np.ndarray | None, rows: slice) -> np.ndarray | None:
+    return None if sample_weight is None else sample_weight[rows]
+
+
+def expectation(
+    model: CovarianceModel,
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    params: MixtureParams,
+    chunk_size: int | None = None,
+) -> SuffStats:
+    """E-step over all of ``X``, chunk by chunk, reduced to one :class:`SuffStats`."""
+    if chunk_size is None:
+        chunk_size = _kernels.chunk_size_for(params.n_components, params.n_features)
+    return sum_stats(
+        _kernels.e_step_chunk(model, X[rows], _chunk_weights(sample_weight, rows), params)
+        for rows in _kernels.iter_chunks(X.shape[0], chunk_size)
+    )
+
+
+def statistics_from_resp(
+    model: CovarianceModel,
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    resp: np.ndarray,
+    chunk_size: int | None = None,
+) -> SuffStats:
+    """Statistics for given responsibilities, accumulated around their own means.
+
+    Two passes: the first finds the weighted means, which the second uses as
+    the shift so that the scatter never cancels.
+    """
+    n_components = resp.shape[1]
+    if chunk_size is None:
+        chunk_size = _kernels.chunk_size_for(n_components, X.shape[1])
+    weighted_resp = resp if sample_weight is None else resp * sample_weight[:, None]
+    sums = np.zeros((n_components, X.shape[1]), dtype=np.float64)
+    totals = np.zeros(n_components, dtype=np.float64)
+    for rows in _kernels.iter_chunks(X.shape[0], chunk_size):
+        sums += weighted_resp[rows].T.astype(np.float64) @ X[rows].astype(np.float64)
+        totals += weighted_resp[rows].sum(axis=0, dtype=np.float64)
+    shift = sums / np.maximum(totals, np.finfo(np.float64).tiny)[:, None]
+    return sum_stats(
+        _kernels.stats_from_resp_chunk(
+            model, X[rows], _chunk_weights(sample_weight, rows), resp[rows], shift
+        )
+        for rows in _kernels.iter_chunks(X.shape[0], chunk_size)
+    )
+
+
+def maximization(
+    model: CovarianceModel,
+    stats: SuffStats,
+    reg_covar: float,
+    dtype: np.dtype = np.float64,
+    *,
+    reseed_empty: bool = True,
+) -> tuple[MixtureParams, list[int]]:
+    """M-step: parameters from summed statistics.
+
+    Parameters
+    ----------
+    model : CovarianceModel
+    stats : SuffStats
+        Statistics summed over all chunks of one pass.
+    reg_covar : float
+        Added to the diagonal of each covariance.
+    dtype : dtype
+        Precision of the data; sets the floor added to component totals,
+        as in scikit-learn (``10 * eps``).
+    reseed_empty : bool
+        Re-seed components with no weight left at the worst-explained sample
+        (statistics from an E-step carry it).
+
+    Returns
+    -------
+    params : MixtureParams
+        In float64.
+    reseeded : list of int
+        Components that were re-seeded.
+    """
+    sum_resp = stats.sum_resp
+    nk = sum_resp + 10 * np.finfo(dtype).eps
+    means = stats.shift + stats.shift_sum / nk[:, None]
+    covariances = model.estimate_covariances(
+        stats.scatter, sum_resp, stats.shift_sum, nk, reg_covar
+    )
+    weights = nk / np.sum(nk)
+
+    reseeded: list[int] = []
+    if reseed_empty and stats.worst_sample is not None and len(nk) > 1:
+        empty = np.flatnonzero(sum_resp < EMPTY_COMPONENT_SHARE * stats.weight_sum)
+        if 0 < empty.size < len(nk):
+            for k in empty:
+                covariances = model.pooled(covariances, weights, int(k))
+                means[k] = stats.worst_sample
+                # Weight of one sample: enough to let the next E-step claim data.
+                weights[k] = 1.0 / max(stats.weight_sum, 1.0)
+                reseeded.append(int(k))
+            weights = weights / np.sum(weights)
+
+    precisions_cholesky = model.precision_cholesky(covariances)
+    params = MixtureParams(weights, means, covariances, precisions_cholesky)
+    if not params.all_finite():
+        raise ValueError(
+            "The M-step produced non-finite parameters; the data may be too "
+            "badly scaled for this model. Scale the input data, increase "
+            "reg_covar, or decrease the number of components."
+        )
+    return params, reseeded
+
+
+def run_em(
+    model: CovarianceModel,
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    params: MixtureParams,
+    *,
+    tol: float,
+    max_iter: int,
+    reg_covar: float,
+    lower_bound: float = -np.inf,
+    on_iteration: Callable[[int, float, float], None] | None = None,
+) -> EMResult:
+    """Iterate EM from ``params`` until the mean log-likelihood gains less than ``tol``.
+
+    The lower bound recorded at iteration ``t`` is the weighted mean
+    log-likelihood under the parameters *before* that iteration's M-step,
+    exactly as in scikit-learn, so that ``lower_bound_`` and ``n_iter_``
+    match it step for step.
+    """
+    lower_bounds: list[float] = []
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        previous = lower_bound
+        stats = expectation(model, X, sample_weight, params)
+        lower_bound = stats.mean_log_likelihood
+        params, reseeded = maximization(model, stats, reg_covar, X.dtype)
+        for k in reseeded:
+            warnings.warn(
+                f"Component {k} of {params.n_components} had no data left at EM "
+                f"iteration {n_iter} and was re-seeded at the worst-explained sample "
+                f"(log-density {stats.worst_log_density:.4g}). The data may support "
+                "fewer components; consider decreasing n_components.",
+                EmptyComponentWarning,
+                stacklevel=3,
+            )
+        lower_bounds.append(lower_bound)
+        change = lower_bound - previous
+        if on_iteration is not None:
+            on_iteration(n_iter, change, lower_bound)
+        if abs(change) < tol:
+            converged = True
+            break
+    return EMResult(params, lower_bound, lower_bounds, n_iter, converged)
+
+
+def log_prob_norm_and_labels(
+    model: CovarianceModel, X: np.ndarray, params: MixtureParams, *, want: str
+) -> np.ndarray:
+    """Per-row ``log p(x)``, labels or responsibilities, computed chunk by chunk.
+
+    ``want`` is ``"score"``, ``"labels"`` or ``"proba"``.
+    """
+    chunk_size = _kernels.chunk_size_for(params.n_components, params.n_features)
+    pieces = []
+    for rows in _kernels.iter_chunks(X.shape[0], chunk_size):
+        weighted, _ = _kernels.weighted_log_prob(model, X[rows], params)
+        if want == "labels":
+            pieces.append(np.argmax(weighted, axis=1))
+            continue
+        log_density = _kernels.logsumexp_rows(weighted)
+        if want == "score":
+            pieces.append(log_density)
+        else:
+            with np.errstate(under="ignore"):
+                pieces.append(np.exp(weighted - log_density[:, None]))
+    return np.concatenate(pieces, axis=0)

@@ -1,0 +1,557 @@
+"""``GaussianMixture``: the scikit-learn estimator, as thin glue over the engine."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+
+from . import em
+from .covariance import covariance_model_names, get_covariance_model
+from .exceptions import ConvergenceWarning
+from .init import INIT_METHODS, initial_responsibilities
+from .params import MixtureParams
+from .validation import (
+    check_means_init,
+    check_precisions_init,
+    check_sample_weight,
+    check_weights_init,
+)
+
+__all__ = ["GaussianMixture"]
+
+logger = logging.getLogger("gaussmix")
+
+
+@contextlib.contextmanager
+def _rollback_on_error(estimator):
+    """Leave the estimator exactly as it was if fitting raises."""
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise
+
+
+@contextlib.contextmanager
+def _verbose_logging(verbose: int):
+    """Show progress messages on stdout when ``verbose`` and logging is unset."""
+    if not verbose or logger.hasHandlers():
+        yield
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture model fitted by expectation-maximization.
+
+    A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
+    same parameters, attributes and methods with the same meaning, plus
+    ``sample_weight`` in :meth:`fit`.  EM runs as a map-reduce over chunks of
+    rows: each chunk's E-step returns sufficient statistics accumulated around
+    the current means, and the M-step turns their sums into parameters.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        The number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        'full': each component has its own general covariance matrix;
+        'tied': all components share one general covariance matrix;
+        'diag': each component has its own diagonal covariance matrix;
+        'spherical': each component has its own single variance.
+    tol : float, default=1e-3
+        EM stops when the gain in mean log-likelihood per sample is below it.
+    reg_covar : float, default=1e-6
+        Non-negative regularization added to the diagonal of covariances.
+    max_iter : int, default=100
+        The number of EM iterations to perform; 0 keeps the initial parameters.
+    n_init : int, default=1
+        The number of initializations to perform; the best result is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
+            default='kmeans'
+        How the initial responsibilities are drawn.
+    weights_init : array-like of shape (n_components,), default=None
+        User-provided initial weights.
+    means_init : array-like of shape (n_components, n_features), default=None
+        User-provided initial means.
+    precisions_init : array-like, default=None
+        User-provided initial precisions (inverses of the covariances), of
+        the shape of ``precisions_`` for the chosen ``covariance_type``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialization and :meth:`sample`.
+    warm_start : bool, default=False
+        If True, each :meth:`fit` starts from the previous solution and
+        ``n_init`` is ignored after the first fit.
+    verbose : int, default=0
+        1 reports each initialization and every ``verbose_interval``
+        iterations; 2 adds timings and log-likelihood changes.  Messages go
+        to the ``"gaussmix"`` logger, or to stdout if logging is not set up.
+    verbose_interval : int, default=10
+        Number of iterations between progress messages.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+        The weight of each component.
+    means_ : ndarray of shape (n_components, n_features)
+        The mean of each component.
+    covariances_ : ndarray
+        The covariance of each component, shaped by ``covariance_type``::
+
+            (n_components,)                        if 'spherical',
+            (n_features, n_features)               if 'tied',
+            (n_components, n_features)             if 'diag',
+            (n_components, n_features, n_features) if 'full'
+
+    precisions_ : ndarray
+        The inverses of the covariances, same shapes.
+    precisions_cholesky_ : ndarray
+        Upper Cholesky factors ``U`` of the precisions (``precision = U U^T``),
+        same shapes.
+    converged_ : bool
+        Whether the best run of EM converged.
+    n_iter_ : int
+        Number of EM iterations of the best run.
+    lower_bound_ : float
+        Mean log-likelihood per sample of the best run.
+    lower_bounds_ : list of float
+        Mean log-likelihood at each iteration of the best run.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` had string column names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gaussmix import GaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> gm.means_
+    array([[10.,  2.],
+           [ 1.,  2.]])
+    >>> gm.predict([[0, 0], [12, 3]])
+    array([1, 0])
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(covariance_model_names()))],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions(set(INIT_METHODS))],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # ----------------------------------------------------------------- fitting
+    def fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
+        """Estimate model parameters with the EM algorithm.
+
+        EM runs ``n_init`` times from different initializations and keeps the
+        run of largest mean log-likelihood. Each run stops when the gain is
+        below ``tol`` or after ``max_iter`` iterations (with a
+        ``ConvergenceWarning`` if the best run did not converge).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, one row per sample.
+        y : Ignored
+            Not used, present for API consistency by convention.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row multiplicities: a row of weight ``w`` counts as ``w`` copies
+            of itself, and a row of weight 0 as absent.
+
+        Returns
+        -------
+        self : GaussianMixture
+            The fitted mixture.
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None) -> np.ndarray:
+        """Fit the model on ``X`` and return the most probable component of each row.
+
+        Equal to ``fit(X).predict(X)`` for any ``max_iter`` and ``tol``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row multiplicities, see :meth:`fit`.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self._fit(X, sample_weight)
+
+    def _fit(self, X, sample_weight) -> np.ndarray:
+        self._validate_params()
+        with _rollback_on_error(self), _verbose_logging(self.verbose):
+            return self._fit_validated(X, sample_weight)
+
+    def _fit_validated(self, X, sample_weight) -> np.ndarray:
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components "
+                f"but got n_components = {self.n_components}, "
+                f"n_samples = {n_samples}"
+            )
+        sample_weight = check_sample_weight(sample_weight, n_samples, self.n_components)
+        model = get_covariance_model(self.covariance_type)
+        user_init = self._checked_user_init(model, n_features)
+
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+        random_state = check_random_state(self.random_state)
+
+        best: em.EMResult | None = None
+        for init in range(n_init):
+            self._report_init_start(init)
+            if do_init:
+                params = self._initial_params(
+                    model, X, sample_weight, random_state, user_init
+                )
+                start_bound = -np.inf
+            else:
+                params = self._fitted_params().astype(np.float64)
+                start_bound = self.lower_bound_
+            result = em.run_em(
+                model,
+                X,
+                sample_weight,
+                params,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                reg_covar=self.reg_covar,
+                lower_bound=start_bound,
+                on_iteration=self._report_iteration,
+            )
+            if self.max_iter == 0:
+                # As scikit-learn: with no iterations the last initialization wins.
+                result.lower_bound = -np.inf
+                best = result
+                continue
+            self._report_init_end(result.lower_bound, result.converged)
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
+
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. "
+                "Try different init parameters, or increase max_iter, "
+                "tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._set_fitted(model, best.params.astype(X.dtype))
+        self.converged_ = best.converged
+        self.n_iter_ = best.n_iter
+        self.lower_bound_ = best.lower_bound
+        self.lower_bounds_ = list(best.lower_bounds)
+        # Labels from the final parameters, so fit_predict == fit().predict.
+        return em.log_prob_norm_and_labels(model, X, self._fitted_params(), want="labels")
+
+    def _checked_user_init(self, model, n_features: int) -> dict:
+        """Validated copies of the ``*_init`` arrays (the parameters stay untouched)."""
+        checked = {}
+        if self.weights_init is not None:
+            checked["weights"] = check_weights_init(self.weights_init, self.n_components)
+        if self.means_init is not None:
+            checked["means"] = check_means_init(
+                self.means_init, self.n_components, n_features
+            )
+        if self.precisions_init is not None:
+            checked["precisions"] = check_precisions_init(
+                self.precisions_init, model, self.n_components, n_features
+            )
+        return checked
+
+    def _initial_params(
+        self, model, X, sample_weight, random_state, user_init: dict
+    ) -> MixtureParams:
+        """Parameters to start EM from: user-supplied, else from initial responsibilities."""
+        weights = means = covariances = precisions_chol = None
+        if len(user_init) < 3:
+            resp = initial_responsibilities(
+                X, self.n_components, self.init_params, random_state, sample_weight
+            )
+            stats = em.statistics_from_resp(model, X, sample_weight, resp)
+            estimated, _ = em.maximization(
+                model, stats, self.reg_covar, X.dtype, reseed_empty=False
+            )
+            weights, means = estimated.weights, estimated.means
+            covariances, precisions_chol = (
+                estimated.covariances,
+                estimated.precisions_cholesky,
+            )
+        if "weights" in user_init:
+            weights = user_init["weights"]
+        if "means" in user_init:
+            means = user_init["means"]
+        if "precisions" in user_init:
+            precisions = np.asarray(user_init["precisions"], dtype=np.float64)
+            precisions_chol = model.precision_cholesky_from_precisions(precisions)
+            covariances = model.covariances_from_precisions_cholesky(precisions_chol)
+        return MixtureParams(
+            weights=np.asarray(weights, dtype=np.float64),
+            means=np.asarray(means, dtype=np.float64),
+            covariances=np.asarray(covariances, dtype=np.float64),
+            precisions_cholesky=np.asarray(precisions_chol, dtype=np.float64),
+        )
+
+    def _set_fitted(self, model, params: MixtureParams) -> None:
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.covariances_ = params.covariances
+        self.precisions_cholesky_ = params.precisions_cholesky
+        self.precisions_ = model.precisions_from_cholesky(params.precisions_cholesky)
+
+    def _fitted_params(self) -> MixtureParams:
+        return MixtureParams(
+            self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
+        )
+
+    # -------------------------------------------------------------- reporting
+    def _report_init_start(self, init: int) -> None:
+        if self.verbose:
+            logger.info("Initialization %d", init)
+            self._init_prev_time = self._iter_prev_time = time.time()
+
+    def _report_iteration(self, n_iter: int, change: float, lower_bound: float) -> None:
+        if not self.verbose or n_iter % self.verbose_interval:
+            return
+        if self.verbose == 1:
+            logger.info("  Iteration %d", n_iter)
+        else:
+            now = time.time()
+            logger.info(
+                "  Iteration %d\t time lapse %.5fs\t ll change %.5f",
+                n_iter,
+                now - self._iter_prev_time,
+                change,
+            )
+            self._iter_prev_time = now
+
+    def _report_init_end(self, lower_bound: float, converged: bool) -> None:
+        if not self.verbose:
+            return
+        status = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            logger.info("Initialization %s.", status)
+        else:
+            elapsed = time.time() - self._init_prev_time
+            logger.info(
+                "Initialization %s. time lapse %.5fs\t lower bound %.5f.",
+                status,
+                elapsed,
+                lower_bound,
+            )
+
+    # -------------------------------------------------------------- inference
+    def _validated_input(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def _infer(self, X, want: str) -> np.ndarray:
+        X = self._validated_input(X)
+        model = get_covariance_model(self.covariance_type)
+        params = self._fitted_params()
+        if X.dtype != params.means.dtype:
+            X = X.astype(np.result_type(X.dtype, params.means.dtype))
+        return em.log_prob_norm_and_labels(model, X, params, want=want)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log-likelihood of each sample under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+        """
+        return self._infer(X, "score")
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood per sample of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        log_likelihood : float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable component of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self._infer(X, "labels")
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior probability of each component for each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_components)
+        """
+        return self._infer(X, "proba")
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw samples from the fitted mixture.
+
+        Seeded by ``random_state`` exactly as scikit-learn's, so the same
+        model and seed give the same draws.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each draw; draws are grouped by component.
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples} . The sampling "
+                "requires at least one sample."
+            )
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, np.asarray(self.weights_, dtype=np.float64))
+        model = get_covariance_model(self.covariance_type)
+        X = model.sample(
+            rng,
+            np.asarray(self.means_, dtype=np.float64),
+            np.asarray(self.covariances_, dtype=np.float64),
+            counts,
+        )
+        y = np.concatenate(
+            [np.full(int(count), k, dtype=np.int64) for k, count in enumerate(counts)]
+        )
+        return np.asarray(X, dtype=np.float64), y
+
+    # ------------------------------------------------------ model selection
+    def _n_parameters(self) -> int:
+        """Number of free parameters of the fitted model."""
+        n_components, n_features = self.means_.shape
+        model = get_covariance_model(self.covariance_type)
+        return model.n_parameters(n_components, n_features)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on ``X``; lower is better.
+
+        ``-2 log L + p log n`` with ``p`` free parameters and ``n`` rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        bic : float
+        """
+        n_samples = _num_samples(X)
+        return -2 * self.score(X) * n_samples + self._n_parameters() * math.log(n_samples)
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on ``X``; lower is better.
+
+        ``-2 log L + 2 p`` with ``p`` free parameters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        aic : float
+        """
+        return -2 * self.score(X) * _num_samples(X) + 2 * self._n_parameters()

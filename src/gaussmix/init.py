@@ -1,0 +1,74 @@
+"""Initial responsibilities for EM.
+
+Each initialiser draws from the ``RandomState`` it is given in exactly the
+order scikit-learn does, so that the same ``random_state`` starts both
+libraries from the same point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans, kmeans_plusplus
+
+__all__ = ["INIT_METHODS", "initial_responsibilities"]
+
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+def _one_hot(labels: np.ndarray, n_components: int, dtype) -> np.ndarray:
+    resp = np.zeros((labels.shape[0], n_components), dtype=dtype)
+    resp[np.arange(labels.shape[0]), labels] = 1
+    return resp
+
+
+def initial_responsibilities(
+    X: np.ndarray,
+    n_components: int,
+    method: str,
+    random_state: np.random.RandomState,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """Responsibilities, shape (n_samples, n_components), to start EM from.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    n_components : int
+    method : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+        'kmeans' labels rows with one run of k-means; 'k-means++' puts one
+        row in each component with k-means++ seeding; 'random' draws uniform
+        responsibilities; 'random_from_data' puts one random row in each.
+    random_state : numpy.random.RandomState
+    sample_weight : ndarray of shape (n_samples,), optional
+        Row multiplicities. Rows of zero weight are never chosen as seeds.
+    """
+    n_samples = X.shape[0]
+    if method == "kmeans":
+        labels = (
+            KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+            .fit(X, sample_weight=sample_weight)
+            .labels_
+        )
+        return _one_hot(labels, n_components, X.dtype)
+    if method == "random":
+        resp = np.asarray(random_state.uniform(size=(n_samples, n_components)), dtype=X.dtype)
+        resp /= np.sum(resp, axis=1)[:, None]
+        return resp
+    if method == "random_from_data":
+        if sample_weight is None:
+            indices = random_state.choice(n_samples, size=n_components, replace=False)
+        else:
+            probabilities = sample_weight / np.sum(sample_weight)
+            indices = random_state.choice(
+                n_samples, size=n_components, replace=False, p=probabilities
+            )
+    elif method == "k-means++":
+        _, indices = kmeans_plusplus(
+            X, n_components, random_state=random_state, sample_weight=sample_weight
+        )
+    else:
+        valid = ", ".join(repr(m) for m in INIT_METHODS)
+        raise ValueError(f"Unknown init_params {method!r}; valid options are {valid}.")
+    resp = np.zeros((n_samples, n_components), dtype=X.dtype)
+    resp[indices, np.arange(n_components)] = 1
+    return resp

@@ -1,0 +1,117 @@
+"""Validation of user-supplied arrays, done once at the public boundary.
+
+Messages name the problem, what was received and how to fix it; where
+scikit-learn has a message for the same problem, the wording is kept so that
+code matching on it keeps working.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils import check_array
+
+from .covariance import CovarianceModel
+
+__all__ = [
+    "check_weights_init",
+    "check_means_init",
+    "check_precisions_init",
+    "check_sample_weight",
+]
+
+_FLOATS = [np.float64, np.float32]
+
+
+def _check_shape(param: np.ndarray, shape: tuple[int, ...], name: str) -> None:
+    if param.shape != shape:
+        raise ValueError(
+            f"The parameter '{name}' should have the shape of {shape}, "
+            f"but got {param.shape}"
+        )
+
+
+def check_weights_init(weights, n_components: int) -> np.ndarray:
+    """Validate ``weights_init``: shape (n_components,), in [0, 1], summing to 1."""
+    weights = check_array(weights, dtype=_FLOATS, ensure_2d=False, input_name="weights_init")
+    _check_shape(weights, (n_components,), "weights")
+    if np.any(weights < 0.0) or np.any(weights > 1.0):
+        raise ValueError(
+            "The parameter 'weights' should be in the range [0, 1], but got "
+            f"min value {np.min(weights):.5f}, max value {np.max(weights):.5f}"
+        )
+    atol = 1e-6 if weights.dtype == np.float32 else 1e-8
+    if abs(1.0 - float(np.sum(weights))) > atol:
+        raise ValueError(
+            "The parameter 'weights' should be normalized, but got "
+            f"sum(weights) = {np.sum(weights):.5f}"
+        )
+    return weights
+
+
+def check_means_init(means, n_components: int, n_features: int) -> np.ndarray:
+    """Validate ``means_init``: finite, shape (n_components, n_features)."""
+    means = check_array(means, dtype=_FLOATS, ensure_2d=False, input_name="means_init")
+    _check_shape(means, (n_components, n_features), "means")
+    return means
+
+
+def check_precisions_init(
+    precisions, model: CovarianceModel, n_components: int, n_features: int
+) -> np.ndarray:
+    """Validate ``precisions_init`` for ``model``: shape and positive-definiteness."""
+    shape = model.parameter_shape(n_components, n_features)
+    precisions = check_array(
+        precisions,
+        dtype=_FLOATS,
+        ensure_2d=False,
+        allow_nd=len(shape) > 2,
+        input_name="precisions_init",
+    )
+    _check_shape(precisions, shape, f"{model.name} precision")
+    model.check_precisions(precisions)
+    return precisions
+
+
+def check_sample_weight(sample_weight, n_samples: int, n_components: int) -> np.ndarray | None:
+    """Validate ``sample_weight`` as row multiplicities.
+
+    Returns None when ``sample_weight`` is None (every row counts once), or a
+    float64 array of shape (n_samples,).
+    """
+    if sample_weight is None:
+        return None
+    if np.isscalar(sample_weight):
+        sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
+    sample_weight = np.asarray(sample_weight)
+    if sample_weight.dtype.kind not in "biuf":
+        raise TypeError(
+            f"sample_weight must be numeric, got an array of dtype {sample_weight.dtype}."
+        )
+    sample_weight = sample_weight.astype(np.float64)
+    if sample_weight.ndim != 1 or sample_weight.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight should have shape ({n_samples},), one weight per row "
+            f"of X, but got shape {sample_weight.shape}."
+        )
+    if not np.all(np.isfinite(sample_weight)):
+        raise ValueError(
+            "sample_weight contains NaN or infinity; every weight must be a finite "
+            "number >= 0."
+        )
+    if np.any(sample_weight < 0):
+        raise ValueError(
+            f"sample_weight contains negative values (min {sample_weight.min():.5g}); "
+            "weights are row multiplicities and must be >= 0."
+        )
+    n_positive = int(np.count_nonzero(sample_weight))
+    if n_positive == 0:
+        raise ValueError(
+            "sample_weight sums to zero: at least one row needs a positive weight."
+        )
+    if n_positive < n_components:
+        raise ValueError(
+            f"Only {n_positive} rows have a positive sample_weight, fewer than "
+            f"n_components = {n_components}. Give more rows positive weight or "
+            "decrease n_components."
+        )
+    return sample_weight
