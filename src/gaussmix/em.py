@@ -6,7 +6,6 @@ covariance model and the current parameters, and returns new values.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,7 +13,6 @@ import numpy as np
 
 from . import _kernels
 from .covariance import CovarianceModel
-from .exceptions import EmptyComponentWarning
 from .params import MixtureParams
 from .suffstats import SuffStats, sum_stats
 
@@ -41,6 +39,8 @@ class EMResult:
     lower_bounds: list[float] = field(default_factory=list)
     n_iter: int = 0
     converged: bool = False
+    # (iteration, component, log-density of the sample it was re-seeded at)
+    reseeded: list[tuple[int, int, float]] = field(default_factory=list)
 
 
 def _chunk_weights(sample_weight: np.ndarray | None, rows: slice) -> np.ndarray | None:
@@ -175,6 +175,7 @@ def run_em(
     match it step for step.
     """
     lower_bounds: list[float] = []
+    reseed_events: list[tuple[int, int, float]] = []
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
@@ -182,15 +183,7 @@ def run_em(
         stats = expectation(model, X, sample_weight, params)
         lower_bound = stats.mean_log_likelihood
         params, reseeded = maximization(model, stats, reg_covar, X.dtype)
-        for k in reseeded:
-            warnings.warn(
-                f"Component {k} of {params.n_components} had no data left at EM "
-                f"iteration {n_iter} and was re-seeded at the worst-explained sample "
-                f"(log-density {stats.worst_log_density:.4g}). The data may support "
-                "fewer components; consider decreasing n_components.",
-                EmptyComponentWarning,
-                stacklevel=3,
-            )
+        reseed_events.extend((n_iter, k, stats.worst_log_density) for k in reseeded)
         lower_bounds.append(lower_bound)
         change = lower_bound - previous
         if on_iteration is not None:
@@ -198,7 +191,7 @@ def run_em(
         if abs(change) < tol:
             converged = True
             break
-    return EMResult(params, lower_bound, lower_bounds, n_iter, converged)
+    return EMResult(params, lower_bound, lower_bounds, n_iter, converged, reseed_events)
 
 
 def log_prob_norm_and_labels(

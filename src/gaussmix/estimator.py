@@ -18,7 +18,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted, validate_dat
 
 from . import em
 from .covariance import covariance_model_names, get_covariance_model
-from .exceptions import ConvergenceWarning
+from .exceptions import ConvergenceWarning, EmptyComponentWarning
 from .init import INIT_METHODS, initial_responsibilities
 from .params import MixtureParams
 from .validation import (
@@ -295,6 +295,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 lower_bound=start_bound,
                 on_iteration=self._report_iteration,
             )
+            self._warn_reseeded(result, n_features)
             if self.max_iter == 0:
                 # As scikit-learn: with no iterations the last initialization wins.
                 result.lower_bound = -np.inf
@@ -310,7 +311,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "Try different init parameters, or increase max_iter, "
                 "tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         self._set_fitted(model, best.params.astype(X.dtype))
         self.converged_ = best.converged
@@ -319,6 +320,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = list(best.lower_bounds)
         # Labels from the final parameters, so fit_predict == fit().predict.
         return em.log_prob_norm_and_labels(model, X, self._fitted_params(), want="labels")
+
+    def _warn_reseeded(self, result: em.EMResult, n_features: int) -> None:
+        for n_iter, k, log_density in result.reseeded:
+            warnings.warn(
+                f"Component {k} of {self.n_components} had no data left at EM "
+                f"iteration {n_iter} and was re-seeded at the worst-explained sample "
+                f"(log-density {log_density:.4g}). The data may support fewer "
+                "components; consider decreasing n_components.",
+                EmptyComponentWarning,
+                stacklevel=5,
+            )
 
     def _checked_user_init(self, model, n_features: int) -> dict:
         """Validated copies of the ``*_init`` arrays (the parameters stay untouched)."""
