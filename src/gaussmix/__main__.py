@@ -1,0 +1,8 @@
+"""``python -m gaussmix``: the same command line as the ``gaussmix`` script."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
