@@ -1,10 +1,21 @@
 """Covariance models: one small class per parameterization, behind a registry.
 
 Each model owns everything that depends on the shape of its covariance
-parameters: the per-chunk scatter statistic it needs, its M-step, the
-Cholesky factor of the precision, the log-determinant, the Mahalanobis
-distances, validation of user-supplied precisions, parameter counts and
-sampling.  Adding a parameterization is one class and one ``register`` line.
+parameters: the chunk kernels of the E-step (weighted log-densities and the
+statistics the M-step needs), the M-step itself, the Cholesky factor of the
+precision, the log-determinant, validation of user-supplied precisions,
+parameter counts and sampling.  Adding a parameterization is one class and
+one ``register`` line.
+
+The kernels see each chunk centred on one point (the mixture mean), so data
+far from the origin lose no precision, and they compute every component with
+one matrix product where the model allows it:
+
+* full: ``Xc @ [U_1 | ... | U_K]`` whitens all components at once; the
+  scatter is accumulated around each component's own mean;
+* tied: one whitening ``Xc @ U``, then one product with the whitened means;
+* diag and spherical: ``[Xc**2, Xc] @ design`` gives every Mahalanobis
+  distance, and ``resp.T @ [Xc**2, Xc]`` every first and second moment.
 
 Shapes (``K`` components, ``D`` features)::
 
@@ -21,6 +32,7 @@ Mahalanobis distance.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -36,6 +48,8 @@ __all__ = [
     "get_covariance_model",
     "covariance_model_names",
 ]
+
+LOG_2PI = math.log(2.0 * math.pi)
 
 ILL_DEFINED_COVARIANCE_MESSAGE = (
     "Fitting the mixture model failed because some components have "
@@ -54,6 +68,30 @@ def ill_defined_covariance_error(dtype: np.dtype) -> ValueError:
             " data instead of float32."
         )
     return ValueError(message)
+
+
+def _const(params, log_det: np.ndarray, n_features: int) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(params.weights)
+    return log_weights + log_det - 0.5 * n_features * LOG_2PI
+
+
+def _scatter_around_origin(Xc: np.ndarray, resp: np.ndarray) -> np.ndarray:
+    """``sum_i r_ik x_i x_i^T`` for every k with one GEMM, in float64.
+
+    The upper triangles of all outer products ``x_i x_i^T`` form one
+    (n_samples, D(D+1)/2) matrix, so every component costs one row of a
+    single matrix product instead of a product of its own.
+    """
+    n_features = Xc.shape[1]
+    rows, cols = np.triu_indices(n_features)
+    Xc = Xc.astype(np.float64, copy=False)
+    products = Xc[:, rows] * Xc[:, cols]
+    upper = resp.T.astype(np.float64) @ products
+    scatter = np.empty((resp.shape[1], n_features, n_features), dtype=np.float64)
+    scatter[:, rows, cols] = upper
+    scatter[:, cols, rows] = upper
+    return scatter
 
 
 def _flip(matrix: np.ndarray) -> np.ndarray:
@@ -133,17 +171,66 @@ class CovarianceModel(ABC):
             - 1
         )
 
-    # ------------------------------------------------------------- statistics
+    # ---------------------------------------------------------- chunk kernels
+    def shift(self, means: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        """Centres of the statistics when starting from responsibilities.
+
+        Models whose kernels accumulate around one centre return it for
+        every component; ``FullCovariance`` accumulates around each mean.
+        """
+        return np.broadcast_to(centre, means.shape)
+
     @abstractmethod
-    def scatter(self, diff: np.ndarray, resp: np.ndarray) -> np.ndarray:
-        """Per-chunk second-order statistic around the shift.
+    def prepare(self, params, centre: np.ndarray, dtype) -> dict:
+        """Per-iteration constants for the chunk kernels (no data involved).
+
+        Always holds ``"shift"``, the centres of the statistics (float64,
+        shape (n_components, n_features)), ``"offsets"``, the shifts minus the
+        centre, and ``"const"``, ``log w_k + log det U_k - D/2 log(2 pi)``.
+        """
+
+    @abstractmethod
+    def log_prob_chunk(self, Xc: np.ndarray, prep: dict) -> tuple[np.ndarray, object]:
+        """Weighted log-densities of one centred chunk; no argument checking.
 
         Parameters
         ----------
-        diff : ndarray of shape (n_components, n_samples, n_features)
-            ``x - shift_k`` for every component ``k``.
+        Xc : ndarray of shape (n_samples, n_features)
+            The chunk minus the centre.
+        prep : dict
+            From :meth:`prepare`.
+
+        Returns
+        -------
+        weighted_log_prob : ndarray of shape (n_samples, n_components)
+            ``log w_k + log N(x | mu_k, Sigma_k)``, a fresh array.
+        aux : object
+            Intermediate results that :meth:`chunk_stats` can reuse.
+        """
+
+    @abstractmethod
+    def chunk_stats(
+        self, Xc: np.ndarray, resp: np.ndarray, offsets: np.ndarray, aux=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """First and second-order statistics of one centred chunk.
+
+        Parameters
+        ----------
+        Xc : ndarray of shape (n_samples, n_features)
+            The chunk minus the centre.
         resp : ndarray of shape (n_samples, n_components)
-            Responsibilities already multiplied by the sample weights.
+            Responsibilities multiplied by the sample weights.
+        offsets : ndarray of shape (n_components, n_features)
+            Shifts minus the centre.
+        aux : object, optional
+            What :meth:`log_prob_chunk` returned for this chunk.
+
+        Returns
+        -------
+        shift_sum : ndarray of shape (n_components, n_features)
+            ``sum_i r_ik (x_i - shift_k)``.
+        scatter : ndarray
+            The model's second-order statistic around the shifts.
         """
 
     @abstractmethod
@@ -196,15 +283,6 @@ class CovarianceModel(ABC):
     ) -> np.ndarray:
         """Log-determinant of each precision Cholesky factor, shape (n_components,)."""
 
-    # ------------------------------------------------------------- densities
-    @abstractmethod
-    def mahalanobis(self, diff: np.ndarray, precisions_chol: np.ndarray) -> np.ndarray:
-        """Squared Mahalanobis distances, shape (n_samples, n_components).
-
-        ``diff`` has shape (n_components, n_samples, n_features) and holds
-        ``x - mean_k``; no argument checking.
-        """
-
     # ------------------------------------------------------------ validation
     @abstractmethod
     def check_precisions(self, precisions: np.ndarray) -> None:
@@ -237,8 +315,58 @@ class FullCovariance(CovarianceModel):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features * (n_features + 1) // 2
 
-    def scatter(self, diff, resp):
-        return np.matmul(np.swapaxes(diff * resp.T[:, :, None], 1, 2), diff)
+    # Squared whitened distance between a component and the centre beyond
+    # which its scatter is accumulated around its own mean.  Around the
+    # centre the second moment loses about eps * distance**2 of relative
+    # precision; this bound keeps that below 1e-12.
+    _far = 1e-12 / np.finfo(np.float64).eps
+
+    def shift(self, means, centre):
+        return means
+
+    def prepare(self, params, centre, dtype):
+        n_components, n_features = params.means.shape
+        chol = params.precisions_cholesky
+        offsets = params.means - centre
+        # All components whitened by one GEMM: X @ [U_1 | U_2 | ... | U_K].
+        stacked = np.ascontiguousarray(
+            np.swapaxes(chol, 0, 1).reshape(n_features, n_components * n_features)
+        )
+        whitened_offsets = np.einsum("kd,kde->ke", offsets, chol)
+        far = np.sum(whitened_offsets**2, axis=1) > self._far
+        shift = np.where(far[:, None], params.means, centre)
+        log_det = self.log_det_cholesky(chol, n_components, n_features)
+        return {
+            "shift": shift,
+            "offsets": (shift - centre).astype(dtype),
+            "stacked": stacked.astype(dtype),
+            "whitened_offsets": whitened_offsets.reshape(-1).astype(dtype),
+            "const": _const(params, log_det, n_features).astype(dtype),
+        }
+
+    def log_prob_chunk(self, Xc, prep):
+        n_samples = Xc.shape[0]
+        n_components = prep["const"].shape[0]
+        whitened = Xc @ prep["stacked"]
+        whitened -= prep["whitened_offsets"]
+        whitened = whitened.reshape(n_samples, n_components, -1)
+        maha = np.einsum("nkd,nkd->nk", whitened, whitened)
+        maha *= -0.5
+        maha += prep["const"]
+        return maha, None
+
+    def chunk_stats(self, Xc, resp, offsets, aux=None):
+        n_components, n_features = offsets.shape
+        shift_sum = resp.T @ Xc - resp.sum(axis=0)[:, None] * offsets
+        scatter = np.empty((n_components, n_features, n_features), dtype=np.float64)
+        far = np.any(offsets != 0, axis=1)
+        if not far.all():
+            near = ~far
+            scatter[near] = _scatter_around_origin(Xc, resp[:, near])
+        for k in np.flatnonzero(far):
+            diff = Xc - offsets[k]
+            scatter[k] = (diff * resp[:, k : k + 1]).T @ diff
+        return shift_sum, scatter
 
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
         covariances = _centred_second_moment(scatter, sum_resp, shift_sum, nk)
@@ -276,10 +404,6 @@ class FullCovariance(CovarianceModel):
         diagonals = np.diagonal(precisions_chol, axis1=1, axis2=2)
         return np.sum(np.log(diagonals), axis=1)
 
-    def mahalanobis(self, diff, precisions_chol):
-        whitened = np.matmul(diff, precisions_chol)
-        return np.einsum("knd,knd->nk", whitened, whitened)
-
     def check_precisions(self, precisions):
         for precision in precisions:
             _check_symmetric_positive_definite(precision, self.name)
@@ -312,9 +436,36 @@ class TiedCovariance(CovarianceModel):
     def n_covariance_parameters(self, n_components, n_features):
         return n_features * (n_features + 1) // 2
 
-    def scatter(self, diff, resp):
-        return np.einsum("knd,kne->de", diff * resp.T[:, :, None], diff)
+    def prepare(self, params, centre, dtype):
+        n_components, n_features = params.means.shape
+        chol = params.precisions_cholesky
+        offsets = params.means - centre
+        whitened_offsets = offsets @ chol
+        log_det = self.log_det_cholesky(chol, n_components, n_features)
+        return {
+            "shift": self.shift(params.means, centre),
+            "offsets": np.zeros_like(offsets, dtype=dtype),
+            "chol": chol.astype(dtype),
+            "whitened_offsets_t": np.ascontiguousarray(whitened_offsets.T, dtype=dtype),
+            "offset_norms": np.sum(whitened_offsets**2, axis=1).astype(dtype),
+            "const": _const(params, log_det, n_features).astype(dtype),
+        }
 
+    def log_prob_chunk(self, Xc, prep):
+        whitened = Xc @ prep["chol"]
+        # ||y - b_k||^2 = ||y||^2 - 2 y.b_k + ||b_k||^2, one GEMM for all k.
+        maha = whitened @ prep["whitened_offsets_t"]
+        maha *= -2.0
+        maha += np.einsum("nd,nd->n", whitened, whitened)[:, None]
+        maha += prep["offset_norms"]
+        maha *= -0.5
+        maha += prep["const"]
+        return maha, None
+
+    def chunk_stats(self, Xc, resp, offsets, aux=None):
+        # Accumulated around the centre: the offsets are zero.
+        row_weight = resp.sum(axis=1)
+        return resp.T @ Xc, (Xc * row_weight[:, None]).T @ Xc
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
         delta = shift_sum / nk[:, None]
         outer_sd = shift_sum.T @ delta
@@ -346,10 +497,6 @@ class TiedCovariance(CovarianceModel):
     def log_det_cholesky(self, precisions_chol, n_components, n_features):
         return np.full(n_components, np.sum(np.log(np.diagonal(precisions_chol))))
 
-    def mahalanobis(self, diff, precisions_chol):
-        whitened = np.matmul(diff, precisions_chol)
-        return np.einsum("knd,knd->nk", whitened, whitened)
-
     def check_precisions(self, precisions):
         _check_symmetric_positive_definite(precisions, self.name)
 
@@ -376,9 +523,41 @@ class DiagCovariance(CovarianceModel):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features
 
-    def scatter(self, diff, resp):
-        return np.einsum("kn,knd->kd", resp.T, diff * diff)
+    def prepare(self, params, centre, dtype):
+        n_components, n_features = params.means.shape
+        precisions = params.precisions_cholesky**2
+        offsets = params.means - centre
+        # maha = [Xc^2, Xc] @ [P; -2 (d * P)]^T + sum(d^2 P): one GEMM for all k.
+        design = np.concatenate([precisions, -2.0 * offsets * precisions], axis=1)
+        log_det = self.log_det_cholesky(params.precisions_cholesky, n_components, n_features)
+        return {
+            "shift": self.shift(params.means, centre),
+            "offsets": np.zeros_like(offsets, dtype=dtype),
+            "design_t": np.ascontiguousarray(design.T, dtype=dtype),
+            "offset_norms": np.sum(offsets**2 * precisions, axis=1).astype(dtype),
+            "const": _const(params, log_det, n_features).astype(dtype),
+        }
 
+    def _features(self, Xc):
+        n_features = Xc.shape[1]
+        features = np.empty((Xc.shape[0], 2 * n_features), dtype=Xc.dtype)
+        np.multiply(Xc, Xc, out=features[:, :n_features])
+        features[:, n_features:] = Xc
+        return features
+
+    def log_prob_chunk(self, Xc, prep):
+        features = self._features(Xc)
+        maha = features @ prep["design_t"]
+        maha += prep["offset_norms"]
+        maha *= -0.5
+        maha += prep["const"]
+        return maha, features
+
+    def chunk_stats(self, Xc, resp, offsets, aux=None):
+        # Accumulated around the centre: the offsets are zero.
+        n_features = Xc.shape[1]
+        moments = resp.T @ (self._features(Xc) if aux is None else aux)
+        return moments[:, n_features:], moments[:, :n_features]
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
         delta = shift_sum / nk[:, None]
         centred = scatter - 2.0 * shift_sum * delta + sum_resp[:, None] * delta**2
@@ -400,9 +579,6 @@ class DiagCovariance(CovarianceModel):
 
     def log_det_cholesky(self, precisions_chol, n_components, n_features):
         return np.sum(np.log(precisions_chol), axis=1)
-
-    def mahalanobis(self, diff, precisions_chol):
-        return np.einsum("knd,kd->nk", diff * diff, precisions_chol**2)
 
     def check_precisions(self, precisions):
         _check_positive(precisions, self.name)
@@ -440,9 +616,35 @@ class SphericalCovariance(DiagCovariance):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components
 
-    def scatter(self, diff, resp):
-        return np.einsum("kn,kn->k", resp.T, np.einsum("knd,knd->kn", diff, diff))
+    def prepare(self, params, centre, dtype):
+        n_components, n_features = params.means.shape
+        precisions = params.precisions_cholesky**2
+        offsets = params.means - centre
+        # maha = [Xc, ||Xc||^2] @ [-2 d p; p]^T + ||d||^2 p: one GEMM for all k.
+        design = np.concatenate(
+            [-2.0 * offsets * precisions[:, None], precisions[:, None]], axis=1
+        )
+        log_det = self.log_det_cholesky(params.precisions_cholesky, n_components, n_features)
+        return {
+            "shift": self.shift(params.means, centre),
+            "offsets": np.zeros_like(offsets, dtype=dtype),
+            "design_t": np.ascontiguousarray(design.T, dtype=dtype),
+            "offset_norms": (np.sum(offsets**2, axis=1) * precisions).astype(dtype),
+            "const": _const(params, log_det, n_features).astype(dtype),
+        }
 
+    def _features(self, Xc):
+        n_features = Xc.shape[1]
+        features = np.empty((Xc.shape[0], n_features + 1), dtype=Xc.dtype)
+        features[:, :n_features] = Xc
+        features[:, n_features] = np.einsum("nd,nd->n", Xc, Xc)
+        return features
+
+    def chunk_stats(self, Xc, resp, offsets, aux=None):
+        # Accumulated around the centre: the offsets are zero.
+        n_features = Xc.shape[1]
+        moments = resp.T @ (self._features(Xc) if aux is None else aux)
+        return moments[:, :n_features], moments[:, n_features]
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
         n_features = shift_sum.shape[1]
         delta = shift_sum / nk[:, None]
@@ -456,8 +658,6 @@ class SphericalCovariance(DiagCovariance):
     def log_det_cholesky(self, precisions_chol, n_components, n_features):
         return n_features * np.log(precisions_chol)
 
-    def mahalanobis(self, diff, precisions_chol):
-        return np.einsum("knd,knd->nk", diff, diff) * precisions_chol**2
 
 
 _REGISTRY: dict[str, CovarianceModel] = {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels
+from ._parallel import map_chunks, single_threaded_blas
 from .covariance import CovarianceModel
 from .params import MixtureParams
 from .suffstats import SuffStats, sum_stats
@@ -54,13 +55,23 @@ def expectation(
     params: MixtureParams,
     chunk_size: int | None = None,
 ) -> SuffStats:
-    """E-step over all of ``X``, chunk by chunk, reduced to one :class:`SuffStats`."""
+    """E-step over all of ``X``, chunk by chunk, reduced to one :class:`SuffStats`.
+
+    Chunks run on all cores (see :mod:`gaussmix._parallel`) and are summed
+    in order, so the result does not depend on the number of threads.
+    """
     if chunk_size is None:
-        chunk_size = _kernels.chunk_size_for(params.n_components, params.n_features)
-    return sum_stats(
-        _kernels.e_step_chunk(model, X[rows], _chunk_weights(sample_weight, rows), params)
-        for rows in _kernels.iter_chunks(X.shape[0], chunk_size)
-    )
+        chunk_size = _kernels.chunk_size_for(
+            params.n_components, params.n_features, X.dtype.itemsize
+        )
+    centre = _kernels.mixture_centre(params)
+    prep = model.prepare(params, centre, X.dtype)
+
+    def e_step(rows: slice) -> SuffStats:
+        weights = _chunk_weights(sample_weight, rows)
+        return _kernels.e_step_chunk(model, X[rows], weights, params, centre, prep)
+
+    return sum_stats(map_chunks(e_step, _kernels.iter_chunks(X.shape[0], chunk_size)))
 
 
 def statistics_from_resp(
@@ -77,20 +88,24 @@ def statistics_from_resp(
     """
     n_components = resp.shape[1]
     if chunk_size is None:
-        chunk_size = _kernels.chunk_size_for(n_components, X.shape[1])
+        chunk_size = _kernels.chunk_size_for(n_components, X.shape[1], X.dtype.itemsize)
+    chunks = _kernels.iter_chunks(X.shape[0], chunk_size)
     weighted_resp = resp if sample_weight is None else resp * sample_weight[:, None]
     sums = np.zeros((n_components, X.shape[1]), dtype=np.float64)
     totals = np.zeros(n_components, dtype=np.float64)
-    for rows in _kernels.iter_chunks(X.shape[0], chunk_size):
+    for rows in chunks:
         sums += weighted_resp[rows].T.astype(np.float64) @ X[rows].astype(np.float64)
         totals += weighted_resp[rows].sum(axis=0, dtype=np.float64)
-    shift = sums / np.maximum(totals, np.finfo(np.float64).tiny)[:, None]
-    return sum_stats(
-        _kernels.stats_from_resp_chunk(
-            model, X[rows], _chunk_weights(sample_weight, rows), resp[rows], shift
+    means = sums / np.maximum(totals, np.finfo(np.float64).tiny)[:, None]
+    centre = totals @ means / np.sum(totals)
+
+    def stats(rows: slice) -> SuffStats:
+        weights = _chunk_weights(sample_weight, rows)
+        return _kernels.stats_from_resp_chunk(
+            model, X[rows], weights, resp[rows], means, centre
         )
-        for rows in _kernels.iter_chunks(X.shape[0], chunk_size)
-    )
+
+    return sum_stats(map_chunks(stats, chunks))
 
 
 def maximization(
@@ -174,6 +189,15 @@ def run_em(
     exactly as in scikit-learn, so that ``lower_bound_`` and ``n_iter_``
     match it step for step.
     """
+    with single_threaded_blas():
+        return _iterate(
+            model, X, sample_weight, params, tol, max_iter, reg_covar, lower_bound, on_iteration
+        )
+
+
+def _iterate(
+    model, X, sample_weight, params, tol, max_iter, reg_covar, lower_bound, on_iteration
+) -> EMResult:
     lower_bounds: list[float] = []
     reseed_events: list[tuple[int, int, float]] = []
     converged = False
@@ -201,17 +225,19 @@ def log_prob_norm_and_labels(
 
     ``want`` is ``"score"``, ``"labels"`` or ``"proba"``.
     """
-    chunk_size = _kernels.chunk_size_for(params.n_components, params.n_features)
-    pieces = []
-    for rows in _kernels.iter_chunks(X.shape[0], chunk_size):
-        weighted, _ = _kernels.weighted_log_prob(model, X[rows], params)
+    chunk_size = _kernels.chunk_size_for(
+        params.n_components, params.n_features, X.dtype.itemsize
+    )
+    centre = _kernels.mixture_centre(params)
+    prep = model.prepare(params, centre, X.dtype)
+
+    def infer(rows: slice) -> np.ndarray:
+        weighted = _kernels.weighted_log_prob(model, X[rows], params, centre, prep)
         if want == "labels":
-            pieces.append(np.argmax(weighted, axis=1))
-            continue
-        log_density = _kernels.logsumexp_rows(weighted)
-        if want == "score":
-            pieces.append(log_density)
-        else:
-            with np.errstate(under="ignore"):
-                pieces.append(np.exp(weighted - log_density[:, None]))
+            return np.argmax(weighted, axis=1)
+        log_density, resp = _kernels.normalise_log_prob(weighted)
+        return log_density if want == "score" else resp
+
+    with single_threaded_blas():
+        pieces = map_chunks(infer, _kernels.iter_chunks(X.shape[0], chunk_size))
     return np.concatenate(pieces, axis=0)
