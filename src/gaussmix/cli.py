@@ -42,6 +42,8 @@ def _seed(text: str) -> int:
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Right-aligned columns, two spaces apart, with a rule under the headers.
 
+    Trailing blanks are dropped, so an empty last column leaves no padding.
+
     Parameters
     ----------
     headers : sequence of str
@@ -55,7 +57,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
 
     def line(cells) -> str:
-        return "  ".join(str(cell).rjust(width) for cell, width in zip(cells, widths))
+        text = "  ".join(str(cell).rjust(width) for cell, width in zip(cells, widths))
+        return text.rstrip()
 
     rule = "  ".join("-" * width for width in widths)
     return "\n".join([line(headers), rule, *(line(row) for row in rows)])
@@ -92,7 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         marks = [name for name, best_k in best.items() if k == best_k]
         note = f"<- best {' and '.join(marks)}" if marks else ""
         rows.append([str(k), f"{row['bic']:.2f}", f"{row['aic']:.2f}", note])
-    print(format_table(["K", "BIC", "AIC", ""], rows).rstrip())
+    print(format_table(["K", "BIC", "AIC", ""], rows))
     print(f"\nBest K by BIC: {result['best_k']}  (by AIC: {result['best_k_aic']})")
 
     print("\nFigures:")
