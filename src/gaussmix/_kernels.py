@@ -56,7 +56,7 @@ def weighted_log_prob(
     centre: np.ndarray | None = None,
     prep: dict | None = None,
 ) -> np.ndarray:
-    """``log w_k + log N(x | mu_k, Sigma_k)``, shape (n_samples, n_components)."""
+    """``log w_k + log N(x | mu_k, Sigma_k)``, shape (n_components, n_samples)."""
     if centre is None:
         centre = mixture_centre(params)
     if prep is None:
@@ -65,24 +65,30 @@ def weighted_log_prob(
 
 
 def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise log-sum-exp and responsibilities, overwriting ``weighted``.
+    """Log-sum-exp over components and responsibilities, overwriting ``weighted``.
+
+    Parameters
+    ----------
+    weighted : ndarray of shape (n_components, n_samples)
 
     Returns
     -------
     log_density : ndarray of shape (n_samples,)
-    resp : ndarray of shape (n_samples, n_components)
+    resp : ndarray of shape (n_components, n_samples)
         The same memory as ``weighted``.
     """
-    row_max = np.max(weighted, axis=1)
-    row_max[~np.isfinite(row_max)] = 0.0
-    weighted -= row_max[:, None]
+    # Reductions across the short component axis of a component-major array
+    # are elementwise operations between long rows: fast and vectorised.
+    col_max = np.max(weighted, axis=0)
+    col_max[~np.isfinite(col_max)] = 0.0
+    weighted -= col_max
     with np.errstate(under="ignore"):
         np.exp(weighted, out=weighted)
-    total = np.sum(weighted, axis=1)
-    weighted /= total[:, None]
+    total = np.sum(weighted, axis=0)
+    weighted *= 1.0 / total
     with np.errstate(divide="ignore"):
         log_density = np.log(total)
-    log_density += row_max
+    log_density += col_max
     return log_density, weighted
 
 
@@ -111,14 +117,14 @@ def e_step_chunk(
         weight_sum = float(X.shape[0])
         candidates = log_density
     else:
-        resp *= sample_weight[:, None].astype(resp.dtype, copy=False)
+        resp *= sample_weight.astype(resp.dtype, copy=False)
         log_likelihood = float(np.dot(sample_weight, log_density.astype(np.float64)))
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
         candidates = np.where(sample_weight > 0, log_density, np.inf)
     shift_sum, scatter = model.chunk_stats(Xc, resp, prep["offsets"], aux)
     worst = int(np.argmin(candidates))
     return SuffStats(
-        sum_resp=resp.sum(axis=0, dtype=np.float64),
+        sum_resp=resp.sum(axis=1, dtype=np.float64),
         shift_sum=shift_sum.astype(np.float64),
         scatter=scatter.astype(np.float64),
         shift=prep["shift"],
@@ -142,20 +148,20 @@ def stats_from_resp_chunk(
     ``means`` are the responsibilities' own weighted means and ``centre``
     their overall mean, both from a first pass over the data.
     """
-    resp = resp.astype(X.dtype, copy=True)
+    resp = np.array(resp.T, dtype=X.dtype, order="C")
     if sample_weight is not None:
-        resp *= sample_weight[:, None].astype(X.dtype, copy=False)
+        resp *= sample_weight.astype(X.dtype, copy=False)
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
     else:
         weight_sum = float(X.shape[0])
-    shift = model.shift(means, centre)
-    offsets = (shift - centre).astype(X.dtype)
+    # Around each component's own mean: exact however far apart they are.
+    offsets = (means - centre).astype(X.dtype)
     shift_sum, scatter = model.chunk_stats(X - centre.astype(X.dtype), resp, offsets)
     return SuffStats(
-        sum_resp=resp.sum(axis=0, dtype=np.float64),
+        sum_resp=resp.sum(axis=1, dtype=np.float64),
         shift_sum=shift_sum.astype(np.float64),
         scatter=scatter.astype(np.float64),
-        shift=shift,
+        shift=means,
         log_likelihood=0.0,
         weight_sum=weight_sum,
     )

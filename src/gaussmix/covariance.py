@@ -76,22 +76,35 @@ def _const(params, log_det: np.ndarray, n_features: int) -> np.ndarray:
     return log_weights + log_det - 0.5 * n_features * LOG_2PI
 
 
-def _scatter_around_origin(Xc: np.ndarray, resp: np.ndarray) -> np.ndarray:
-    """``sum_i r_ik x_i x_i^T`` for every k with one GEMM, in float64.
+def far_threshold(dtype) -> float:
+    """Squared whitened distance from the centre beyond which a component is "far".
 
-    The upper triangles of all outer products ``x_i x_i^T`` form one
-    (n_samples, D(D+1)/2) matrix, so every component costs one row of a
-    single matrix product instead of a product of its own.
+    Second moments accumulated around the centre lose about
+    ``eps * distance**2`` of relative precision.  Components closer than this
+    bound keep that loss below 1e-12 (float64) or 1e-5 (float32) and are
+    computed with one GEMM for all of them; farther ones are computed around
+    their own means, exactly.
     """
-    n_features = Xc.shape[1]
-    rows, cols = np.triu_indices(n_features)
-    Xc = Xc.astype(np.float64, copy=False)
-    products = Xc[:, rows] * Xc[:, cols]
-    upper = resp.T.astype(np.float64) @ products
-    scatter = np.empty((resp.shape[1], n_features, n_features), dtype=np.float64)
-    scatter[:, rows, cols] = upper
-    scatter[:, cols, rows] = upper
-    return scatter
+    budget = 1e-5 if np.dtype(dtype) == np.float32 else 1e-12
+    return budget / np.finfo(dtype).eps
+
+
+def _split_near_far(means, centre, sq_distances, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Shifts (float64) and the indices of far components."""
+    far = np.flatnonzero(sq_distances > far_threshold(dtype))
+    shift = np.array(np.broadcast_to(centre, means.shape))
+    shift[far] = means[far]
+    return shift, far
+
+
+def _near_scatter(Xc: np.ndarray, resp: np.ndarray) -> np.ndarray:
+    """``sum_i r_ki x_i x_i^T`` for every row k of ``resp``: (K, D, D).
+
+    The weighted copies are laid out (K, D, n) so that the broadcast product
+    runs along the long axis, then one batched GEMM forms every matrix.
+    """
+    weighted = resp[:, None, :] * np.ascontiguousarray(Xc.T)[None]
+    return np.matmul(weighted, Xc)
 
 
 def _flip(matrix: np.ndarray) -> np.ndarray:
@@ -172,14 +185,6 @@ class CovarianceModel(ABC):
         )
 
     # ---------------------------------------------------------- chunk kernels
-    def shift(self, means: np.ndarray, centre: np.ndarray) -> np.ndarray:
-        """Centres of the statistics when starting from responsibilities.
-
-        Models whose kernels accumulate around one centre return it for
-        every component; ``FullCovariance`` accumulates around each mean.
-        """
-        return np.broadcast_to(centre, means.shape)
-
     @abstractmethod
     def prepare(self, params, centre: np.ndarray, dtype) -> dict:
         """Per-iteration constants for the chunk kernels (no data involved).
@@ -202,8 +207,9 @@ class CovarianceModel(ABC):
 
         Returns
         -------
-        weighted_log_prob : ndarray of shape (n_samples, n_components)
-            ``log w_k + log N(x | mu_k, Sigma_k)``, a fresh array.
+        weighted_log_prob : ndarray of shape (n_components, n_samples)
+            ``log w_k + log N(x | mu_k, Sigma_k)``, a fresh array.  Component-
+            major, so that reductions over components run along long rows.
         aux : object
             Intermediate results that :meth:`chunk_stats` can reuse.
         """
@@ -218,7 +224,7 @@ class CovarianceModel(ABC):
         ----------
         Xc : ndarray of shape (n_samples, n_features)
             The chunk minus the centre.
-        resp : ndarray of shape (n_samples, n_components)
+        resp : ndarray of shape (n_components, n_samples)
             Responsibilities multiplied by the sample weights.
         offsets : ndarray of shape (n_components, n_features)
             Shifts minus the centre.
@@ -315,15 +321,6 @@ class FullCovariance(CovarianceModel):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features * (n_features + 1) // 2
 
-    # Squared whitened distance between a component and the centre beyond
-    # which its scatter is accumulated around its own mean.  Around the
-    # centre the second moment loses about eps * distance**2 of relative
-    # precision; this bound keeps that below 1e-12.
-    _far = 1e-12 / np.finfo(np.float64).eps
-
-    def shift(self, means, centre):
-        return means
-
     def prepare(self, params, centre, dtype):
         n_components, n_features = params.means.shape
         chol = params.precisions_cholesky
@@ -333,39 +330,43 @@ class FullCovariance(CovarianceModel):
             np.swapaxes(chol, 0, 1).reshape(n_features, n_components * n_features)
         )
         whitened_offsets = np.einsum("kd,kde->ke", offsets, chol)
-        far = np.sum(whitened_offsets**2, axis=1) > self._far
-        shift = np.where(far[:, None], params.means, centre)
+        shift, _ = _split_near_far(
+            params.means, centre, np.sum(whitened_offsets**2, axis=1), dtype
+        )
         log_det = self.log_det_cholesky(chol, n_components, n_features)
         return {
             "shift": shift,
             "offsets": (shift - centre).astype(dtype),
-            "stacked": stacked.astype(dtype),
+            "stacked_t": np.ascontiguousarray(stacked.T, dtype=dtype),
             "whitened_offsets": whitened_offsets.reshape(-1).astype(dtype),
             "const": _const(params, log_det, n_features).astype(dtype),
         }
 
     def log_prob_chunk(self, Xc, prep):
+        # Whitening is linear in the offset, so a far centre costs only
+        # eps * distance of absolute precision here.
         n_samples = Xc.shape[0]
         n_components = prep["const"].shape[0]
-        whitened = Xc @ prep["stacked"]
-        whitened -= prep["whitened_offsets"]
-        whitened = whitened.reshape(n_samples, n_components, -1)
-        maha = np.einsum("nkd,nkd->nk", whitened, whitened)
+        whitened = prep["stacked_t"] @ Xc.T
+        whitened -= prep["whitened_offsets"][:, None]
+        whitened = whitened.reshape(n_components, -1, n_samples)
+        maha = np.einsum("kdn,kdn->kn", whitened, whitened)
         maha *= -0.5
-        maha += prep["const"]
+        maha += prep["const"][:, None]
         return maha, None
 
     def chunk_stats(self, Xc, resp, offsets, aux=None):
         n_components, n_features = offsets.shape
-        shift_sum = resp.T @ Xc - resp.sum(axis=0)[:, None] * offsets
-        scatter = np.empty((n_components, n_features, n_features), dtype=np.float64)
+        shift_sum = resp @ Xc - resp.sum(axis=1)[:, None] * offsets
         far = np.any(offsets != 0, axis=1)
+        if not far.any():
+            return shift_sum, _near_scatter(Xc, resp)
+        scatter = np.empty((n_components, n_features, n_features), dtype=Xc.dtype)
         if not far.all():
-            near = ~far
-            scatter[near] = _scatter_around_origin(Xc, resp[:, near])
+            scatter[~far] = _near_scatter(Xc, resp[~far])
         for k in np.flatnonzero(far):
             diff = Xc - offsets[k]
-            scatter[k] = (diff * resp[:, k : k + 1]).T @ diff
+            scatter[k] = (diff.T * resp[k]) @ diff
         return shift_sum, scatter
 
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
@@ -439,33 +440,45 @@ class TiedCovariance(CovarianceModel):
     def prepare(self, params, centre, dtype):
         n_components, n_features = params.means.shape
         chol = params.precisions_cholesky
-        offsets = params.means - centre
-        whitened_offsets = offsets @ chol
+        whitened_offsets = (params.means - centre) @ chol
+        sq_distances = np.sum(whitened_offsets**2, axis=1)
+        shift, far = _split_near_far(params.means, centre, sq_distances, dtype)
         log_det = self.log_det_cholesky(chol, n_components, n_features)
         return {
-            "shift": self.shift(params.means, centre),
-            "offsets": np.zeros_like(offsets, dtype=dtype),
+            "shift": shift,
+            "offsets": (shift - centre).astype(dtype),
+            "far": far,
             "chol": chol.astype(dtype),
-            "whitened_offsets_t": np.ascontiguousarray(whitened_offsets.T, dtype=dtype),
-            "offset_norms": np.sum(whitened_offsets**2, axis=1).astype(dtype),
+            "whitened_offsets": whitened_offsets.astype(dtype),
+            "offset_norms": sq_distances.astype(dtype),
             "const": _const(params, log_det, n_features).astype(dtype),
         }
 
     def log_prob_chunk(self, Xc, prep):
         whitened = Xc @ prep["chol"]
-        # ||y - b_k||^2 = ||y||^2 - 2 y.b_k + ||b_k||^2, one GEMM for all k.
-        maha = whitened @ prep["whitened_offsets_t"]
+        # ||y - b_k||^2 = ||y||^2 - 2 y.b_k + ||b_k||^2, one GEMM for all k;
+        # far components, where that would cancel, directly.
+        maha = prep["whitened_offsets"] @ whitened.T
         maha *= -2.0
-        maha += np.einsum("nd,nd->n", whitened, whitened)[:, None]
-        maha += prep["offset_norms"]
+        maha += np.einsum("nd,nd->n", whitened, whitened)
+        maha += prep["offset_norms"][:, None]
+        for k in prep["far"]:
+            diff = whitened - prep["whitened_offsets"][k]
+            maha[k] = np.einsum("nd,nd->n", diff, diff)
         maha *= -0.5
-        maha += prep["const"]
+        maha += prep["const"][:, None]
         return maha, None
 
     def chunk_stats(self, Xc, resp, offsets, aux=None):
-        # Accumulated around the centre: the offsets are zero.
-        row_weight = resp.sum(axis=1)
-        return resp.T @ Xc, (Xc * row_weight[:, None]).T @ Xc
+        shift_sum = resp @ Xc - resp.sum(axis=1)[:, None] * offsets
+        far = np.any(offsets != 0, axis=1)
+        near_weight = resp[~far].sum(axis=0) if far.any() else resp.sum(axis=0)
+        scatter = (Xc.T * near_weight) @ Xc
+        for k in np.flatnonzero(far):
+            diff = Xc - offsets[k]
+            scatter += (diff.T * resp[k]) @ diff
+        return shift_sum, scatter
+
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
         delta = shift_sum / nk[:, None]
         outer_sd = shift_sum.T @ delta
@@ -527,37 +540,55 @@ class DiagCovariance(CovarianceModel):
         n_components, n_features = params.means.shape
         precisions = params.precisions_cholesky**2
         offsets = params.means - centre
+        sq_distances = np.sum(offsets**2 * precisions, axis=1)
+        shift, far = _split_near_far(params.means, centre, sq_distances, dtype)
         # maha = [Xc^2, Xc] @ [P; -2 (d * P)]^T + sum(d^2 P): one GEMM for all k.
         design = np.concatenate([precisions, -2.0 * offsets * precisions], axis=1)
         log_det = self.log_det_cholesky(params.precisions_cholesky, n_components, n_features)
         return {
-            "shift": self.shift(params.means, centre),
-            "offsets": np.zeros_like(offsets, dtype=dtype),
-            "design_t": np.ascontiguousarray(design.T, dtype=dtype),
-            "offset_norms": np.sum(offsets**2 * precisions, axis=1).astype(dtype),
+            "shift": shift,
+            "offsets": (shift - centre).astype(dtype),
+            "far": far,
+            "far_precisions": precisions[far].astype(dtype),
+            "design": np.ascontiguousarray(design, dtype=dtype),
+            "offset_norms": sq_distances.astype(dtype),
             "const": _const(params, log_det, n_features).astype(dtype),
         }
 
     def _features(self, Xc):
+        """``[Xc**2, Xc]`` transposed: (2 * n_features, n_samples)."""
         n_features = Xc.shape[1]
-        features = np.empty((Xc.shape[0], 2 * n_features), dtype=Xc.dtype)
-        np.multiply(Xc, Xc, out=features[:, :n_features])
-        features[:, n_features:] = Xc
+        features = np.empty((2 * n_features, Xc.shape[0]), dtype=Xc.dtype)
+        features[n_features:] = Xc.T
+        np.multiply(features[n_features:], features[n_features:], out=features[:n_features])
         return features
+
+    def _far_maha(self, diff, precision):
+        return (diff * diff) @ precision
 
     def log_prob_chunk(self, Xc, prep):
         features = self._features(Xc)
-        maha = features @ prep["design_t"]
-        maha += prep["offset_norms"]
+        maha = prep["design"] @ features
+        maha += prep["offset_norms"][:, None]
+        for k, precision in zip(prep["far"], prep["far_precisions"]):
+            maha[k] = self._far_maha(Xc - prep["offsets"][k], precision)
         maha *= -0.5
-        maha += prep["const"]
+        maha += prep["const"][:, None]
         return maha, features
 
-    def chunk_stats(self, Xc, resp, offsets, aux=None):
-        # Accumulated around the centre: the offsets are zero.
-        n_features = Xc.shape[1]
-        moments = resp.T @ (self._features(Xc) if aux is None else aux)
+    def _moments(self, features, resp, n_features):
+        moments = resp @ features.T
         return moments[:, n_features:], moments[:, :n_features]
+
+    def chunk_stats(self, Xc, resp, offsets, aux=None):
+        n_features = Xc.shape[1]
+        features = self._features(Xc) if aux is None else aux
+        shift_sum, scatter = self._moments(features, resp, n_features)
+        for k in np.flatnonzero(np.any(offsets != 0, axis=1)):
+            own = self._moments(self._features(Xc - offsets[k]), resp[k : k + 1], n_features)
+            shift_sum[k], scatter[k] = own[0][0], own[1][0]
+        return shift_sum, scatter
+
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
         delta = shift_sum / nk[:, None]
         centred = scatter - 2.0 * shift_sum * delta + sum_resp[:, None] * delta**2
@@ -620,31 +651,38 @@ class SphericalCovariance(DiagCovariance):
         n_components, n_features = params.means.shape
         precisions = params.precisions_cholesky**2
         offsets = params.means - centre
+        sq_distances = np.sum(offsets**2, axis=1) * precisions
+        shift, far = _split_near_far(params.means, centre, sq_distances, dtype)
         # maha = [Xc, ||Xc||^2] @ [-2 d p; p]^T + ||d||^2 p: one GEMM for all k.
         design = np.concatenate(
             [-2.0 * offsets * precisions[:, None], precisions[:, None]], axis=1
         )
         log_det = self.log_det_cholesky(params.precisions_cholesky, n_components, n_features)
         return {
-            "shift": self.shift(params.means, centre),
-            "offsets": np.zeros_like(offsets, dtype=dtype),
-            "design_t": np.ascontiguousarray(design.T, dtype=dtype),
-            "offset_norms": (np.sum(offsets**2, axis=1) * precisions).astype(dtype),
+            "shift": shift,
+            "offsets": (shift - centre).astype(dtype),
+            "far": far,
+            "far_precisions": precisions[far].astype(dtype),
+            "design": np.ascontiguousarray(design, dtype=dtype),
+            "offset_norms": sq_distances.astype(dtype),
             "const": _const(params, log_det, n_features).astype(dtype),
         }
 
     def _features(self, Xc):
+        """``[Xc, ||Xc||**2]`` transposed: (n_features + 1, n_samples)."""
         n_features = Xc.shape[1]
-        features = np.empty((Xc.shape[0], n_features + 1), dtype=Xc.dtype)
-        features[:, :n_features] = Xc
-        features[:, n_features] = np.einsum("nd,nd->n", Xc, Xc)
+        features = np.empty((n_features + 1, Xc.shape[0]), dtype=Xc.dtype)
+        features[:n_features] = Xc.T
+        features[n_features] = np.einsum("nd,nd->n", Xc, Xc)
         return features
 
-    def chunk_stats(self, Xc, resp, offsets, aux=None):
-        # Accumulated around the centre: the offsets are zero.
-        n_features = Xc.shape[1]
-        moments = resp.T @ (self._features(Xc) if aux is None else aux)
+    def _far_maha(self, diff, precision):
+        return np.einsum("nd,nd->n", diff, diff) * precision
+
+    def _moments(self, features, resp, n_features):
+        moments = resp @ features.T
         return moments[:, :n_features], moments[:, n_features]
+
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
         n_features = shift_sum.shape[1]
         delta = shift_sum / nk[:, None]

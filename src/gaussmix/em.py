@@ -234,9 +234,9 @@ def log_prob_norm_and_labels(
     def infer(rows: slice) -> np.ndarray:
         weighted = _kernels.weighted_log_prob(model, X[rows], params, centre, prep)
         if want == "labels":
-            return np.argmax(weighted, axis=1)
+            return np.argmax(weighted, axis=0)
         log_density, resp = _kernels.normalise_log_prob(weighted)
-        return log_density if want == "score" else resp
+        return log_density if want == "score" else resp.T
 
     with single_threaded_blas():
         pieces = map_chunks(infer, _kernels.iter_chunks(X.shape[0], chunk_size))
