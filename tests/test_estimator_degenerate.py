@@ -1,0 +1,203 @@
+"""Degenerate data: duplicates, constant features, identical points, components
+that lose all their data, and singular covariances without regularisation."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from gaussmix import EmptyComponentWarning, GaussianMixture
+
+from _helpers import COVARIANCE_TYPES, FITTED_ATTRIBUTES, INIT_METHODS, make_data
+
+
+def assert_finite_fit(gm):
+    for name in FITTED_ATTRIBUTES:
+        value = getattr(gm, name)
+        assert np.all(np.isfinite(value)), name
+    assert np.isfinite(gm.lower_bound_)
+    assert gm.weights_.sum() == pytest.approx(1.0, rel=1e-10)
+    assert np.all(gm.weights_ >= 0)
+
+
+def quiet_fit(gm, X, **kwargs):
+    """Fit, tolerating the warnings degenerate data legitimately cause."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", EmptyComponentWarning)
+        return gm.fit(X, **kwargs)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("init_params", INIT_METHODS)
+def test_duplicated_points(covariance_type, init_params):
+    rng = np.random.RandomState(0)
+    X = np.repeat(rng.standard_normal((8, 2)), 12, axis=0)
+    gm = quiet_fit(GaussianMixture(3, covariance_type=covariance_type, init_params=init_params, random_state=0), X)
+    assert_finite_fit(gm)
+    proba = gm.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_constant_feature(covariance_type):
+    X = make_data("separated", 3, seed=1)
+    X[:, 1] = 4.2
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    assert_finite_fit(gm)
+    np.testing.assert_allclose(gm.means_[:, 1], 4.2, rtol=1e-12)
+    # The constant feature's variance is the regularisation alone (for
+    # 'spherical' it is averaged in with the others).
+    if covariance_type == "full":
+        np.testing.assert_allclose(gm.covariances_[:, 1, 1], gm.reg_covar, rtol=1e-6)
+    elif covariance_type == "tied":
+        assert gm.covariances_[1, 1] == pytest.approx(gm.reg_covar, rel=1e-6)
+    elif covariance_type == "diag":
+        np.testing.assert_allclose(gm.covariances_[:, 1], gm.reg_covar, rtol=1e-6)
+    # The other features are unaffected: same fit as without the column,
+    # up to the labels.
+    reference = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X[:, [0, 2]])
+    if covariance_type == "diag":
+        order = np.argsort(gm.means_[:, 0])
+        ref_order = np.argsort(reference.means_[:, 0])
+        np.testing.assert_allclose(
+            gm.covariances_[order][:, [0, 2]], reference.covariances_[ref_order], rtol=1e-8
+        )
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("init_params", INIT_METHODS)
+@pytest.mark.parametrize("n_components", [2, 4])
+def test_all_identical_points_with_several_components(covariance_type, init_params, n_components):
+    X = np.full((30, 3), 7.5)
+    gm = quiet_fit(
+        GaussianMixture(
+            n_components, covariance_type=covariance_type, init_params=init_params, random_state=0
+        ),
+        X,
+    )
+    assert_finite_fit(gm)
+    np.testing.assert_allclose(gm.means_, 7.5, rtol=1e-12)
+    np.testing.assert_allclose(gm.score_samples(X), gm.score_samples(X[:1])[0], rtol=1e-12)
+    assert np.all(np.isfinite(gm.score_samples(X)))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_two_distinct_points_many_components(covariance_type):
+    X = np.repeat([[0.0, 0.0], [1.0, 1.0]], 10, axis=0)
+    gm = quiet_fit(GaussianMixture(4, covariance_type=covariance_type, random_state=0), X)
+    assert_finite_fit(gm)
+
+
+def far_mean_problem(covariance_type, max_iter=5):
+    X = make_data("separated", 2, seed=2)
+    means_init = np.array([X.mean(axis=0), [1e3, 1e3]])
+    return X, GaussianMixture(
+        2, covariance_type=covariance_type, means_init=means_init, max_iter=max_iter, random_state=0
+    )
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_a_component_that_empties_is_reseeded_with_a_warning(covariance_type):
+    X, gm = far_mean_problem(covariance_type)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(EmptyComponentWarning) as record:
+            gm.fit(X)
+    messages = [str(w.message) for w in record if w.category is EmptyComponentWarning]
+    assert messages
+    # The message says which component, when, what was done and what to do.
+    assert "Component 1 of 2" in messages[0]
+    assert "no data left" in messages[0]
+    assert "iteration 1" in messages[0]
+    assert "re-seeded" in messages[0]
+    assert "decreasing n_components" in messages[0]
+    assert_finite_fit(gm)
+    # Re-seeded inside the data, where it now explains some of it.
+    assert np.all(np.abs(gm.means_) < 50)
+    assert np.all(gm.weights_ > 1e-3)
+    # The warning is raised from the user's call, not from library internals.
+    assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_reseeding_claims_the_worst_explained_sample(covariance_type):
+    """One outlier far from both initial means: the emptied component takes it."""
+    X = make_data("separated", 2, seed=3)
+    X = np.vstack([X, [[60.0, -60.0]]])
+    means_init = np.array([X[:-1].mean(axis=0), [1e4, 1e4]])
+    gm = GaussianMixture(
+        2, covariance_type=covariance_type, means_init=means_init, max_iter=1, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(EmptyComponentWarning):
+            gm.fit(X)
+    np.testing.assert_array_equal(gm.means_[1], [60.0, -60.0])
+
+
+def test_no_warning_on_ordinary_data():
+    X = make_data("separated", 2, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for covariance_type in COVARIANCE_TYPES:
+            GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+
+
+# ----------------------------------------------------- reg_covar = 0
+SINGULAR = {
+    "constant-feature": np.column_stack([np.linspace(0, 1, 30), np.full(30, 2.0)]),
+    "identical-points": np.full((30, 2), 3.0),
+    "collinear": np.column_stack([np.linspace(0, 1, 30), 2 * np.linspace(0, 1, 30)]),
+}
+# Exactly collinear data are singular too, but rounding may leave their
+# covariance numerically positive-definite (Cholesky then succeeds with a
+# huge precision), so they are not required to raise.
+SINGULAR_FOR = {
+    "full": ["constant-feature", "identical-points"],
+    "tied": ["constant-feature", "identical-points"],
+    "diag": ["constant-feature", "identical-points"],
+    "spherical": ["identical-points"],
+}
+
+
+@pytest.mark.parametrize(
+    "covariance_type, data",
+    [(c, d) for c in COVARIANCE_TYPES for d in SINGULAR_FOR[c]],
+)
+def test_singular_data_without_regularisation_names_the_remedy(covariance_type, data):
+    gm = GaussianMixture(1, covariance_type=covariance_type, reg_covar=0.0, random_state=0)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance.*increase reg_covar"):
+        gm.fit(SINGULAR[data])
+    assert not hasattr(gm, "means_")
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_singular_float32_data_suggests_float64(covariance_type):
+    gm = GaussianMixture(1, covariance_type=covariance_type, reg_covar=0.0)
+    with pytest.raises(ValueError, match="increase reg_covar.*float64"):
+        gm.fit(SINGULAR["identical-points"].astype(np.float32))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_the_same_singular_data_fit_with_default_regularisation(covariance_type):
+    for X in SINGULAR.values():
+        gm = quiet_fit(GaussianMixture(1, covariance_type=covariance_type), X)
+        assert_finite_fit(gm)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_tiny_scale_data_fit_without_nan(covariance_type):
+    """Data of scale 1e-5 (variances 1e-10, below reg_covar): finite fit."""
+    X = make_data("separated", 2, seed=5) * 1e-5
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    assert_finite_fit(gm)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_huge_scale_data_fit_without_nan(covariance_type):
+    X = make_data("separated", 2, seed=6) * 1e8
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    assert_finite_fit(gm)
+    assert np.all(np.isfinite(gm.score_samples(X)))

@@ -1,0 +1,161 @@
+"""sample_weight as row multiplicities."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from gaussmix import GaussianMixture
+
+from _helpers import (
+    COVARIANCE_TYPES,
+    assert_params_close,
+    assert_same_mixture,
+    make_data,
+    user_init,
+)
+
+# From a common start the weighted and the repeated fit run the same EM; the
+# sums differ only in order and grouping (w * x once vs x added w times), a
+# few ulps per statistic.  1e-10 relative allows for 30 iterations of that.
+WEIGHT_RTOL = 1e-10
+
+
+def fit(X, sample_weight=None, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return GaussianMixture(**kwargs).fit(X, sample_weight=sample_weight)
+
+
+def weighted_problem(seed=0, kind="overlapping", n_features=2):
+    X = make_data(kind, n_features, n_per_component=40, seed=seed)
+    rng = np.random.RandomState(seed)
+    weights = rng.randint(0, 4, size=len(X))
+    weights[:5] = [0, 1, 2, 3, 5]
+    return X, weights
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_features", [1, 3])
+def test_integer_weights_equal_repeated_rows(covariance_type, n_features):
+    X, w = weighted_problem(seed=1, n_features=n_features)
+    init = user_init(X, 3, covariance_type, seed=0)
+    kwargs = dict(n_components=3, covariance_type=covariance_type, max_iter=30, tol=0, **init)
+    weighted = fit(X, w, **kwargs)
+    repeated = fit(np.repeat(X, w, axis=0), **kwargs)
+    assert_params_close(weighted, repeated, WEIGHT_RTOL)
+    assert weighted.n_iter_ == repeated.n_iter_
+    np.testing.assert_allclose(weighted.lower_bounds_, repeated.lower_bounds_, rtol=WEIGHT_RTOL)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_zero_weight_equals_dropping_the_row(covariance_type):
+    X, _ = weighted_problem(seed=2)
+    w = np.ones(len(X))
+    w[::7] = 0.0
+    X_far = X.copy()
+    X_far[::7] *= 1e3  # dropped rows may hold anything: they must not matter
+    init = user_init(X[w > 0], 3, covariance_type, seed=1)
+    kwargs = dict(n_components=3, covariance_type=covariance_type, max_iter=30, tol=0, **init)
+    weighted = fit(X_far, w, **kwargs)
+    dropped = fit(X[w > 0], **kwargs)
+    assert_params_close(weighted, dropped, WEIGHT_RTOL)
+    np.testing.assert_allclose(weighted.lower_bounds_, dropped.lower_bounds_, rtol=WEIGHT_RTOL)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_unit_weights_equal_no_weights(covariance_type):
+    X, _ = weighted_problem(seed=3)
+    kwargs = dict(n_components=3, covariance_type=covariance_type, random_state=0)
+    weighted = fit(X, np.ones(len(X)), **kwargs)
+    plain = fit(X, **kwargs)
+    assert_params_close(weighted, plain, WEIGHT_RTOL)
+    assert weighted.n_iter_ == plain.n_iter_
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("scale", [1e-3, 0.5, 7.0, 1e4])
+def test_scaling_all_weights_leaves_the_fit_unchanged(covariance_type, scale):
+    """Only relative multiplicities matter, also through the k-means init.
+
+    Scaling multiplies every sum by the same factor; the M-step divides it
+    out, leaving rounding only.
+    """
+    X, w = weighted_problem(seed=4)
+    kwargs = dict(n_components=3, covariance_type=covariance_type, random_state=0, tol=1e-8)
+    base = fit(X, w, **kwargs)
+    scaled = fit(X, w * scale, **kwargs)
+    assert_params_close(scaled, base, 1e-8)
+    assert scaled.lower_bound_ == pytest.approx(base.lower_bound_, rel=1e-8)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++"])
+def test_weights_equal_repeats_with_the_default_random_init_on_clear_clusters(
+    covariance_type, init_params
+):
+    """With a random initialisation the weighted and the repeated data draw
+    different random numbers (the repeated data have more rows), so the starts
+    differ; on well separated clusters both reach the same optimum, which is
+    checked here after convergence (up to relabelling of the components).
+    Bit-for-bit equality needs a common start (tests above).
+    """
+    X, w = weighted_problem(seed=5, kind="separated")
+    kwargs = dict(
+        n_components=3,
+        covariance_type=covariance_type,
+        random_state=0,
+        tol=1e-10,
+        init_params=init_params,
+        max_iter=500,
+    )
+    weighted = fit(X, w, **kwargs)
+    repeated = fit(np.repeat(X, w, axis=0), **kwargs)
+    # Both converged to |change| < 1e-10 in mean log-likelihood: parameters
+    # within ~sqrt(1e-10) of the optimum in the worst case, far closer for a
+    # contraction this fast; 1e-6 relative.
+    assert_same_mixture(weighted, repeated, 1e-6)
+    assert weighted.lower_bound_ == pytest.approx(repeated.lower_bound_, rel=1e-8)
+
+
+def test_zero_weight_rows_are_never_chosen_as_seeds():
+    """'random_from_data' and 'k-means++' pick rows; weightless rows are absent."""
+    X, _ = weighted_problem(seed=6, kind="separated")
+    X = X.copy()
+    w = np.ones(len(X))
+    w[::2] = 0.0
+    X[::2] = 1e6  # absurd rows, weightless
+    for init_params in ("random_from_data", "k-means++", "kmeans"):
+        for seed in range(5):
+            gm = GaussianMixture(
+                3, init_params=init_params, random_state=seed, max_iter=0
+            ).fit(X, sample_weight=w)
+            assert np.all(np.abs(gm.means_) < 100), (init_params, seed)
+
+
+def test_weighted_fit_predict_and_scores_are_consistent():
+    X, w = weighted_problem(seed=7)
+    gm = GaussianMixture(3, random_state=0)
+    labels = gm.fit_predict(X, sample_weight=w)
+    np.testing.assert_array_equal(labels, gm.predict(X))
+    # lower_bound_ is the weighted mean log-likelihood of the run's last
+    # E-step, so it is close to (not equal to) the score of the final fit.
+    weighted_score = np.average(gm.score_samples(X), weights=w)
+    assert weighted_score == pytest.approx(gm.lower_bound_, abs=10 * gm.tol)
+
+
+def test_fractional_weights_are_accepted():
+    X, _ = weighted_problem(seed=8)
+    rng = np.random.RandomState(8)
+    w = rng.uniform(0.1, 2.5, size=len(X))
+    gm = GaussianMixture(3, random_state=0).fit(X, sample_weight=w)
+    assert np.all(np.isfinite(gm.means_))
+    assert gm.weights_.sum() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_scalar_sample_weight_means_equal_weights():
+    X, _ = weighted_problem(seed=9)
+    a = GaussianMixture(3, random_state=0).fit(X, sample_weight=3.0)
+    b = GaussianMixture(3, random_state=0).fit(X)
+    assert_params_close(a, b, 1e-10)
