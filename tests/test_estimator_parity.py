@@ -93,8 +93,24 @@ def test_parity_of_the_default_kmeans_initialisation(covariance_type, kind, n_fe
     assert_same_fit(ours, theirs)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-@pytest.mark.parametrize("init_params", ["k-means++", "random", "random_from_data"])
+# scikit-learn's tied estimator sums X.T @ X over every row whatever its
+# responsibility, which is right only when each row's responsibilities sum to
+# one.  With one seed row per component ('k-means++', 'random_from_data') it
+# starts from a covariance of the raw, uncentred data divided by
+# n_components; gaussmix weights every row by its responsibility, as for the
+# other covariance types, and starts from reg_covar * I (README, "Differences
+# from scikit-learn").  Those two cases are tested in
+# test_tied_start_from_seed_rows_is_the_weighted_estimate.
+SEEDED_TIED = {("tied", "k-means++"), ("tied", "random_from_data")}
+OTHER_INIT_CASES = [
+    (c, i)
+    for c in COVARIANCE_TYPES
+    for i in ("k-means++", "random", "random_from_data")
+    if (c, i) not in SEEDED_TIED
+]
+
+
+@pytest.mark.parametrize(("covariance_type", "init_params"), OTHER_INIT_CASES)
 @pytest.mark.parametrize("kind", ["separated", "anisotropic"])
 def test_parity_of_the_other_initialisations_with_the_same_random_state(
     covariance_type, init_params, kind
@@ -122,8 +138,10 @@ def test_parity_of_the_other_initialisations_with_the_same_random_state(
     assert_same_fit(ours, theirs, skip_first_bound=one_hot)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-@pytest.mark.parametrize("init_params", INIT_METHODS)
+@pytest.mark.parametrize(
+    ("covariance_type", "init_params"),
+    [(c, i) for c in COVARIANCE_TYPES for i in INIT_METHODS if (c, i) not in SEEDED_TIED],
+)
 def test_parity_of_the_initial_parameters(covariance_type, init_params):
     """max_iter=0 exposes the initialisation itself.
 
@@ -152,6 +170,30 @@ def test_parity_of_the_initial_parameters(covariance_type, init_params):
     assert np.sum(ours.weights_) == pytest.approx(1.0, rel=1e-12)
     expected_weights = theirs.weights_ / np.sum(theirs.weights_)
     np.testing.assert_allclose(ours.weights_, expected_weights, rtol=PARITY_RTOL)
+
+
+@pytest.mark.parametrize("init_params", ["k-means++", "random_from_data"])
+def test_tied_start_from_seed_rows_is_the_weighted_estimate(init_params):
+    """One seed row per component: the same seeds and means as scikit-learn,
+    and the tied covariance of rows weighted by their responsibilities, which
+    is reg_covar * I since each component holds a single row."""
+    X = make_data("separated", 2, seed=3)
+    ours, theirs = fit_both(
+        X,
+        n_components=3,
+        covariance_type="tied",
+        init_params=init_params,
+        random_state=7,
+        max_iter=0,
+    )
+    np.testing.assert_allclose(ours.means_, theirs.means_, rtol=PARITY_RTOL)
+    np.testing.assert_allclose(ours.covariances_, 1e-6 * np.eye(2), rtol=1e-9)
+    fitted = GaussianMixture(
+        3, covariance_type="tied", init_params=init_params, random_state=7
+    ).fit(X)
+    assert fitted.converged_
+    assert np.all(np.isfinite(fitted.covariances_))
+    assert np.all(np.linalg.eigvalsh(fitted.covariances_) > 1e-3)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

@@ -92,6 +92,20 @@ def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return log_density, weighted
 
 
+def _empty_stats(model: CovarianceModel, params: MixtureParams, shift) -> SuffStats:
+    """Statistics of a chunk with no rows: zeros that add as nothing."""
+    n_components, n_features = params.means.shape
+    scatter_shape = model.parameter_shape(n_components, n_features)
+    return SuffStats(
+        sum_resp=np.zeros(n_components),
+        shift_sum=np.zeros((n_components, n_features)),
+        scatter=np.zeros(scatter_shape),
+        shift=shift,
+        log_likelihood=0.0,
+        weight_sum=0.0,
+    )
+
+
 def e_step_chunk(
     model: CovarianceModel,
     X: np.ndarray,
@@ -109,6 +123,8 @@ def e_step_chunk(
         centre = mixture_centre(params)
     if prep is None:
         prep = model.prepare(params, centre, X.dtype)
+    if X.shape[0] == 0:
+        return _empty_stats(model, params, prep["shift"])
     Xc = X - centre.astype(X.dtype)
     weighted, aux = model.log_prob_chunk(Xc, prep)
     log_density, resp = normalise_log_prob(weighted)

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _kernels
 from ._parallel import map_chunks, single_threaded_blas
-from .covariance import CovarianceModel
+from .covariance import CovarianceModel, ill_defined_covariance_error
 from .params import MixtureParams
 from .suffstats import SuffStats, sum_stats
 
@@ -159,7 +159,11 @@ def maximization(
                 reseeded.append(int(k))
             weights = weights / np.sum(weights)
 
-    precisions_cholesky = model.precision_cholesky(covariances)
+    try:
+        precisions_cholesky = model.precision_cholesky(covariances)
+    except ValueError:
+        # The M-step runs in float64; the advice must name the data's dtype.
+        raise ill_defined_covariance_error(dtype) from None
     params = MixtureParams(weights, means, covariances, precisions_cholesky)
     if not params.all_finite():
         raise ValueError(
