@@ -28,11 +28,18 @@ __all__ = [
 _CHUNK_BYTES = 1 << 20
 
 
-def chunk_size_for(n_components: int, n_features: int, itemsize: int = 8) -> int:
-    """Rows per chunk so that one chunk's temporaries stay cache-sized."""
-    width = max(n_components * n_features, 2 * n_features + n_components)
+def chunk_size_for(
+    n_components: int, n_features: int, itemsize: int = 8, width: int | None = None
+) -> int:
+    """Rows per chunk so that one chunk's temporaries stay cache-sized.
+
+    ``width`` is the model's :meth:`~gaussmix.covariance.CovarianceModel.chunk_width`;
+    by default the widest of all models, ``n_components * n_features``.
+    """
+    if width is None:
+        width = max(n_components * n_features, 2 * n_features + n_components)
     rows = _CHUNK_BYTES // max(1, width * itemsize)
-    return int(min(max(rows, 256), 8192))
+    return int(min(max(rows, 256), 16384))
 
 
 def iter_chunks(n_samples: int, chunk_size: int) -> list[slice]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -65,10 +66,28 @@ def single_threaded_blas() -> Iterator[None]:
         yield
 
 
+# One pool per thread count, kept for the life of the process: starting
+# threads for every EM iteration costs more than a small iteration itself.
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(n_threads: int) -> ThreadPoolExecutor:
+    with _pools_lock:
+        pool = _pools.get(n_threads)
+        if pool is None:
+            pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="gaussmix")
+            _pools[n_threads] = pool
+        return pool
+
+
 def map_chunks(function: Callable[[slice], T], chunks: Sequence[slice]) -> list[T]:
-    """``[function(c) for c in chunks]``, on several threads when worthwhile."""
+    """``[function(c) for c in chunks]``, on several threads when worthwhile.
+
+    Called from inside one of the pool's own threads (a nested fit), it runs
+    serially instead of waiting on a pool it occupies.
+    """
     n_threads = min(get_num_threads(), len(chunks))
-    if n_threads <= 1:
+    if n_threads <= 1 or threading.current_thread().name.startswith("gaussmix"):
         return [function(rows) for rows in chunks]
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        return list(pool.map(function, chunks))
+    return list(_pool(n_threads).map(function, chunks))

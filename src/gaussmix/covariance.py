@@ -185,6 +185,13 @@ class CovarianceModel(ABC):
         )
 
     # ---------------------------------------------------------- chunk kernels
+    def chunk_width(self, n_components: int, n_features: int) -> int:
+        """Columns of the widest per-row temporary of the chunk kernels.
+
+        Sets the rows per chunk so that a chunk's working set stays in cache.
+        """
+        return 2 * n_features + 2 * n_components
+
     @abstractmethod
     def prepare(self, params, centre: np.ndarray, dtype) -> dict:
         """Per-iteration constants for the chunk kernels (no data involved).
@@ -320,6 +327,9 @@ class FullCovariance(CovarianceModel):
 
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features * (n_features + 1) // 2
+
+    def chunk_width(self, n_components, n_features):
+        return n_components * n_features + n_components
 
     def prepare(self, params, centre, dtype):
         n_components, n_features = params.means.shape

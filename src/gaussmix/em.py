@@ -44,6 +44,11 @@ class EMResult:
     reseeded: list[tuple[int, int, float]] = field(default_factory=list)
 
 
+def _chunk_size(model: CovarianceModel, n_components: int, n_features: int, dtype) -> int:
+    width = model.chunk_width(n_components, n_features)
+    return _kernels.chunk_size_for(n_components, n_features, np.dtype(dtype).itemsize, width)
+
+
 def _chunk_weights(sample_weight: np.ndarray | None, rows: slice) -> np.ndarray | None:
     return None if sample_weight is None else sample_weight[rows]
 
@@ -61,9 +66,7 @@ def expectation(
     in order, so the result does not depend on the number of threads.
     """
     if chunk_size is None:
-        chunk_size = _kernels.chunk_size_for(
-            params.n_components, params.n_features, X.dtype.itemsize
-        )
+        chunk_size = _chunk_size(model, params.n_components, params.n_features, X.dtype)
     centre = _kernels.mixture_centre(params)
     prep = model.prepare(params, centre, X.dtype)
 
@@ -229,9 +232,7 @@ def log_prob_norm_and_labels(
 
     ``want`` is ``"score"``, ``"labels"`` or ``"proba"``.
     """
-    chunk_size = _kernels.chunk_size_for(
-        params.n_components, params.n_features, X.dtype.itemsize
-    )
+    chunk_size = _chunk_size(model, params.n_components, params.n_features, X.dtype)
     centre = _kernels.mixture_centre(params)
     prep = model.prepare(params, centre, X.dtype)
 
