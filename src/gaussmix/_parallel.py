@@ -54,15 +54,26 @@ def set_num_threads(n_threads: int | None) -> None:
     _num_threads = n_threads
 
 
+_controller = None
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS, found once: the search is slow."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
 @contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Limit BLAS to one thread while our own threads run, if there are several."""
-    if get_num_threads() == 1:
+def single_threaded_blas(n_chunks: int = 2) -> Iterator[None]:
+    """Limit BLAS to one thread while our threads share ``n_chunks`` chunks."""
+    if get_num_threads() == 1 or n_chunks <= 1:
         yield
         return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         yield
 
 

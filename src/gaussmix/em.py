@@ -196,7 +196,8 @@ def run_em(
     exactly as in scikit-learn, so that ``lower_bound_`` and ``n_iter_``
     match it step for step.
     """
-    with single_threaded_blas():
+    n_chunks = -(-X.shape[0] // _chunk_size(model, params.n_components, params.n_features, X.dtype))
+    with single_threaded_blas(n_chunks):
         return _iterate(
             model, X, sample_weight, params, tol, max_iter, reg_covar, lower_bound, on_iteration
         )
@@ -243,6 +244,7 @@ def log_prob_norm_and_labels(
         log_density, resp = _kernels.normalise_log_prob(weighted)
         return log_density if want == "score" else resp.T
 
-    with single_threaded_blas():
-        pieces = map_chunks(infer, _kernels.iter_chunks(X.shape[0], chunk_size))
+    chunks = _kernels.iter_chunks(X.shape[0], chunk_size)
+    with single_threaded_blas(len(chunks)):
+        pieces = map_chunks(infer, chunks)
     return np.concatenate(pieces, axis=0)
