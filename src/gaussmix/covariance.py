@@ -543,14 +543,20 @@ class DiagCovariance(CovarianceModel):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features
 
+    def _sq_distances(self, offsets, precisions):
+        return np.sum(offsets**2 * precisions, axis=1)
+
+    def _design(self, offsets, precisions):
+        # maha = [Xc^2, Xc] @ [P; -2 (d * P)]^T + sum(d^2 P): one GEMM for all k.
+        return np.concatenate([precisions, -2.0 * offsets * precisions], axis=1)
+
     def prepare(self, params, centre, dtype):
         n_components, n_features = params.means.shape
         precisions = params.precisions_cholesky**2
         offsets = params.means - centre
-        sq_distances = np.sum(offsets**2 * precisions, axis=1)
+        sq_distances = self._sq_distances(offsets, precisions)
         shift, far = _split_near_far(params.means, centre, sq_distances, dtype)
-        # maha = [Xc^2, Xc] @ [P; -2 (d * P)]^T + sum(d^2 P): one GEMM for all k.
-        design = np.concatenate([precisions, -2.0 * offsets * precisions], axis=1)
+        design = self._design(offsets, precisions)
         log_det = self.log_det_cholesky(params.precisions_cholesky, n_components, n_features)
         return {
             "shift": shift,
@@ -654,26 +660,12 @@ class SphericalCovariance(DiagCovariance):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components
 
-    def prepare(self, params, centre, dtype):
-        n_components, n_features = params.means.shape
-        precisions = params.precisions_cholesky**2
-        offsets = params.means - centre
-        sq_distances = np.sum(offsets**2, axis=1) * precisions
-        shift, far = _split_near_far(params.means, centre, sq_distances, dtype)
+    def _sq_distances(self, offsets, precisions):
+        return np.sum(offsets**2, axis=1) * precisions
+
+    def _design(self, offsets, precisions):
         # maha = [Xc, ||Xc||^2] @ [-2 d p; p]^T + ||d||^2 p: one GEMM for all k.
-        design = np.concatenate(
-            [-2.0 * offsets * precisions[:, None], precisions[:, None]], axis=1
-        )
-        log_det = self.log_det_cholesky(params.precisions_cholesky, n_components, n_features)
-        return {
-            "shift": shift,
-            "offsets": (shift - centre).astype(dtype),
-            "far": far,
-            "far_precisions": precisions[far].astype(dtype),
-            "design": np.ascontiguousarray(design, dtype=dtype),
-            "offset_norms": sq_distances.astype(dtype),
-            "const": _const(params, log_det, n_features).astype(dtype),
-        }
+        return np.concatenate([-2.0 * offsets * precisions[:, None], precisions[:, None]], axis=1)
 
     def _features(self, Xc):
         """``[Xc, ||Xc||**2]`` transposed: (n_features + 1, n_samples)."""
