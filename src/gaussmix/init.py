@@ -10,9 +10,11 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
+from .hierarchical import hierarchical_labels
+
 __all__ = ["INIT_METHODS", "initial_responsibilities"]
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hierarchical")
 
 
 def _one_hot(labels: np.ndarray, n_components: int, dtype) -> np.ndarray:
@@ -34,15 +36,26 @@ def initial_responsibilities(
     ----------
     X : ndarray of shape (n_samples, n_features)
     n_components : int
-    method : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+    method : {'kmeans', 'k-means++', 'random', 'random_from_data', 'hierarchical'}
         'kmeans' labels rows with one run of k-means; 'k-means++' puts one
         row in each component with k-means++ seeding; 'random' draws uniform
-        responsibilities; 'random_from_data' puts one random row in each.
+        responsibilities; 'random_from_data' puts one random row in each;
+        'hierarchical' labels rows as R's mclust does by default: VVV
+        model-based agglomerative clustering of the SVD-transformed data
+        (quantile classes in one dimension), see
+        :func:`gaussmix.hierarchical.hierarchical_labels`.
     random_state : numpy.random.RandomState
+        Not used by 'hierarchical', which is deterministic.
     sample_weight : ndarray of shape (n_samples,), optional
         Row multiplicities. Rows of zero weight are never chosen as seeds.
+        'hierarchical' leaves them out of the clustering and gives them the
+        label of the nearest cluster mean; it counts every row of positive
+        weight once.
     """
     n_samples = X.shape[0]
+    if method == "hierarchical":
+        labels = hierarchical_labels(X, n_components, sample_weight=sample_weight)
+        return _one_hot(labels, n_components, X.dtype)
     if method == "kmeans":
         labels = (
             KMeans(n_clusters=n_components, n_init=1, random_state=random_state)

@@ -1,0 +1,594 @@
+"""Model-based agglomerative hierarchical clustering, as R's mclust ``hc``.
+
+This is the VVV criterion of Banfield & Raftery (1993) with the regularised
+merge cost of Fraley (1998), "Algorithms for model-based Gaussian
+hierarchical clustering", SIAM J. Sci. Comput. 20(1), and the same
+transformation, tie-breaking and tree cut as mclust 6.0.0's
+``hc(modelName = "VVV", use = "SVD")`` and ``hclass``.  mclust starts EM
+from the partition of this tree into G clusters; in one dimension it uses
+quantile classes (``qclass``) instead, and so does :func:`hierarchical_labels`.
+
+Criterion
+---------
+A cluster C of n points with scatter matrix W (sum of outer products of the
+deviations from the cluster mean) in p dimensions is scored by
+
+    term(C) = n * log(det(W / n) + beta * (trace(W) + alpha) / n),
+
+where det(W / n) is 0 when n <= p (W is then singular), so that a singleton
+scores log(alpha * beta) and a cluster of at most p points scores
+n * log(beta * (trace(W) + alpha) / n).  The cost of merging clusters i and j
+is term(i + j) - term(i) - term(j), the change in (minus two times) the
+regularised VVV classification log-likelihood; each step merges the pair of
+least cost.  As in mclust's ``hcVVV``, beta = 1 and
+alpha = trace(W_all) / (n * p) of the (transformed) data, at least the
+machine epsilon.  The trace term keeps the cost finite and informative for
+clusters too small, or too flat, to have a non-singular scatter matrix.
+
+On the SVD-transformed data the columns have sums of squares equal to the
+singular values, so alpha is about sqrt(n) / n and cluster covariances are
+small: det(W / n) is then orders of magnitude below the trace term (for the
+three-cluster cuts of faithful, iris and banknote by 2 to 9 orders), and the
+cost behaves like that of n * log((trace(W) + alpha) / n), a spherical
+criterion of variable volume, on the transformed data.
+
+Identical rows start apart, as they do in mclust 6.0.0: ``hc``'s default
+``partition = dupPartition(data)`` is never passed on to ``hcVVV``, which
+then starts from every row alone (mclust returns n - 1 merges for faithful's
+272 rows, 16 of them repeats).  Two identical rows cost -2 log 2 to merge,
+the least cost of any pair of single rows, so they join early; starting them
+in one cluster instead changes the tree (:func:`hierarchical_merges` takes
+such a ``partition``).
+
+Ties are broken as in mclust: costs are ordered by pair (i, j), i < j,
+column by column (j, then i) over cluster slots, the last least cost wins,
+the merged cluster keeps slot i and the cluster in the last slot moves into
+slot j.  Costs are computed by a different floating-point route than
+mclust's Fortran (LU instead of Givens QR for determinants), so pairs whose
+costs tie to the last bit in one implementation may not in the other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "svd_transform",
+    "hierarchical_merges",
+    "cut_tree",
+    "quantile_classes",
+    "hierarchical_labels",
+]
+
+#: Rows clustered at most; larger inputs cluster a fixed-seed subsample, like
+#: mclust's ``subset`` option (default 2000).
+DEFAULT_MAX_SAMPLES = 2000
+
+#: Seed of the ``numpy.random.Generator`` that draws that subsample.
+SUBSAMPLE_SEED = 0
+
+
+# --------------------------------------------------------------------------
+# transformation
+
+
+def _svd_projection(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Column selection, centre, scale and projection of mclust's "SVD" use."""
+    center = X.mean(axis=0)
+    scale = X.std(axis=0, ddof=1) if X.shape[0] > 1 else np.zeros(X.shape[1])
+    # mclust drops columns that standardising leaves non-finite (constant ones).
+    keep = np.flatnonzero(np.isfinite(scale) & (scale > 0))
+    Xs = (X[:, keep] - center[keep]) / scale[keep]
+    if keep.size == 0:
+        return keep, center, scale, np.zeros((0, 0))
+    _, d, Vt = np.linalg.svd(Xs, full_matrices=False)
+    # Directions without spread (collinear columns) would be divided by zero.
+    tol = d.max() * max(Xs.shape) * np.finfo(float).eps
+    rank = int(np.sum(d > tol))
+    projection = Vt[:rank].T / np.sqrt(d[:rank])
+    return keep, center, scale, projection
+
+
+def svd_transform(X: np.ndarray) -> np.ndarray:
+    """mclust's ``hcUse = "SVD"`` transformation of the data.
+
+    Each column is standardised (centred, divided by its standard deviation
+    with n - 1 degrees of freedom; constant columns are dropped), giving Xs.
+    With the thin SVD Xs = U diag(d) V^T, the result is
+    ``Z = Xs V diag(1 / sqrt(d))``: the principal components, each divided by
+    the square root of its singular value.  Directions of zero singular value
+    (collinear columns), which mclust does not guard against, are dropped.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    Z : ndarray of shape (n_samples, rank)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    keep, center, scale, projection = _svd_projection(X)
+    return ((X[:, keep] - center[keep]) / scale[keep]) @ projection
+
+
+def _transform_fitted_on(X: np.ndarray, rows: np.ndarray, transform: str | None):
+    """The transformation fitted on ``X[rows]`` as a function of any rows of ``X``."""
+    if transform is None:
+        return lambda Y: Y
+    keep, center, scale, projection = _svd_projection(X[rows])
+    return lambda Y: ((Y[:, keep] - center[keep]) / scale[keep]) @ projection
+
+
+# --------------------------------------------------------------------------
+# agglomeration
+
+
+class _Clusters:
+    """Sufficient statistics of the clusters in their slots."""
+
+    def __init__(self, Z: np.ndarray, partition: np.ndarray, alpha: float, beta: float):
+        n_groups = int(partition.max()) + 1
+        p = Z.shape[1]
+        self.p, self.alpha, self.beta = p, alpha, beta
+        self.count = np.bincount(partition, minlength=n_groups).astype(np.float64)
+        sums = np.zeros((n_groups, p))
+        np.add.at(sums, partition, Z)
+        self.mean = sums / self.count[:, None]
+        dev = Z - self.mean[partition]
+        self.scatter = np.zeros((n_groups, p, p))
+        np.add.at(self.scatter, partition, dev[:, :, None] * dev[:, None, :])
+        self.trace = np.einsum("kii->k", self.scatter)
+        self.term = self.terms(self.count, self.scatter, self.trace)
+
+    def terms(self, count, scatter, trace) -> np.ndarray:
+        """``term`` of the module docstring for each cluster."""
+        count = np.asarray(count, dtype=np.float64)
+        log_b = np.log(self.beta * (trace + self.alpha) / count)
+        out = count * log_b
+        full = count > self.p
+        if np.any(full):
+            sign, logdet = np.linalg.slogdet(scatter[full])
+            log_det = np.where(sign > 0, logdet - self.p * np.log(count[full]), -np.inf)
+            out[full] = count[full] * np.logaddexp(log_det, log_b[full])
+        return out
+
+    def merged(self, i: int, others: np.ndarray):
+        """Count, mean, scatter and trace of cluster ``i`` merged with each of ``others``."""
+        n_i, n_o = self.count[i], self.count[others]
+        count = n_i + n_o
+        diff = self.mean[others] - self.mean[i]
+        weight = n_i * n_o / count
+        mean = self.mean[i] + diff * (n_o / count)[:, None]
+        trace = (self.trace[i] + self.trace[others]) + weight * np.einsum("kp,kp->k", diff, diff)
+        return count, mean, diff, weight, trace
+
+    def merge_costs(self, i: int, others: np.ndarray) -> np.ndarray:
+        """Cost of merging cluster ``i`` with each cluster of ``others``."""
+        count, _, diff, weight, trace = self.merged(i, others)
+        log_b = np.log(self.beta * (trace + self.alpha) / count)
+        term = count * log_b
+        # Only clusters of more than p points can have a non-singular scatter.
+        full = np.flatnonzero(count > self.p)
+        if full.size:
+            scatter = self.scatter[i] + self.scatter[others[full]]
+            scatter += weight[full, None, None] * diff[full, :, None] * diff[full, None, :]
+            sign, logdet = np.linalg.slogdet(scatter)
+            log_det = np.where(sign > 0, logdet - self.p * np.log(count[full]), -np.inf)
+            term[full] = count[full] * np.logaddexp(log_det, log_b[full])
+        return term - (self.term[i] + self.term[others])
+
+    def merged_scatter(self, i: int, j: int) -> np.ndarray:
+        """Scatter matrix of clusters ``i`` and ``j`` together."""
+        n_i, n_j = self.count[i], self.count[j]
+        diff = self.mean[j] - self.mean[i]
+        weight = n_i * n_j / (n_i + n_j)
+        return (self.scatter[i] + self.scatter[j]) + weight * np.outer(diff, diff)
+
+    def merge(self, i: int, j: int, term: float) -> None:
+        """Put the merge of clusters ``i`` and ``j`` in slot ``i``."""
+        count, mean, _, _, trace = self.merged(i, np.array([j]))
+        self.scatter[i] = self.merged_scatter(i, j)
+        self.count[i], self.mean[i], self.trace[i] = count[0], mean[0], trace[0]
+        self.term[i] = term
+
+    def move(self, source: int, target: int) -> None:
+        """Move the cluster in slot ``source`` to slot ``target``."""
+        for array in (self.count, self.mean, self.scatter, self.trace, self.term):
+            array[target] = array[source]
+
+
+class _ColumnMinima:
+    """Least cost of each column j of the pair costs (rows i < j), last row on ties.
+
+    The pair chosen is then the last least cost in mclust's order: column by
+    column, row by row within a column.
+    """
+
+    def __init__(self, cost: np.ndarray):
+        self.cost = cost
+        self.value = np.full(cost.shape[0], np.inf)
+        self.row = np.zeros(cost.shape[0], dtype=np.intp)
+        self.recompute(np.arange(cost.shape[0]), cost.shape[0])
+
+    def recompute(self, columns: np.ndarray, m: int) -> None:
+        if columns.size == 0:
+            return
+        # Rows of the symmetric matrix are contiguous: read column c as row c.
+        block = self.cost[columns, :m]
+        block = np.where(np.arange(m)[None, :] < columns[:, None], block, np.inf)
+        # argmin of the reversed rows gives the last row attaining the minimum.
+        last = m - 1 - np.argmin(block[:, ::-1], axis=1)
+        self.value[columns] = block[np.arange(columns.size), last]
+        self.row[columns] = last
+
+    def offer(self, row: int, columns: np.ndarray) -> None:
+        """Take ``cost[row, columns]`` (row < columns) where it wins over the minimum."""
+        values = self.cost[row, columns]
+        wins = (values < self.value[columns]) | (
+            (values == self.value[columns]) & (row > self.row[columns])
+        )
+        self.value[columns[wins]] = values[wins]
+        self.row[columns[wins]] = row
+
+    def best(self, m: int) -> tuple[int, int]:
+        values = self.value[:m]
+        j = m - 1 - int(np.argmin(values[::-1]))
+        return int(self.row[j]), j
+
+
+def _initial_costs(clusters: _Clusters, m: int) -> np.ndarray:
+    """Symmetric matrix of all pair costs, +inf on the diagonal."""
+    cost = np.full((m, m), np.inf)
+    singletons = np.all(clusters.count == 1)
+    for j in range(1, m):
+        rows = np.arange(j)
+        if singletons and clusters.p >= 2:
+            # Two points never have a non-singular scatter when p >= 2.
+            diff = clusters.mean[:j] - clusters.mean[j]
+            trace = 0.5 * np.einsum("kp,kp->k", diff, diff)
+            term = 2.0 * np.log(clusters.beta * (trace + clusters.alpha) / 2.0)
+            cost[:j, j] = term - (clusters.term[:j] + clusters.term[j])
+        else:
+            cost[:j, j] = clusters.merge_costs(j, rows)
+        cost[j, :j] = cost[:j, j]
+    return cost
+
+
+def hierarchical_merges(
+    Z: np.ndarray,
+    *,
+    partition: np.ndarray | None = None,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge sequence of VVV model-based agglomerative clustering (mclust ``hcVVV``).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        The data, already transformed (see :func:`svd_transform`).
+    partition : ndarray of shape (n_samples,), optional
+        Initial clusters (default: every row alone, as mclust's default ``hc``
+        does).  They are renumbered 0, 1, ... in order of first appearance,
+        which is also the order of their slots.
+    alpha, beta : float, default=1.0
+        mclust's ``hcVVV`` parameters.  The alpha used in the criterion is
+        ``alpha * trace(W_all) / (n_samples * n_features)``, at least the
+        machine epsilon, where W_all is the scatter matrix of all of Z.
+
+    Returns
+    -------
+    pairs : ndarray of shape (n_groups - 1, 2)
+        Step s merges the clusters labelled ``pairs[s, 0] < pairs[s, 1]``;
+        the merged cluster keeps the label ``pairs[s, 0]``.  Labels are those
+        of the renumbered ``partition`` (row indices by default).
+        ``pairs + 1`` is mclust's ``t(hcPairs)``.
+    costs : ndarray of shape (n_groups - 1,)
+        The cost (change in the criterion) of each merge.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    n, p = Z.shape
+    if partition is None:
+        partition = np.arange(n)
+    partition = _consecutive(np.asarray(partition, dtype=np.intp))
+    centred = Z - Z.mean(axis=0)
+    alpha = max(alpha * np.sum(centred * centred) / (n * max(p, 1)), np.finfo(float).eps)
+    clusters = _Clusters(Z, partition, alpha, beta)
+    m = clusters.count.size
+    labels = np.arange(m)
+    cost = _initial_costs(clusters, m)
+    minima = _ColumnMinima(cost)
+    pairs = np.zeros((max(m - 1, 0), 2), dtype=np.intp)
+    costs = np.zeros(max(m - 1, 0))
+    last_merged = None
+    for step in range(m - 1):
+        i, j = minima.best(m)
+        pairs[step] = sorted((labels[i], labels[j]))
+        costs[step] = cost[i, j]
+        direct = last_merged is None or last_merged in (i, j)
+        _merge_slots(clusters, cost, minima, labels, i, j, m, direct)
+        last_merged = i
+        m -= 1
+    return pairs, costs
+
+
+def _merge_slots(clusters, cost, minima, labels, i, j, m, direct) -> None:
+    """Merge slot j into slot i, move the last slot into j, update the costs."""
+    if direct:
+        count, _, _, _, trace = clusters.merged(i, np.array([j]))
+        term = clusters.terms(count, clusters.merged_scatter(i, j)[None], trace)[0]
+    else:
+        # mclust takes the merged term as stored cost + the two terms when the
+        # pair's cost was not computed in the step just before.
+        term = cost[i, j] + (clusters.term[i] + clusters.term[j])
+    clusters.merge(i, j, term)
+    labels[i] = min(labels[i], labels[j])
+    last = m - 1
+    if j != last:
+        clusters.move(last, j)
+        labels[j] = labels[last]
+        cost[j, :m] = cost[last, :m]
+        cost[:m, j] = cost[:m, last]
+        cost[j, j] = np.inf
+    cost[last, :] = np.inf
+    cost[:, last] = np.inf
+    m -= 1
+    others = np.delete(np.arange(m), i)
+    if others.size:
+        new = clusters.merge_costs(i, others)
+        cost[i, others] = new
+        cost[others, i] = new
+    _update_minima(minima, i, j, m)
+
+
+def _update_minima(minima: _ColumnMinima, i: int, j: int, m: int) -> None:
+    """Column minima after rows/columns i and j of the cost matrix changed."""
+    moved = j < m
+    stale = {i}
+    if moved:
+        stale.add(j)
+    columns = np.arange(m)
+    # Columns whose least cost sat in a changed row must be searched again.
+    rows = minima.row[:m]
+    stale.update(columns[((rows == i) | (rows == j)) & (columns > i)].tolist())
+    stale_columns = np.array(sorted(stale), dtype=np.intp)
+    stale_columns = stale_columns[stale_columns < m]
+    minima.recompute(stale_columns, m)
+    is_fresh = np.ones(m, dtype=bool)
+    is_fresh[stale_columns] = False
+    fresh = columns[is_fresh]
+    minima.offer(i, fresh[fresh > i])
+    if moved:
+        minima.offer(j, fresh[fresh > j])
+    minima.value[m:] = np.inf
+
+
+# --------------------------------------------------------------------------
+# cutting the tree
+
+
+def cut_tree(pairs: np.ndarray, partition: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Labels of the rows when the tree is cut at ``n_clusters`` (mclust ``hclass``).
+
+    Parameters
+    ----------
+    pairs : ndarray of shape (n_groups - 1, 2)
+        From :func:`hierarchical_merges`.
+    partition : ndarray of shape (n_samples,)
+        The initial clusters given to :func:`hierarchical_merges`.
+    n_clusters : int
+        Between 1 and n_groups.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+        0, 1, ..., n_clusters - 1, numbered in order of first appearance.
+    """
+    partition = np.asarray(partition, dtype=np.intp)
+    n_groups = pairs.shape[0] + 1
+    if not 1 <= n_clusters <= n_groups:
+        raise ValueError(f"n_clusters must be in [1, {n_groups}], got {n_clusters}.")
+    group = np.arange(n_groups)
+    for i, j in pairs[: n_groups - n_clusters]:
+        group[group == j] = i
+    return _consecutive(group[partition])
+
+
+def _consecutive(labels: np.ndarray) -> np.ndarray:
+    """Relabel 0, 1, ... in order of first appearance (mclust ``partconv``)."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.intp)
+    rank[np.argsort(first)] = np.arange(first.size)
+    return rank[inverse.ravel()]
+
+
+# --------------------------------------------------------------------------
+# one dimension
+
+
+def _r_quantile7(sorted_x: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """R's ``quantile(x, probs)`` (type 7) of sorted data, operation for operation."""
+    n = sorted_x.size
+    index = 1.0 + (n - 1) * probs
+    lo = np.floor(index).astype(np.intp)
+    hi = np.ceil(index).astype(np.intp)
+    qs = sorted_x[lo - 1]
+    interpolate = (index > lo) & (sorted_x[hi - 1] != qs)
+    h = (index - lo)[interpolate]
+    qs[interpolate] = (1 - h) * qs[interpolate] + h * sorted_x[hi[interpolate] - 1]
+    return qs
+
+
+def _r_seq01(length: int) -> np.ndarray:
+    """R's ``seq(from = 0, to = 1, length = length)``."""
+    steps = np.arange(length, dtype=np.float64) * (1.0 / (length - 1))
+    steps[-1] = 1.0
+    return steps
+
+
+def _quantile_breaks(sorted_x: np.ndarray, k: int) -> np.ndarray:
+    """k + 1 distinct quantile breaks, the first grid of quantiles that has them."""
+    # The finest grid reproduces the distinct values; cap the search there.
+    max_grid = min(sorted_x.size, 4096)
+    grid = k
+    breaks = np.zeros(0)
+    while breaks.size < k + 1 and grid < max_grid:
+        grid += 1
+        breaks = np.unique(_r_quantile7(sorted_x, _r_seq01(grid)))
+    if breaks.size < k + 1:
+        breaks = np.unique(sorted_x)
+    if breaks.size > k + 1:
+        # Drop the lower break of each of the smallest gaps (R's order is stable).
+        drop = np.argsort(np.diff(breaks), kind="stable")[: breaks.size - k - 1]
+        breaks = np.delete(breaks, drop)
+    return breaks
+
+
+def quantile_classes(x: np.ndarray, n_classes: int) -> np.ndarray:
+    """mclust's ``qclass``: classes between quantiles of one-dimensional data.
+
+    The breaks are the distinct quantiles (R's type 7) on the coarsest grid
+    of k + 2, k + 3, ... equally spaced probabilities that gives at least
+    k + 1 of them; if there are more, the lower break of each of the smallest
+    gaps is dropped.  Class c holds the values in [break c, break c + 1), the
+    outer breaks widened to the data range by sd * sqrt(machine epsilon).
+    With k or fewer distinct values, which mclust cannot classify, each
+    distinct value is a class when there are exactly k, else the sorted values
+    are cut into k blocks of nearly equal size.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples,)
+    n_classes : int
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+        0, ..., n_classes - 1, increasing with x.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    k = int(n_classes)
+    sorted_x = np.sort(x)
+    distinct = np.unique(sorted_x)
+    if k == 1:
+        return np.zeros(x.size, dtype=np.intp)
+    if distinct.size == k:
+        return np.searchsorted(distinct, x)
+    if distinct.size < k:
+        order = np.argsort(x, kind="stable")
+        labels = np.empty(x.size, dtype=np.intp)
+        for label, block in enumerate(np.array_split(order, k)):
+            labels[block] = label
+        return labels
+    breaks = _quantile_breaks(sorted_x, k)
+    # Values fall in [q_c, q_c+1); the outer breaks only widen the range.
+    return np.searchsorted(breaks[1:-1], x, side="right")
+
+
+# --------------------------------------------------------------------------
+# labels for EM
+
+
+def _nearest_mean(Z_rows: np.ndarray, Z_clustered: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Label of the nearest mean of the clusters ``labels`` of ``Z_clustered``."""
+    k = int(labels.max()) + 1
+    counts = np.bincount(labels, minlength=k)
+    means = np.zeros((k, Z_clustered.shape[1]))
+    np.add.at(means, labels, Z_clustered)
+    means /= counts[:, None]
+    dist = (
+        np.einsum("ij,ij->i", Z_rows, Z_rows)[:, None]
+        - 2.0 * Z_rows @ means.T
+        + np.einsum("ij,ij->i", means, means)[None, :]
+    )
+    return np.argmin(dist, axis=1)
+
+
+def _cluster_rows(Z: np.ndarray, n_clusters: int) -> np.ndarray:
+    """VVV agglomeration of the rows of Z, every row alone at first, cut at ``n_clusters``."""
+    n = Z.shape[0]
+    if Z.shape[1] == 0:
+        # No direction of spread: all rows coincide; split them in row order.
+        return np.arange(n) * n_clusters // n
+    pairs, _ = hierarchical_merges(Z)
+    return cut_tree(pairs, np.arange(n), n_clusters)
+
+
+def hierarchical_labels(
+    X: np.ndarray,
+    n_components: int,
+    *,
+    transform: str | None = "SVD",
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """Initial partition of the rows as mclust starts EM from it.
+
+    For more than one feature: the rows are transformed (:func:`svd_transform`),
+    VVV model-based agglomeration runs from every row alone
+    (:func:`hierarchical_merges`) and the tree is cut at ``n_components``
+    clusters (:func:`cut_tree`).  For one feature: quantile classes
+    (:func:`quantile_classes`).  Deterministic.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    n_components : int
+        The number of clusters, between 1 and n_samples.
+    transform : {'SVD', None}, default='SVD'
+        'SVD' is mclust's default ``hcUse``; None clusters X as it is.  The
+        transformation is fitted on the rows that are clustered.
+    max_samples : int, default=2000
+        At most this many rows are agglomerated (it takes O(max_samples^2)
+        memory and time).  With more rows of positive weight, a subsample of
+        this size, drawn without replacement by ``numpy.random.default_rng(0)``
+        and sorted, is clustered; mclust draws its ``subset`` (2000 rows by
+        default) at random too.  Quantile classes in one dimension use all
+        rows.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Rows of zero weight are left out of the clustering and the
+        transformation.  Positive weights do not change the agglomeration,
+        which has no notion of multiplicity: every row counts once.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+        0, ..., n_components - 1.  Rows that were not clustered (zero weight,
+        or left out of the subsample) take the label of the nearest cluster
+        mean in the transformed space.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n_samples, n_features = X.shape
+    if transform not in ("SVD", None):
+        raise ValueError(f"transform must be 'SVD' or None, got {transform!r}.")
+    rows = _rows_to_cluster(n_samples, n_features > 1, max_samples, sample_weight)
+    if not 1 <= n_components <= rows.size:
+        raise ValueError(
+            f"n_components={n_components} must be between 1 and the {rows.size} "
+            "rows that can be clustered."
+        )
+    if n_components == 1:
+        return np.zeros(n_samples, dtype=np.intp)
+    to_space = _transform_fitted_on(X, rows, transform if n_features > 1 else None)
+    Z = to_space(X[rows])
+    if n_features == 1:
+        clustered = quantile_classes(Z[:, 0], n_components)
+    else:
+        clustered = _cluster_rows(Z, n_components)
+    if rows.size == n_samples:
+        return clustered
+    labels = _nearest_mean(to_space(X), Z, clustered)
+    labels[rows] = clustered
+    return labels
+
+
+def _rows_to_cluster(n_samples, subsample, max_samples, sample_weight) -> np.ndarray:
+    """Indices of the rows of positive weight, subsampled to ``max_samples``."""
+    rows = np.arange(n_samples)
+    if sample_weight is not None:
+        rows = np.flatnonzero(np.asarray(sample_weight) > 0)
+    if subsample and rows.size > max_samples:
+        rng = np.random.default_rng(SUBSAMPLE_SEED)
+        rows = np.sort(rng.choice(rows, size=max_samples, replace=False))
+    return rows
