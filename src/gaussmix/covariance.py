@@ -731,3 +731,19 @@ def covariance_model_names() -> tuple[str, ...]:
 
 for _model in (FullCovariance(), TiedCovariance(), DiagCovariance(), SphericalCovariance()):
     register_covariance_model(_model)
+
+
+def register_covariance_alias(alias: str, name: str) -> None:
+    """Make ``alias`` a second name of the registered model ``name`` (the same object).
+
+    Raises
+    ------
+    ValueError
+        If ``alias`` is taken or ``name`` is not registered.
+    """
+    if alias in _REGISTRY:
+        raise ValueError(f"Covariance model {alias!r} is already registered.")
+    _REGISTRY[alias] = get_covariance_model(name)
+
+
+from . import mclust_models  # noqa: E402,F401  (registers the mclust models)

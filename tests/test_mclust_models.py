@@ -1,0 +1,453 @@
+"""mclust's 14 covariance models: registry, M-step constraints and optimality, fits."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.stats import ortho_group
+
+from gaussmix import GaussianMixture
+from gaussmix.covariance import (
+    DiagCovariance,
+    FullCovariance,
+    SphericalCovariance,
+    TiedCovariance,
+    covariance_model_names,
+    get_covariance_model,
+)
+from gaussmix.em import maximization
+from gaussmix.exceptions import ConvergenceWarning
+from gaussmix.mclust_models import MCLUST_MODEL_NAMES
+from gaussmix.suffstats import SuffStats
+
+from _helpers import make_data, relative_error, spd_matrix, user_init
+
+ALIASES = {"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"}
+NEW_MODELS = tuple(name for name in MCLUST_MODEL_NAMES if name not in ALIASES)
+# The M-steps are exact up to rounding (closed forms) or run to a 1e-12
+# relative step (iterative ones, which converge linearly or quadratically).
+MSTEP_RTOL = 1e-9
+
+
+def family(model):
+    """The scikit-learn type whose parameter shape ``model`` shares."""
+    for cls, name in (
+        (TiedCovariance, "tied"),
+        (SphericalCovariance, "spherical"),
+        (DiagCovariance, "diag"),
+        (FullCovariance, "full"),
+    ):
+        if isinstance(model, cls):
+            return name
+    raise AssertionError(model)
+
+
+def as_full(model, covariances, n_components, n_features):
+    """Covariances of any model as (K, D, D) matrices."""
+    covariances = np.asarray(covariances, dtype=np.float64)
+    kind = family(model)
+    if kind == "full":
+        return covariances
+    if kind == "tied":
+        return np.broadcast_to(covariances, (n_components, n_features, n_features)).copy()
+    if kind == "diag":
+        return np.stack([np.diag(c) for c in covariances])
+    return np.stack([c * np.eye(n_features) for c in covariances])
+
+
+def statistic(model, scatters):
+    """The model's second-order statistic of centred scatters ``W_k`` (K, D, D)."""
+    kind = family(model)
+    if kind == "full":
+        return scatters.copy()
+    if kind == "tied":
+        return np.sum(scatters, axis=0)
+    diagonals = np.diagonal(scatters, axis1=1, axis2=2).copy()
+    return diagonals if kind == "diag" else np.sum(diagonals, axis=1)
+
+
+def mstep(model, scatters, nk, reg_covar=0.0):
+    """The M-step's covariances (K, D, D) for centred scatters and weights."""
+    n_components, n_features, _ = scatters.shape
+    shift_sum = np.zeros((n_components, n_features))
+    covariances = model.estimate_covariances(
+        statistic(model, scatters), nk, shift_sum, nk, reg_covar
+    )
+    return as_full(model, covariances, n_components, n_features)
+
+
+def random_scatters(rng, n_components, n_features):
+    """Weighted scatters of random data under random responsibilities."""
+    X = rng.standard_normal((60, n_features)) @ rng.standard_normal((n_features, n_features))
+    sample_weight = rng.uniform(0.5, 2.0, len(X))
+    resp = rng.dirichlet(np.ones(n_components), size=len(X)) * sample_weight[:, None]
+    nk = resp.sum(axis=0)
+    means = resp.T @ X / nk[:, None]
+    scatters = np.stack(
+        [(X - means[k]).T * resp[:, k] @ (X - means[k]) for k in range(n_components)]
+    )
+    return X, resp, scatters, nk
+
+
+def expected_log_likelihood(covariances, scatters, nk):
+    """``sum_k [-n_k log det Sigma_k - tr(Sigma_k^-1 W_k)]``: what the M-step maximises."""
+    _, log_dets = np.linalg.slogdet(covariances)
+    traces = np.einsum("kij,kji->k", np.linalg.inv(covariances), scatters)
+    return float(np.sum(-nk * log_dets - traces))
+
+
+def decompose(covariances):
+    """Volumes (K,), shapes (K, D) descending with product 1, orientations (K, D, D)."""
+    values, vectors = np.linalg.eigh(covariances)
+    values, vectors = values[:, ::-1], vectors[:, :, ::-1]
+    volumes = np.exp(np.mean(np.log(values), axis=1))
+    return volumes, values / volumes[:, None], vectors
+
+
+def compose(volumes, shapes, orientations):
+    return np.einsum("kij,kj,klj->kil", orientations, volumes[:, None] * shapes, orientations)
+
+
+# ----------------------------------------------------------------- registry
+def test_every_mclust_name_and_alias_is_registered():
+    names = covariance_model_names()
+    assert set(MCLUST_MODEL_NAMES) | {"full", "tied", "diag", "spherical", "E", "V"} == set(names)
+    assert len(names) == 20
+    for name in NEW_MODELS:
+        assert get_covariance_model(name).name == name
+
+
+@pytest.mark.parametrize("alias, name", [*ALIASES.items(), ("E", "EII"), ("V", "spherical")])
+def test_aliases_are_the_same_objects(alias, name):
+    assert get_covariance_model(alias) is get_covariance_model(name)
+
+
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_each_model_subclasses_the_family_of_its_parameter_shape(name):
+    model = get_covariance_model(name)
+    expected = {"I": "diag", "E": "full", "V": "full"}[name[2]]
+    if name == "EII":
+        expected = "spherical"
+    assert family(model) == expected
+    assert model.parameter_shape(3, 4) == get_covariance_model(expected).parameter_shape(3, 4)
+
+
+# ------------------------------------------------------ M-step: constraints
+def assert_constraint(name, covariances, rtol=1e-9):
+    """``covariances`` (K, D, D) satisfy the volume-shape-orientation letters of ``name``."""
+    volumes, shapes, orientations = decompose(covariances)
+    volume, shape, orientation = name
+    if volume == "E":
+        assert relative_error(volumes, np.full_like(volumes, volumes[0])) <= rtol
+    off_diagonal = covariances * (1.0 - np.eye(covariances.shape[-1]))
+    if orientation == "I":
+        assert np.all(off_diagonal == 0.0)
+        # Axis-aligned shapes are compared axis by axis, not sorted.
+        shapes = np.diagonal(covariances, axis1=1, axis2=2) / volumes[:, None]
+    if shape == "E":
+        assert relative_error(shapes, np.broadcast_to(shapes[0], shapes.shape)) <= rtol
+    if orientation == "E":
+        # A shared orientation: the covariances commute.
+        scale = np.max(np.abs(covariances)) ** 2
+        for a in covariances:
+            for b in covariances:
+                assert np.max(np.abs(a @ b - b @ a)) <= rtol * scale
+
+
+@pytest.mark.parametrize("name", MCLUST_MODEL_NAMES)
+@pytest.mark.parametrize("seed", range(3))
+def test_mstep_satisfies_its_constraint(name, seed):
+    rng = np.random.RandomState(seed)
+    _, _, scatters, nk = random_scatters(rng, n_components=3, n_features=4)
+    covariances = mstep(get_covariance_model(name), scatters, nk)
+    assert_constraint(name, covariances)
+
+
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_reg_covar_is_added_to_the_diagonal_afterwards(name):
+    rng = np.random.RandomState(3)
+    _, _, scatters, nk = random_scatters(rng, n_components=3, n_features=3)
+    model = get_covariance_model(name)
+    plain, regularised = mstep(model, scatters, nk), mstep(model, scatters, nk, reg_covar=0.5)
+    expected = np.broadcast_to(0.5 * np.eye(3), plain.shape)
+    np.testing.assert_allclose(regularised - plain, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_statistics_around_any_shift_give_the_same_mstep(name):
+    """W_k is formed from statistics around the shift exactly as the parent does."""
+    rng = np.random.RandomState(4)
+    X, resp, scatters, nk = random_scatters(rng, n_components=3, n_features=3)
+    model = get_covariance_model(name)
+    shift = rng.standard_normal((3, 3))
+    shift_sum = np.stack([resp[:, k] @ (X - shift[k]) for k in range(3)])
+    around_shift = np.stack([(X - shift[k]).T * resp[:, k] @ (X - shift[k]) for k in range(3)])
+    shifted = model.estimate_covariances(statistic(model, around_shift), nk, shift_sum, nk, 0.0)
+    assert relative_error(as_full(model, shifted, 3, 3), mstep(model, scatters, nk)) <= 1e-10
+
+
+# ------------------------------------------------------ M-step: optimality
+def random_factor(rng, letter, n_components, draw):
+    """``draw()`` once for every component (V), once shared (E)."""
+    if letter == "V":
+        return np.stack([draw() for _ in range(n_components)])
+    return np.stack([draw()] * n_components)
+
+
+def random_feasible(rng, name, n_components, n_features):
+    """A random member of model ``name``'s constraint set, (K, D, D)."""
+    volumes = random_factor(rng, name[0], n_components, lambda: rng.uniform(0.2, 3.0))
+    log_shapes = random_factor(
+        rng, name[1], n_components, lambda: rng.normal(0.0, 0.7, n_features)
+    )
+    shapes = np.exp(log_shapes - log_shapes.mean(axis=1, keepdims=True))
+    if name[1] == "I":
+        shapes = np.ones_like(shapes)
+    if name[2] == "I":
+        orientations = np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features))
+    else:
+        orientations = random_factor(
+            rng, name[2], n_components, lambda: ortho_group.rvs(n_features, random_state=rng)
+        )
+    return compose(volumes, shapes, orientations)
+
+
+def perturb_within(rng, name, covariances, size):
+    """Move every factor the constraint leaves free by a relative ``size``."""
+    n_components, n_features, _ = covariances.shape
+    volumes, shapes, orientations = decompose(covariances)
+    if name[2] == "I":
+        # Keep the axis order: the shape of an axis-aligned model is per axis.
+        orientations = np.broadcast_to(np.eye(n_features), covariances.shape).copy()
+        shapes = np.diagonal(covariances, axis1=1, axis2=2) / volumes[:, None]
+    log_step = random_factor(rng, name[0], n_components, rng.standard_normal)
+    volumes = volumes * np.exp(size * log_step)
+    log_step = random_factor(rng, name[1], n_components, lambda: rng.standard_normal(n_features))
+    if name[1] != "I":
+        shapes = shapes * np.exp(size * (log_step - log_step.mean(axis=1, keepdims=True)))
+    if name[2] != "I":
+
+        def small_rotation():
+            skew = size * rng.standard_normal((n_features, n_features))
+            return np.linalg.qr(np.eye(n_features) + skew - skew.T)[0]
+
+        rotation = random_factor(rng, name[2], n_components, small_rotation)
+        # A shared orientation turns by one rotation; separate ones independently.
+        orientations = np.matmul(orientations, rotation)
+    return compose(volumes, shapes, orientations)
+
+
+@pytest.mark.parametrize("name", MCLUST_MODEL_NAMES)
+@pytest.mark.parametrize("seed", range(3))
+def test_mstep_beats_random_members_of_the_constraint_set(name, seed):
+    rng = np.random.RandomState(seed)
+    _, _, scatters, nk = random_scatters(rng, n_components=3, n_features=3)
+    best = expected_log_likelihood(mstep(get_covariance_model(name), scatters, nk), scatters, nk)
+    for _ in range(20):
+        other = random_feasible(rng, name, 3, 3)
+        assert expected_log_likelihood(other, scatters, nk) < best
+
+
+@pytest.mark.parametrize("name", MCLUST_MODEL_NAMES)
+@pytest.mark.parametrize("seed", range(3))
+def test_mstep_is_a_local_maximum_within_the_constraint_set(name, seed):
+    rng = np.random.RandomState(seed)
+    _, _, scatters, nk = random_scatters(rng, n_components=3, n_features=3)
+    optimum = mstep(get_covariance_model(name), scatters, nk)
+    assert_constraint(name, perturb_within(rng, name, optimum, 1e-3), rtol=1e-8)
+    best = expected_log_likelihood(optimum, scatters, nk)
+    # At a maximum a step of size h loses O(h^2); rounding of the objective
+    # is about 1e-16 of its size.
+    slack = 1e-13 * abs(best)
+    for size in (1e-2, 1e-3, 1e-4):
+        for _ in range(10):
+            moved = perturb_within(rng, name, optimum, size)
+            assert expected_log_likelihood(moved, scatters, nk) <= best + slack
+
+
+@pytest.mark.parametrize("name", MCLUST_MODEL_NAMES)
+def test_one_component_gives_the_unconstrained_estimate_of_its_family(name):
+    """With K = 1 "E" and "V" coincide: the M-step is VVV's, VVI's or VII's."""
+    rng = np.random.RandomState(5)
+    _, _, scatters, nk = random_scatters(rng, n_components=1, n_features=4)
+    unconstrained = {"I": "VVI", "E": "VVV", "V": "VVV"}[name[2]]
+    if name[:2] == "EI" or name == "VII":
+        unconstrained = "VII"
+    expected = mstep(get_covariance_model(unconstrained), scatters, nk)
+    assert relative_error(mstep(get_covariance_model(name), scatters, nk), expected) <= MSTEP_RTOL
+
+
+@pytest.mark.parametrize("name", MCLUST_MODEL_NAMES)
+def test_equal_covariances_are_recovered_by_every_model(name):
+    """When every W_k / n_k is one matrix S, each full model's M-step returns S."""
+    rng = np.random.RandomState(6)
+    nk = np.array([5.0, 17.0, 40.0])
+    common = spd_matrix(rng, 4)
+    if name[2] == "I":
+        common = np.diag(np.diag(common))
+    if name[1] == "I":
+        common = np.eye(4) * np.mean(np.diag(common))
+    covariances = mstep(get_covariance_model(name), nk[:, None, None] * common, nk)
+    assert relative_error(covariances, np.broadcast_to(common, covariances.shape)) <= MSTEP_RTOL
+
+
+@pytest.mark.parametrize("name", ["EEV", "EVV", "EVI", "EEI", "EII"])
+def test_closed_forms_match_their_formulas(name):
+    """Celeux & Govaert's closed forms, written out independently."""
+    rng = np.random.RandomState(7)
+    _, _, scatters, nk = random_scatters(rng, n_components=3, n_features=3)
+    n = nk.sum()
+    if name == "EII":
+        expected = np.trace(scatters, axis1=1, axis2=2).sum() / (3 * n) * np.eye(3)
+        expected = np.broadcast_to(expected, scatters.shape)
+    elif name == "EEI":
+        expected = np.broadcast_to(np.diag(np.diag(scatters.sum(axis=0))) / n, scatters.shape)
+    elif name == "EVI":
+        diagonals = np.diagonal(scatters, axis1=1, axis2=2)
+        roots = np.prod(diagonals, axis=1) ** (1 / 3)
+        expected = np.stack([np.diag(d / r) for d, r in zip(diagonals, roots)]) * roots.sum() / n
+    elif name == "EVV":
+        roots = np.linalg.det(scatters) ** (1 / 3)
+        expected = scatters / roots[:, None, None] * roots.sum() / n
+    else:
+        values, vectors = np.linalg.eigh(scatters)
+        pooled = values.sum(axis=0) / n  # ascending in every component alike
+        expected = np.einsum("kij,j,klj->kil", vectors, pooled, vectors)
+    got = mstep(get_covariance_model(name), scatters, nk)
+    assert relative_error(got, expected) <= 1e-12
+
+
+def degenerate_stats(model):
+    """Statistics where each component has one feature without spread (a different one)."""
+    rng = np.random.RandomState(8)
+    _, _, scatters, nk = random_scatters(rng, n_components=2, n_features=3)
+    scatters[0, 0, :] = scatters[0, :, 0] = 0.0
+    scatters[1, :, 2] = scatters[1, 2, :] = 0.0
+    return SuffStats(
+        sum_resp=nk,
+        shift_sum=np.zeros((2, 3)),
+        scatter=statistic(model, scatters),
+        shift=np.zeros((2, 3)),
+        log_likelihood=0.0,
+        weight_sum=float(nk.sum()),
+    )
+
+
+@pytest.mark.parametrize("name", ["EVI", "VEV", "EVV"])
+def test_mstep_without_a_maximiser_raises_the_ill_defined_error(name):
+    """Per-component shapes (or volumes) can shrink onto the flat feature: no maximum."""
+    model = get_covariance_model(name)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance.*float64 data"):
+        maximization(model, degenerate_stats(model), reg_covar=1e-6, dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", ["EII", "EEI", "VEI", "VEE", "VVE", "EEV"])
+def test_mstep_with_a_maximiser_survives_flat_features(name):
+    """Where the constraint ties the flat feature to other components, the maximum exists."""
+    model = get_covariance_model(name)
+    params, _ = maximization(model, degenerate_stats(model), reg_covar=1e-6)
+    assert params.all_finite()
+
+
+# ---------------------------------------------------------------- counts
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("EII", 1), ("VII", 3), ("EEI", 4), ("VEI", 6), ("EVI", 10), ("VVI", 12),
+        ("EEE", 10), ("VEE", 12), ("EVE", 16), ("VVE", 18), ("EEV", 22), ("VEV", 24),
+        ("EVV", 28), ("VVV", 30),
+    ],
+)  # fmt: skip
+def test_covariance_parameter_counts_for_three_components_in_four_dimensions(name, expected):
+    """mclust's nVarParams(model, d = 4, G = 3); every fixture cell is checked too."""
+    assert get_covariance_model(name).n_covariance_parameters(3, 4) == expected
+    assert get_covariance_model(name).n_parameters(3, 4) == expected + 3 * 4 + 2
+
+
+# ------------------------------------------------------------- end to end
+def fit(X, name, sample_weight=None, **kwargs):
+    kwargs = {"n_components": 3, "covariance_type": name, "random_state": 0, **kwargs}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return GaussianMixture(**kwargs).fit(X, sample_weight=sample_weight)
+
+
+@pytest.fixture(scope="module")
+def anisotropic():
+    return make_data("anisotropic", 3, n_per_component=50, seed=2)
+
+
+def full_fitted(estimator):
+    model = get_covariance_model(estimator.covariance_type)
+    n_components, n_features = estimator.means_.shape
+    return as_full(model, estimator.covariances_, n_components, n_features)
+
+
+@pytest.mark.parametrize("name", MCLUST_MODEL_NAMES)
+def test_every_model_fits_end_to_end(name, anisotropic):
+    gm = fit(anisotropic, name, max_iter=200, tol=1e-8)
+    model = get_covariance_model(name)
+    assert gm.covariances_.shape == model.parameter_shape(3, 3)
+    assert gm.converged_
+    assert np.all(np.diff(gm.lower_bounds_) >= -1e-12)  # EM never loses likelihood
+    assert_constraint(name, full_fitted(gm) - 1e-6 * np.eye(3), rtol=1e-7)
+    np.testing.assert_allclose(
+        gm.precisions_, model.precisions_from_cholesky(gm.precisions_cholesky_)
+    )
+    assert gm.bic(anisotropic) == pytest.approx(
+        -2 * gm.score(anisotropic) * len(anisotropic)
+        + model.n_parameters(3, 3) * np.log(len(anisotropic))
+    )
+    assert gm.predict(anisotropic).shape == (len(anisotropic),)
+
+
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_float32_input_fits_like_float64(name, anisotropic):
+    gm64 = fit(anisotropic, name, max_iter=50, tol=1e-6)
+    gm32 = fit(anisotropic.astype(np.float32), name, max_iter=50, tol=1e-6)
+    assert gm32.covariances_.dtype == np.float32
+    assert gm32.means_.dtype == np.float32
+    assert gm32.score(anisotropic) == pytest.approx(gm64.score(anisotropic), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_sample_weight_is_accepted(name, anisotropic):
+    weights = np.random.RandomState(0).uniform(0.1, 3.0, len(anisotropic))
+    gm = fit(anisotropic, name, sample_weight=weights)
+    assert gm.covariances_.shape == get_covariance_model(name).parameter_shape(3, 3)
+    np.testing.assert_allclose(gm.weights_.sum(), 1.0)
+
+
+@pytest.mark.parametrize("name", ["EII", "VEI", "EVE", "VEV"])
+def test_integer_weights_equal_repeated_rows(name):
+    X = make_data("overlapping", 3, n_per_component=40, seed=1)
+    weights = np.random.RandomState(1).randint(0, 4, size=len(X))
+    init = user_init(X, 3, family(get_covariance_model(name)), seed=0)
+    kwargs = dict(max_iter=20, tol=0, **init)
+    weighted = fit(X, name, weights, **kwargs)
+    repeated = fit(np.repeat(X, weights, axis=0), name, **kwargs)
+    for attribute in ("weights_", "means_", "covariances_"):
+        assert relative_error(getattr(weighted, attribute), getattr(repeated, attribute)) <= 1e-9
+    np.testing.assert_allclose(weighted.lower_bounds_, repeated.lower_bounds_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", MCLUST_MODEL_NAMES + ("E", "V"))
+def test_one_dimensional_models_reduce_to_e_and_v(name):
+    """In 1-D only the volume letter means anything: each model is "E" or "V"."""
+    X = np.loadtxt("tests/reference/faithful_waiting_1d.csv", delimiter=",", skiprows=1, ndmin=2)
+    gm = fit(X, name, n_components=2, max_iter=30, tol=0)
+    reference = fit(X, name[0], n_components=2, max_iter=30, tol=0)
+    assert relative_error(full_fitted(gm), full_fitted(reference)) <= 1e-8
+    assert relative_error(gm.means_, reference.means_) <= 1e-8
+
+
+# ------------------------------------------------------------------ aliases
+@pytest.mark.parametrize("alias, name", ALIASES.items())
+@pytest.mark.parametrize("n_features", [1, 3])
+def test_mclust_alias_fits_exactly_like_the_scikit_learn_name(alias, name, n_features):
+    X = make_data("overlapping", n_features, n_per_component=40, seed=3)
+    by_alias, by_name = fit(X, alias), fit(X, name)
+    for attribute in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(by_alias, attribute), getattr(by_name, attribute))
+    assert by_alias.lower_bounds_ == by_name.lower_bounds_
+    assert by_alias.bic(X) == by_name.bic(X)
