@@ -3,6 +3,7 @@
 from ._parallel import get_num_threads, set_num_threads
 from .estimator import GaussianMixture
 from .exceptions import ConvergenceWarning, EmptyComponentWarning
+from .selection import SelectionResult, select_model
 
 __version__ = "0.1.0"
 
@@ -10,7 +11,9 @@ __all__ = [
     "GaussianMixture",
     "ConvergenceWarning",
     "EmptyComponentWarning",
+    "SelectionResult",
     "get_num_threads",
+    "select_model",
     "set_num_threads",
     "__version__",
 ]

@@ -13,11 +13,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["covariances_2d", "plot_clusters", "plot_criterion"]
+__all__ = ["covariances_2d", "plot_clusters", "plot_criterion", "plot_selection"]
 
 _LINESTYLES = ("-", "--", ":", "-.")
 _CRITERIA = ("bic", "aic")
 _K_COLUMNS = ("n_components", "k")
+# One marker per covariance model: colours repeat after ten lines.
+_MARKERS = ("o", "s", "^", "v", "D", "<", ">", "p", "h", "X", "P", "d", "8", "H")
 
 
 def covariances_2d(gmm) -> np.ndarray:
@@ -215,4 +217,58 @@ def plot_criterion(table_or_dict, ax=None, *, mark_best: bool = True):
     ax.set_ylabel("criterion (lower is better)")
     ax.set_title("Model selection")
     ax.legend(fontsize="small", loc="best")
+    return ax
+
+
+def plot_selection(result, ax=None, criterion: str = "bic"):
+    """A criterion against K, one line per covariance model, as mclust's ``plot(mclustBIC)``.
+
+    Parameters
+    ----------
+    result : SelectionResult, or its table
+        From :func:`gaussmix.select_model`; a table is a list of row dicts, a
+        dict of columns or a DataFrame with columns ``covariance_type``,
+        ``n_components`` and the criterion.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when None.
+    criterion : {'bic', 'aic', 'icl'}, default='bic'
+        The column to draw; lower is better.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        One line per covariance model, labelled with its name, in the order
+        of the table; a cell that failed (NaN) leaves a gap.  The best cell
+        is circled by a scatter of gid ``"best"``.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    columns = _as_columns(getattr(result, "table", result))
+    criterion = criterion.lower()
+    missing = [c for c in ("covariance_type", "n_components", criterion) if c not in columns]
+    if missing:
+        raise ValueError(
+            f"A selection table needs the columns {missing}; got columns {sorted(columns)}."
+        )
+    ks = np.asarray(columns["n_components"], dtype=np.int64)
+    values = np.asarray(columns[criterion], dtype=np.float64)
+    kinds = columns["covariance_type"]
+    ax = _new_axes() if ax is None else ax
+
+    for g, kind in enumerate(dict.fromkeys(kinds)):
+        rows = np.flatnonzero([value == kind for value in kinds])
+        rows = rows[np.argsort(ks[rows], kind="stable")]
+        ax.plot(ks[rows], values[rows], marker=_MARKERS[g % len(_MARKERS)],
+                color=f"C{g % 10}", linestyle="-" if g < 10 else "--", label=str(kind))
+    if np.any(np.isfinite(values)):
+        best = int(np.nanargmin(values))
+        ax.scatter(ks[best], values[best], s=300, facecolors="none", edgecolors="black",
+                   linewidths=2, zorder=3, gid="best",
+                   label=f"best: {kinds[best]}, K = {ks[best]}")
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel(f"{criterion.upper()} (lower is better)")
+    ax.set_title(f"Model selection by {criterion.upper()}")
+    ax.legend(fontsize="small", loc="best", ncol=2 if len(set(kinds)) > 7 else 1)
     return ax
