@@ -311,30 +311,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         random_state = check_random_state(self.random_state)
 
         best: em.EMResult | None = None
+        failures: list[ValueError] = []
         for init in range(n_init):
             self._report_init_start(init)
-            if do_init:
-                # With no iterations nothing picks a best start: keep
-                # scikit-learn's starts, whose last one is kept.
-                start = init if self.max_iter > 0 else 0
-                params = self._initial_params(
-                    model, X, sample_weight, random_state, user_init, start
+            try:
+                result = self._run_start(
+                    model, X, sample_weight, random_state, user_init, init, do_init
                 )
-                start_bound = -np.inf
-            else:
-                params = self._fitted_params().astype(np.float64)
-                start_bound = self.lower_bound_
-            result = em.run_em(
-                model,
-                X,
-                sample_weight,
-                params,
-                tol=self.tol,
-                max_iter=self.max_iter,
-                reg_covar=self.reg_covar,
-                lower_bound=start_bound,
-                on_iteration=self._report_iteration,
-            )
+            except ValueError as error:
+                # A start that collapses a component (possible with
+                # reg_covar=0) does not sink the others: keep the best start
+                # that worked, and raise only when none did.
+                if n_init == 1:
+                    raise
+                failures.append(error)
+                continue
             self._warn_reseeded(result, n_features)
             if self.max_iter == 0:
                 # As scikit-learn: with no iterations the last initialization wins.
@@ -344,6 +335,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._report_init_end(result.lower_bound, result.converged)
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
+        if best is None:
+            raise failures[-1]
+        if failures:
+            warnings.warn(
+                f"{len(failures)} of {n_init} initializations failed and were "
+                f"skipped ({failures[-1]}); the best of the others is kept.",
+                UserWarning,
+                stacklevel=4,
+            )
 
         if not best.converged and self.max_iter > 0:
             warnings.warn(
@@ -360,6 +360,31 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = list(best.lower_bounds)
         # Labels from the final parameters, so fit_predict == fit().predict.
         return em.log_prob_norm_and_labels(model, X, self._fitted_params(), want="labels")
+
+    def _run_start(
+        self, model, X, sample_weight, random_state, user_init, init: int, do_init: bool
+    ) -> em.EMResult:
+        """EM from start number ``init`` (or from the fitted model, warm)."""
+        if do_init:
+            # With no iterations nothing picks a best start: keep
+            # scikit-learn's starts, whose last one is kept.
+            start = init if self.max_iter > 0 else 0
+            params = self._initial_params(model, X, sample_weight, random_state, user_init, start)
+            start_bound = -np.inf
+        else:
+            params = self._fitted_params().astype(np.float64)
+            start_bound = self.lower_bound_
+        return em.run_em(
+            model,
+            X,
+            sample_weight,
+            params,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            reg_covar=self.reg_covar,
+            lower_bound=start_bound,
+            on_iteration=self._report_iteration,
+        )
 
     def _warn_reseeded(self, result: em.EMResult, n_features: int) -> None:
         for n_iter, k, log_density in result.reseeded:
