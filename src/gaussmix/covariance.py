@@ -47,6 +47,7 @@ __all__ = [
     "register_covariance_model",
     "get_covariance_model",
     "covariance_model_names",
+    "kernel_family",
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -722,6 +723,20 @@ def get_covariance_model(name: str) -> CovarianceModel:
         raise ValueError(
             f"Unknown covariance_type {name!r}; valid options are {valid}."
         ) from None
+
+
+def kernel_family(model: CovarianceModel) -> CovarianceModel:
+    """The registered scikit-learn model whose kernels ``model`` uses.
+
+    mclust's constrained models reuse the chunk kernels of 'full', 'diag' or
+    'spherical' and differ only in their M-step; this returns that base model
+    (``model`` itself for the four scikit-learn models).
+    """
+    for name in ("tied", "spherical", "diag", "full"):
+        base = _REGISTRY[name]
+        if isinstance(model, type(base)):
+            return base
+    return model
 
 
 def covariance_model_names() -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 
 from . import em
-from .covariance import covariance_model_names, get_covariance_model
+from .covariance import covariance_model_names, get_covariance_model, kernel_family
 from .exceptions import ConvergenceWarning, EmptyComponentWarning
 from .init import INIT_METHODS, initial_responsibilities
 from .params import MixtureParams
@@ -424,9 +424,21 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 seeds_from, self.n_components, method, random_state, sample_weight
             )
             stats = em.statistics_from_resp(model, X, sample_weight, resp)
-            estimated, _ = em.maximization(
-                model, stats, self.reg_covar, X.dtype, reseed_empty=False
-            )
+            try:
+                estimated, _ = em.maximization(
+                    model, stats, self.reg_covar, X.dtype, reseed_empty=False
+                )
+            except ValueError:
+                family = kernel_family(model)
+                if family is model:
+                    raise
+                # One seed row per component leaves no scatter for a
+                # constrained M-step (volumes and shapes need determinants):
+                # start from the unconstrained estimate of the same kernel,
+                # reg_covar * I here; the first M-step imposes the constraint.
+                estimated, _ = em.maximization(
+                    family, stats, self.reg_covar, X.dtype, reseed_empty=False
+                )
             weights, means = estimated.weights, estimated.means
             covariances, precisions_chol = (
                 estimated.covariances,
