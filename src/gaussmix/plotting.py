@@ -13,7 +13,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["covariances_2d", "plot_clusters", "plot_criterion", "plot_selection"]
+__all__ = [
+    "covariances_2d",
+    "marginal_log_density",
+    "plot_clusters",
+    "plot_criterion",
+    "plot_density",
+    "plot_log_likelihood_trace",
+    "plot_pairs",
+    "plot_selection",
+    "plot_uncertainty",
+]
 
 _LINESTYLES = ("-", "--", ":", "-.")
 _CRITERIA = ("bic", "aic")
@@ -22,13 +32,19 @@ _K_COLUMNS = ("n_components", "k")
 _MARKERS = ("o", "s", "^", "v", "D", "<", ">", "p", "h", "X", "P", "d", "8", "H")
 
 
-def covariances_2d(gmm) -> np.ndarray:
-    """The 2x2 covariance of the first two features for each component.
+def covariances_2d(gmm, features: Sequence[int] = (0, 1)) -> np.ndarray:
+    """The 2x2 covariance of two features for each component.
+
+    For a Gaussian mixture this is exact: the marginal of a component over
+    two features is Gaussian with the mean restricted to those features and
+    the covariance restricted to their 2x2 block.
 
     Parameters
     ----------
     gmm : GaussianMixture
         A fitted mixture with at least two features.
+    features : pair of int, default=(0, 1)
+        The two feature indices, in the order of the block's rows.
 
     Returns
     -------
@@ -41,16 +57,32 @@ def covariances_2d(gmm) -> np.ndarray:
         raise ValueError(
             f"Plotting clusters needs at least 2 features, the mixture has {n_features}."
         )
+    f = list(_check_features(features, n_features, size=2))
     kind = gmm.covariance_type
     if kind == "full":
-        return covariances[:, :2, :2].copy()
+        return covariances[:, f][:, :, f].copy()
     if kind == "tied":
-        return np.repeat(covariances[None, :2, :2], n_components, axis=0)
+        return np.repeat(covariances[np.ix_(f, f)][None], n_components, axis=0)
     if kind == "diag":
-        return np.stack([np.diag(c[:2]) for c in covariances])
+        return np.stack([np.diag(c[f]) for c in covariances])
     if kind == "spherical":
         return covariances[:, None, None] * np.eye(2)
     raise ValueError(f"Cannot plot covariance_type {kind!r}.")
+
+
+def _check_features(features, n_features: int, size: int | None = None) -> tuple[int, ...]:
+    """Feature indices as ints, checked to be in range, distinct and ``size`` many."""
+    chosen = tuple(int(i) for i in features)
+    if size is not None and len(chosen) != size:
+        raise ValueError(f"Expected {size} feature indices, got {len(chosen)}: {chosen}.")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"Feature indices must be distinct, got {chosen}.")
+    bad = [i for i in chosen if not 0 <= i < n_features]
+    if bad:
+        raise ValueError(
+            f"Feature indices {bad} are out of range for {n_features} features."
+        )
+    return chosen
 
 
 def _ellipse_geometry(covariance: np.ndarray, n_std: float) -> tuple[float, float, float]:
@@ -271,4 +303,309 @@ def plot_selection(result, ax=None, criterion: str = "bic"):
     ax.set_ylabel(f"{criterion.upper()} (lower is better)")
     ax.set_title(f"Model selection by {criterion.upper()}")
     ax.legend(fontsize="small", loc="best", ncol=2 if len(set(kinds)) > 7 else 1)
+    return ax
+
+
+def _feature_name(gmm, index: int) -> str:
+    names = getattr(gmm, "feature_names_in_", None)
+    return str(names[index]) if names is not None else f"feature {index}"
+
+
+def marginal_log_density(gmm, points, features: Sequence[int] = (0, 1)) -> np.ndarray:
+    """Log-density of the mixture's exact 2-D marginal over two features.
+
+    The marginal of a Gaussian mixture over some features is the mixture, with
+    the same weights, of the components' marginals: Gaussians with means
+    ``means_[:, features]`` and covariances restricted to the 2x2 block
+    (:func:`covariances_2d`).  No other feature is held fixed.
+
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        A fitted mixture with at least two features.
+    points : array-like of shape (n_points, 2)
+        Values of the two chosen features.
+    features : pair of int, default=(0, 1)
+        The two feature indices.
+
+    Returns
+    -------
+    log_density : ndarray of shape (n_points,)
+    """
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    covariances = covariances_2d(gmm, features)
+    means = np.asarray(gmm.means_, dtype=np.float64)[:, list(features)]
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    weights = np.asarray(gmm.weights_, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(weights)
+    per_component = np.stack([
+        multivariate_normal(mean=means[k], cov=covariances[k], allow_singular=True).logpdf(points)
+        .reshape(-1)
+        for k in range(len(means))
+    ], axis=1)
+    return logsumexp(per_component + log_weights, axis=1)
+
+
+def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] = (0, 1), *,
+                     size_scale: float = 200.0):
+    """Points sized by their classification uncertainty, as mclust's uncertainty plot.
+
+    The uncertainty of a point is ``1 - max_k p(k | x)``, from
+    ``gmm.predict_proba``: 0 for a point surely in one component, at most
+    ``1 - 1/K``.  Each point's marker area (points squared) is its
+    uncertainty times the factor ``size_scale / max(uncertainty)`` (times
+    ``size_scale`` alone when no point is uncertain), so the most uncertain
+    point has area ``size_scale``, larger markers are more uncertain and sure
+    points all but vanish; colour is the predicted component.  Every point is
+    also drawn as a small grey dot underneath, so that sure points still show.
+
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        A fitted mixture.
+    X : array-like of shape (n_samples, n_features)
+        Points to classify and draw.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when None.
+    features : pair of int, default=(0, 1)
+        The two features on the x and y axes.
+    size_scale : float, default=200.0
+        Marker area of a point of uncertainty 1.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The sized points are one scatter, in the order of ``X``, with the
+        gid ``"uncertainty"``; the grey dots have the gid ``"points"``.
+    """
+    from matplotlib.lines import Line2D
+
+    points = np.asarray(X, dtype=np.float64)
+    fx, fy = _check_features(features, points.shape[1], size=2)
+    proba = gmm.predict_proba(X)
+    labels = np.argmax(proba, axis=1)
+    uncertainty = 1.0 - proba.max(axis=1)
+    n_components = proba.shape[1]
+    colors = [f"C{k % 10}" for k in labels]
+    largest = float(uncertainty.max())
+    factor = size_scale / largest if largest > 0 else size_scale
+    ax = _new_axes() if ax is None else ax
+    ax.scatter(points[:, fx], points[:, fy], s=4, color="grey", alpha=0.5, gid="points")
+    ax.scatter(points[:, fx], points[:, fy], s=factor * uncertainty, c=colors,
+               alpha=0.7, edgecolors="black", linewidths=0.3, gid="uncertainty")
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=f"C{k % 10}", label=f"component {k}")
+        for k in range(n_components)
+    ]
+    ax.legend(handles=handles, fontsize="small", loc="best",
+              title="size = 1 - max p(k|x)", title_fontsize="small")
+    ax.set_xlabel(_feature_name(gmm, fx))
+    ax.set_ylabel(_feature_name(gmm, fy))
+    ax.set_title(f"Classification uncertainty (largest marker: {largest:.3g})")
+    return ax
+
+
+def plot_density(gmm, X=None, ax=None, features: Sequence[int] = (0, 1),
+                 levels=10, grid_size: int = 100):
+    """Contours of the mixture's log-density over two features.
+
+    With more than two features the density drawn is the exact 2-D marginal
+    (:func:`marginal_log_density`): a mixture of the components' marginals,
+    whose means are ``means_[:, features]`` and covariances the 2x2 blocks of
+    :func:`covariances_2d`.  The other features are integrated out, not held
+    at a fixed value.
+
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        A fitted mixture with at least two features.
+    X : array-like of shape (n_samples, n_features), optional
+        The grid spans the range of its two features, widened by 5% on each
+        side, and its points are drawn under the contours.  When None the
+        grid spans each component mean plus and minus 3 standard deviations.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when None.
+    features : pair of int, default=(0, 1)
+        The two features on the x and y axes.
+    levels : int or sequence of float, default=10
+        An int draws that many contours of the log-density evenly spaced
+        strictly between ``max - 15`` (or the grid's minimum, if higher) and
+        the maximum; a sequence gives the log-density levels themselves.
+    grid_size : int, default=100
+        Grid points along each axis.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The log-density on the grid is also shaded (a Gouraud-shaded mesh of
+        gid ``"density-grid"`` whose coordinates are the grid points and whose
+        array is the log-density there); the contour set has the gid
+        ``"density"``.
+    """
+    n_features = np.shape(gmm.means_)[1]
+    if n_features < 2:
+        raise ValueError(
+            f"Plotting a density needs at least 2 features, the mixture has {n_features}."
+        )
+    fx, fy = _check_features(features, n_features, size=2)
+    if X is not None:
+        points = np.asarray(X, dtype=np.float64)[:, [fx, fy]]
+        low, high = points.min(axis=0), points.max(axis=0)
+        pad = 0.05 * np.where(high > low, high - low, 1.0)
+        low, high = low - pad, high + pad
+    else:
+        points = None
+        means = np.asarray(gmm.means_, dtype=np.float64)[:, [fx, fy]]
+        sds = np.sqrt(np.clip(np.diagonal(covariances_2d(gmm, (fx, fy)), axis1=1, axis2=2),
+                              0.0, None))
+        low = (means - 3.0 * sds).min(axis=0)
+        high = (means + 3.0 * sds).max(axis=0)
+    xs = np.linspace(low[0], high[0], grid_size)
+    ys = np.linspace(low[1], high[1], grid_size)
+    xx, yy = np.meshgrid(xs, ys)
+    zz = marginal_log_density(gmm, np.column_stack([xx.ravel(), yy.ravel()]),
+                              (fx, fy)).reshape(xx.shape)
+
+    if np.isscalar(levels):
+        top = float(np.max(zz))
+        bottom = max(float(np.min(zz)), top - 15.0)
+        contour_levels = np.linspace(bottom, top, int(levels) + 2)[1:-1]
+    else:
+        contour_levels = np.asarray(levels, dtype=np.float64)
+
+    ax = _new_axes() if ax is None else ax
+    # A pale shading: the colour map's top is reached well above the maximum.
+    bottom_z, top_z = float(np.min(zz)), float(np.max(zz))
+    ax.pcolormesh(xx, yy, zz, shading="gouraud", cmap="Blues", vmin=bottom_z,
+                  vmax=top_z + 1.5 * (top_z - bottom_z) + 1e-12,
+                  gid="density-grid", zorder=0, rasterized=True)
+    if points is not None:
+        ax.scatter(points[:, 0], points[:, 1], s=6, color="grey", alpha=0.5, zorder=1)
+    contours = ax.contour(xx, yy, zz, levels=contour_levels, cmap="viridis", zorder=2)
+    contours.set_gid("density")
+    ax.clabel(contours, fontsize="x-small", fmt="%.1f")
+    ax.set_xlabel(_feature_name(gmm, fx))
+    ax.set_ylabel(_feature_name(gmm, fy))
+    title = "Mixture log-density"
+    if n_features > 2:
+        title += " (2-D marginal)"
+    ax.set_title(title)
+    return ax
+
+
+def plot_pairs(gmm, X, features: Sequence[int] | None = None, axes=None, *,
+               n_std: float = 2.0):
+    """A grid of pairwise scatter plots with covariance ellipses, histograms on the diagonal.
+
+    Panel ``(i, j)`` off the diagonal has feature ``features[j]`` on x and
+    ``features[i]`` on y: the points coloured by predicted component, and
+    per component the ``n_std`` ellipse of its exact 2x2 marginal covariance
+    (:func:`covariances_2d`) around its marginal mean.  Diagonal panels are
+    histograms of each feature, stacked by predicted component.
+
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        A fitted mixture.
+    X : array-like of shape (n_samples, n_features)
+        Points to classify and draw.
+    features : sequence of int, optional
+        The features to show, in order; all of them when None.
+    axes : ndarray of matplotlib.axes.Axes of shape (p, p), optional
+        Where to draw, ``p = len(features)``; a new figure is made when None.
+    n_std : float, default=2.0
+        Radius of the ellipses, in standard deviations.
+
+    Returns
+    -------
+    axes : ndarray of matplotlib.axes.Axes of shape (p, p)
+        Ellipse patches carry the gid ``"component-{k}-{n_std}sigma"``.
+    """
+    from matplotlib.patches import Ellipse
+
+    points = np.asarray(X, dtype=np.float64)
+    n_features = np.shape(gmm.means_)[1]
+    chosen = _check_features(range(n_features) if features is None else features, n_features)
+    p = len(chosen)
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(p, p, figsize=(2.6 * p, 2.6 * p), squeeze=False)
+    axes = np.asarray(axes, dtype=object).reshape(p, p)
+    labels = gmm.predict(X)
+    means = np.asarray(gmm.means_, dtype=np.float64)
+    n_components = len(means)
+    colors = [f"C{k % 10}" for k in range(n_components)]
+
+    for i, fi in enumerate(chosen):
+        for j, fj in enumerate(chosen):
+            ax = axes[i, j]
+            if i == j:
+                ax.hist([points[labels == k, fi] for k in range(n_components)],
+                        bins=20, stacked=True, color=colors, alpha=0.8)
+            else:
+                covariances = covariances_2d(gmm, (fj, fi))
+                for k, color in enumerate(colors):
+                    members = points[labels == k]
+                    ax.scatter(members[:, fj], members[:, fi], s=6, color=color, alpha=0.5)
+                    width, height, angle = _ellipse_geometry(covariances[k], n_std)
+                    ellipse = Ellipse((means[k, fj], means[k, fi]), width, height,
+                                      angle=angle, fill=False, edgecolor=color,
+                                      linewidth=1.5)
+                    ellipse.set_gid(f"component-{k}-{n_std:g}sigma")
+                    ax.add_patch(ellipse)
+                ax.autoscale_view()
+            if i == p - 1:
+                ax.set_xlabel(_feature_name(gmm, fj))
+            if j == 0:
+                ax.set_ylabel(_feature_name(gmm, fi))
+    figure = axes[0, 0].figure
+    figure.suptitle(f"{n_components} components, {n_std:g}-sigma ellipses")
+    return axes
+
+
+def plot_log_likelihood_trace(gmm, ax=None):
+    """The EM trace of the best start: mean log-likelihood per sample by iteration.
+
+    Parameters
+    ----------
+    gmm : GaussianMixture
+        A fitted mixture; ``gmm.lower_bounds_`` holds the trace.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when None.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The trace is a line of gid ``"trace"`` at iterations 1, 2, ...; its
+        last point is marked by a scatter of gid ``"convergence"``, a star
+        labelled "converged at iteration n" when EM converged, a cross
+        labelled "stopped at iteration n (not converged)" otherwise.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    trace = np.asarray(gmm.lower_bounds_, dtype=np.float64)
+    if trace.size == 0:
+        raise ValueError("The mixture has no EM trace (lower_bounds_ is empty).")
+    iterations = np.arange(1, trace.size + 1)
+    converged = bool(getattr(gmm, "converged_", False))
+    ax = _new_axes() if ax is None else ax
+    ax.plot(iterations, trace, marker="o", markersize=3, color="C0", gid="trace",
+            label="mean log-likelihood")
+    if converged:
+        ax.scatter(iterations[-1], trace[-1], marker="*", s=250, color="C2",
+                   edgecolor="black", zorder=3, gid="convergence",
+                   label=f"converged at iteration {iterations[-1]}")
+    else:
+        ax.scatter(iterations[-1], trace[-1], marker="X", s=150, color="C3",
+                   edgecolor="black", zorder=3, gid="convergence",
+                   label=f"stopped at iteration {iterations[-1]} (not converged)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("EM iteration")
+    ax.set_ylabel("mean log-likelihood per sample")
+    ax.set_title("EM trace of the best start")
+    ax.legend(fontsize="small", loc="lower right")
     return ax

@@ -1,0 +1,311 @@
+"""Uncertainty, marginal density, pair grid and EM-trace figures."""
+
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.collections import QuadMesh
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
+from scipy.stats import multivariate_normal
+
+from gaussmix import GaussianMixture
+from gaussmix.demo import make_blobs
+from gaussmix.plotting import (
+    covariances_2d,
+    marginal_log_density,
+    plot_density,
+    plot_log_likelihood_trace,
+    plot_pairs,
+    plot_uncertainty,
+)
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def X():
+    # Three correlated features, so marginals over any pair are non-trivial.
+    X2, _ = make_blobs(random_state=1)
+    rng = np.random.default_rng(1)
+    third = 0.8 * X2[:, 0] - 0.5 * X2[:, 1] + rng.normal(size=len(X2))
+    return np.column_stack([X2, third])
+
+
+def full_covariances(gmm):
+    """Each component's D x D covariance, written out independently."""
+    cov, K = gmm.covariances_, gmm.n_components
+    D = gmm.means_.shape[1]
+    if gmm.covariance_type == "full":
+        return [cov[k] for k in range(K)]
+    if gmm.covariance_type == "tied":
+        return [cov] * K
+    if gmm.covariance_type == "diag":
+        return [np.diag(cov[k]) for k in range(K)]
+    return [cov[k] * np.eye(D) for k in range(K)]
+
+
+def exact_marginal_density(gmm, points, features):
+    f = list(features)
+    return sum(
+        w * multivariate_normal(gmm.means_[k, f], c[np.ix_(f, f)]).pdf(points)
+        for k, (w, c) in enumerate(zip(gmm.weights_, full_covariances(gmm)))
+    )
+
+
+def save_png(ax_or_fig, path):
+    figure = getattr(ax_or_fig, "figure", ax_or_fig)
+    figure.savefig(path)
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    # Not a blank canvas.
+    assert np.ptp(image[..., :3]) > 0.5
+
+
+# -- covariances_2d with features ------------------------------------------
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_covariances_2d_features_pick_the_block(X, covariance_type):
+    gmm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    np.testing.assert_array_equal(covariances_2d(gmm), covariances_2d(gmm, (0, 1)))
+    for features in ((0, 2), (2, 1), (1, 0)):
+        f = list(features)
+        expected = [c[np.ix_(f, f)] for c in full_covariances(gmm)]
+        np.testing.assert_allclose(covariances_2d(gmm, features), np.stack(expected))
+
+
+def test_covariances_2d_rejects_bad_features(X):
+    gmm = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="out of range"):
+        covariances_2d(gmm, (0, 3))
+    with pytest.raises(ValueError, match="distinct"):
+        covariances_2d(gmm, (1, 1))
+    with pytest.raises(ValueError, match="Expected 2"):
+        covariances_2d(gmm, (0, 1, 2))
+
+
+# -- uncertainty -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("features", [(0, 1), (2, 0)])
+def test_plot_uncertainty_sizes(X, features, tmp_path):
+    gmm = GaussianMixture(3, random_state=0).fit(X)
+    ax = Figure().subplots()
+    assert plot_uncertainty(gmm, X, ax=ax, features=features) is ax
+    (points,) = [c for c in ax.collections if c.get_gid() == "uncertainty"]
+    proba = gmm.predict_proba(X)
+    uncertainty = 1 - proba.max(axis=1)
+    sizes = points.get_sizes()
+    assert uncertainty.max() > 0
+    factor = 200.0 / uncertainty.max()
+    np.testing.assert_allclose(sizes, factor * uncertainty, rtol=1e-12, atol=1e-12)
+    assert sizes.max() == pytest.approx(200.0)
+    np.testing.assert_allclose(points.get_offsets(), X[:, list(features)])
+    assert np.argmax(sizes) == np.argmax(uncertainty)
+    assert sizes.max() > 0
+    # Colours follow the predicted component.
+    expected = matplotlib.colors.to_rgba_array([f"C{k}" for k in proba.argmax(axis=1)])
+    np.testing.assert_allclose(points.get_facecolors()[:, :3], expected[:, :3])
+    assert ax.get_xlabel() == f"feature {features[0]}"
+    save_png(ax, tmp_path / "uncertainty.png")
+
+
+def test_plot_uncertainty_scale_and_pyplot(X):
+    import matplotlib.pyplot as plt
+
+    gmm = GaussianMixture(2, random_state=0).fit(X)
+    ax = plot_uncertainty(gmm, X, size_scale=50.0)
+    try:
+        (points,) = [c for c in ax.collections if c.get_gid() == "uncertainty"]
+        uncertainty = 1 - gmm.predict_proba(X).max(axis=1)
+        np.testing.assert_allclose(points.get_sizes(), 50.0 * uncertainty / uncertainty.max())
+        # Every point also shows as a dot underneath.
+        (dots,) = [c for c in ax.collections if c.get_gid() == "points"]
+        np.testing.assert_allclose(dots.get_offsets(), X[:, :2])
+    finally:
+        plt.close(ax.figure)
+
+
+# -- density -----------------------------------------------------------------
+
+
+def density_grid(ax):
+    (mesh,) = [c for c in ax.collections if c.get_gid() == "density-grid"]
+    assert isinstance(mesh, QuadMesh)
+    coords = mesh.get_coordinates()
+    values = np.asarray(mesh.get_array()).reshape(coords.shape[:2])
+    return coords.reshape(-1, 2), values.ravel()
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("features", [(0, 1), (0, 2), (2, 1)])
+def test_plot_density_is_the_exact_marginal(X, covariance_type, features):
+    gmm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    ax = Figure().subplots()
+    assert plot_density(gmm, X, ax=ax, features=features, grid_size=40) is ax
+    grid, log_density = density_grid(ax)
+    assert grid.shape == (40 * 40, 2)
+    np.testing.assert_allclose(
+        np.exp(log_density), exact_marginal_density(gmm, grid, features), rtol=1e-10
+    )
+    # The grid spans the data in those features (widened by 5%).
+    low, high = X[:, list(features)].min(axis=0), X[:, list(features)].max(axis=0)
+    np.testing.assert_allclose(grid.min(axis=0), low - 0.05 * (high - low))
+    np.testing.assert_allclose(grid.max(axis=0), high + 0.05 * (high - low))
+    # And at a data point away from the grid the helper agrees too.
+    point = X[:5, list(features)]
+    np.testing.assert_allclose(
+        np.exp(marginal_log_density(gmm, point, features)),
+        exact_marginal_density(gmm, point, features), rtol=1e-10,
+    )
+
+
+def test_plot_density_maximum_near_heaviest_mean(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.vstack([
+        rng.normal([0, 0, 0], 0.5, size=(400, 3)),
+        rng.normal([6, 5, -4], 1.5, size=(100, 3)),
+    ])
+    gmm = GaussianMixture(2, random_state=0).fit(X)
+    heavy = int(np.argmax(gmm.weights_))
+    ax = plot_density(gmm, X, ax=Figure().subplots(), features=(0, 1), levels=8,
+                      grid_size=150)
+    grid, log_density = density_grid(ax)
+    peak = grid[np.argmax(log_density)]
+    step = np.ptp(grid, axis=0) / 149
+    assert np.all(np.abs(peak - gmm.means_[heavy, :2]) < 0.2 + step)
+    (contours,) = [c for c in ax.collections if c.get_gid() == "density"]
+    assert isinstance(contours, ContourSet)
+    assert len(contours.levels) == 8
+    assert contours.levels.max() < log_density.max()
+    assert contours.levels.min() > max(log_density.min(), log_density.max() - 15)
+    assert "marginal" in ax.get_title()
+    save_png(ax, tmp_path / "density.png")
+
+
+def test_plot_density_without_X_spans_three_sd(X, tmp_path):
+    import matplotlib.pyplot as plt
+
+    gmm = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    ax = plot_density(gmm, features=(1, 2), levels=[-8.0, -6.0, -4.0], grid_size=30)
+    try:
+        grid, _ = density_grid(ax)
+        sd = np.sqrt(gmm.covariances_[:, [1, 2]])
+        means = gmm.means_[:, [1, 2]]
+        np.testing.assert_allclose(grid.min(axis=0), (means - 3 * sd).min(axis=0))
+        np.testing.assert_allclose(grid.max(axis=0), (means + 3 * sd).max(axis=0))
+        (contours,) = [c for c in ax.collections if c.get_gid() == "density"]
+        np.testing.assert_array_equal(contours.levels, [-8.0, -6.0, -4.0])
+        save_png(ax, tmp_path / "density_no_X.png")
+    finally:
+        plt.close(ax.figure)
+
+
+# -- pairs -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_plot_pairs_grid_and_ellipses(X, covariance_type, tmp_path):
+    import matplotlib.pyplot as plt
+
+    K, D = 3, X.shape[1]
+    gmm = GaussianMixture(K, covariance_type=covariance_type, random_state=0).fit(X)
+    axes = plot_pairs(gmm, X)
+    try:
+        assert axes.shape == (D, D)
+        assert len(axes[0, 0].figure.axes) == D * D
+        covariances = full_covariances(gmm)
+        for i in range(D):
+            for j in range(D):
+                ax = axes[i, j]
+                ellipses = [p for p in ax.patches if isinstance(p, Ellipse)]
+                if i == j:
+                    assert not ellipses
+                    # Stacked histograms: the top of the stack counts every point.
+                    heights = {}
+                    for bar in ax.patches:
+                        key = round(bar.get_x(), 9)
+                        heights[key] = max(heights.get(key, 0), bar.get_y() + bar.get_height())
+                    assert sum(heights.values()) == len(X)
+                    continue
+                assert len(ellipses) == K
+                block = [j, i]  # x is feature j, y is feature i
+                for k, ellipse in enumerate(ellipses):
+                    assert ellipse.get_gid() == f"component-{k}-2sigma"
+                    eigenvalues = np.linalg.eigvalsh(covariances[k][np.ix_(block, block)])
+                    np.testing.assert_allclose(
+                        sorted([ellipse.width, ellipse.height]),
+                        2 * 2 * np.sqrt(eigenvalues), rtol=1e-10,
+                    )
+                    np.testing.assert_allclose(ellipse.center, gmm.means_[k, block])
+        assert axes[D - 1, 0].get_xlabel() == "feature 0"
+        assert axes[2, 0].get_ylabel() == "feature 2"
+        save_png(axes[0, 0].figure, tmp_path / f"pairs_{covariance_type}.png")
+    finally:
+        plt.close(axes[0, 0].figure)
+
+
+def test_plot_pairs_selected_features_on_given_axes(X):
+    gmm = GaussianMixture(2, random_state=0).fit(X)
+    given = Figure().subplots(2, 2)
+    axes = plot_pairs(gmm, X, features=[2, 0], axes=given)
+    assert axes.shape == (2, 2) and axes[0, 1] is given[0, 1]
+    # Panel (0, 1): x is feature 0, y is feature 2.
+    ellipse = [p for p in axes[0, 1].patches if isinstance(p, Ellipse)][0]
+    np.testing.assert_allclose(ellipse.center, gmm.means_[0, [0, 2]])
+    assert axes[1, 0].get_xlabel() == "feature 2"
+    assert axes[0, 0].get_ylabel() == "feature 2"
+
+
+# -- EM trace ----------------------------------------------------------------
+
+
+def test_plot_log_likelihood_trace(X, tmp_path):
+    gmm = GaussianMixture(3, random_state=0, tol=1e-8).fit(X)
+    assert gmm.converged_
+    ax = Figure().subplots()
+    assert plot_log_likelihood_trace(gmm, ax=ax) is ax
+    (line,) = [l for l in ax.get_lines() if l.get_gid() == "trace"]
+    np.testing.assert_array_equal(line.get_ydata(), gmm.lower_bounds_)
+    np.testing.assert_array_equal(line.get_xdata(), np.arange(1, len(gmm.lower_bounds_) + 1))
+    (mark,) = [c for c in ax.collections if c.get_gid() == "convergence"]
+    np.testing.assert_allclose(mark.get_offsets(),
+                               [[len(gmm.lower_bounds_), gmm.lower_bounds_[-1]]])
+    assert mark.get_label() == f"converged at iteration {len(gmm.lower_bounds_)}"
+    # EM never decreases the log-likelihood.
+    assert np.all(np.diff(line.get_ydata()) >= -1e-10)
+    save_png(ax, tmp_path / "trace.png")
+
+
+def test_plot_log_likelihood_trace_not_converged(X):
+    with pytest.warns(Warning):
+        gmm = GaussianMixture(3, random_state=0, max_iter=2, tol=0).fit(X)
+    assert not gmm.converged_
+    ax = plot_log_likelihood_trace(gmm, ax=Figure().subplots())
+    (mark,) = [c for c in ax.collections if c.get_gid() == "convergence"]
+    assert mark.get_label() == "stopped at iteration 2 (not converged)"
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), gmm.lower_bounds_)
+
+
+def test_plot_uncertainty_one_component_has_no_uncertain_point(X):
+    gmm = GaussianMixture(1, random_state=0).fit(X)
+    ax = plot_uncertainty(gmm, X, ax=Figure().subplots())
+    (points,) = [c for c in ax.collections if c.get_gid() == "uncertainty"]
+    np.testing.assert_allclose(points.get_sizes(), 0.0, atol=1e-12)
+
+
+def test_plot_uncertainty_overlap_biggest_marker_between_components(tmp_path):
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal([0, 0], 1.0, size=(200, 2)),
+                   rng.normal([2.5, 0], 1.0, size=(200, 2))])
+    gmm = GaussianMixture(2, random_state=0).fit(X)
+    ax = plot_uncertainty(gmm, X, ax=Figure().subplots())
+    (points,) = [c for c in ax.collections if c.get_gid() == "uncertainty"]
+    biggest = points.get_offsets()[np.argmax(points.get_sizes())]
+    # The most uncertain point lies near the boundary between the two means.
+    low, high = np.sort(gmm.means_[:, 0])
+    assert low < biggest[0] < high
+    save_png(ax, tmp_path / "uncertainty_overlap.png")
