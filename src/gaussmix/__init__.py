@@ -4,6 +4,7 @@ from ._parallel import get_num_threads, set_num_threads
 from .bootstrap import BootstrapLRTResult, bootstrap_lrt
 from .estimator import GaussianMixture
 from .exceptions import ConvergenceWarning, EmptyComponentWarning
+from .io import from_sklearn, load, save, to_sklearn
 from .selection import SelectionResult, select_model
 
 __version__ = "0.1.0"
@@ -14,9 +15,13 @@ __all__ = [
     "GaussianMixture",
     "ConvergenceWarning",
     "EmptyComponentWarning",
+    "from_sklearn",
+    "load",
+    "save",
     "SelectionResult",
     "get_num_threads",
     "select_model",
     "set_num_threads",
+    "to_sklearn",
     "__version__",
 ]

@@ -667,3 +667,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         log_map_resp = np.log(np.max(self.predict_proba(X), axis=1))
         return self.bic(X) - 2 * float(np.sum(log_map_resp, dtype=np.float64))
+
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` as JSON (see :func:`gaussmix.io.save`)."""
+        from .io import save
+
+        save(self, path)

@@ -1,0 +1,517 @@
+"""Model files and conversion to and from scikit-learn.
+
+A fitted :class:`~gaussmix.GaussianMixture` is saved as one UTF-8 JSON file
+(no pickle, so loading a file never runs code)::
+
+    {
+      "format": "gaussmix-model",
+      "format_version": 1,
+      "gaussmix_version": "0.1.0",
+      "covariance_type": "full",
+      "n_components": 2,
+      "n_features": 3,
+      "dtype": "float64",                  # or "float32"
+      "params": {...},                     # constructor parameters (get_params())
+      "feature_names_in": ["a", "b", "c"], # or null
+      "weights": [...],                    # (n_components,)
+      "means": [[...], ...],               # (n_components, n_features)
+      "covariances": [...],                # shape of covariances_ for the type
+      "precisions_cholesky": [...],        # same shape
+      "training": {"converged": true, "n_iter": 12,
+                   "lower_bound": -3.1, "lower_bounds": [...]}
+    }
+
+Arrays are nested lists of numbers.  Floats are written with Python's
+``repr``, so float64 values round-trip exactly; float32 arrays are written as
+the exact float64 values of their float32 numbers and cast back on load.
+NaN and infinity are not valid JSON and are refused.  The ``*_init`` arrays
+are written as null, and so is ``random_state`` unless it is an int or None.
+``lower_bound`` is null when no EM iteration ran (its value is then -inf).
+
+:func:`load` validates the whole file (format, version, covariance type,
+shapes, finiteness, weights, positive-definite covariances, and that
+``precisions_cholesky`` agrees with the factors recomputed from
+``covariances``, to a relative 1e-6 or the rounding error that their
+condition number allows if larger) and raises
+:class:`ValueError` naming the first problem found.  The stored
+``precisions_cholesky`` is used as is, so a loaded model predicts
+bit-identically to the saved one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from .covariance import (
+    DiagCovariance,
+    FullCovariance,
+    SphericalCovariance,
+    TiedCovariance,
+    covariance_model_names,
+    get_covariance_model,
+)
+from .estimator import GaussianMixture
+
+__all__ = [
+    "FORMAT", "FORMAT_VERSION", "from_dict", "from_sklearn", "kernel_family", "load",
+    "save", "to_dict", "to_sklearn",
+]  # fmt: skip
+
+FORMAT = "gaussmix-model"
+FORMAT_VERSION = 1
+
+_REQUIRED_KEYS = (
+    "format_version", "gaussmix_version", "covariance_type", "n_components",
+    "n_features", "dtype", "params", "feature_names_in", "weights", "means",
+    "covariances", "precisions_cholesky", "training",
+)  # fmt: skip
+_TRAINING_KEYS = ("converged", "n_iter", "lower_bound", "lower_bounds")
+_INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")
+_DTYPES = {"float64": np.float64, "float32": np.float32}
+_WEIGHT_TOL = {"float64": 1e-8, "float32": 1e-6}
+_SYMMETRY_TOL = {"float64": 1e-10, "float32": 1e-5}
+_CHOLESKY_RTOL = 1e-6
+
+
+# ------------------------------------------------------------------- saving
+def _json_param(name: str, value: Any) -> Any:
+    """A constructor parameter as a JSON value (None where it has none)."""
+    if name in _INIT_ARRAYS:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, Integral):
+        return int(value)
+    if name == "random_state":
+        return None
+    if isinstance(value, Real):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return None
+
+
+def _as_lists(array: np.ndarray) -> list:
+    """Nested lists of Python floats (exact float64 values)."""
+    return np.asarray(array, dtype=np.float64).tolist()
+
+
+def _finite_or_none(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def to_dict(model: GaussianMixture) -> dict:
+    """The JSON document of a fitted model (see the module docstring).
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If ``model`` is not fitted.
+    """
+    from . import __version__
+
+    check_is_fitted(model)
+    names = getattr(model, "feature_names_in_", None)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "gaussmix_version": __version__,
+        "covariance_type": model.covariance_type,
+        "n_components": int(model.means_.shape[0]),
+        "n_features": int(model.means_.shape[1]),
+        "dtype": np.dtype(model.means_.dtype).name,
+        "params": {k: _json_param(k, v) for k, v in model.get_params().items()},
+        "feature_names_in": None if names is None else [str(n) for n in names],
+        "weights": _as_lists(model.weights_),
+        "means": _as_lists(model.means_),
+        "covariances": _as_lists(model.covariances_),
+        "precisions_cholesky": _as_lists(model.precisions_cholesky_),
+        "training": {
+            "converged": bool(model.converged_),
+            "n_iter": int(model.n_iter_),
+            "lower_bound": _finite_or_none(model.lower_bound_),
+            "lower_bounds": [float(v) for v in getattr(model, "lower_bounds_", [])],
+        },
+    }
+
+
+def save(model: GaussianMixture, path: str | os.PathLike) -> None:
+    """Write a fitted model to ``path`` as one JSON file.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        A fitted model.
+    path : str or path-like
+        The file to write (overwritten if it exists).
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If ``model`` is not fitted.
+    ValueError
+        If the model holds NaN or infinite values.
+    """
+    text = json.dumps(to_dict(model), allow_nan=False, ensure_ascii=False)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+# ------------------------------------------------------------------ loading
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"Invalid model file: non-finite value {name} (JSON has no NaN/inf).")
+
+
+def _parse(text: str) -> dict:
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Not a gaussmix model file: invalid JSON ({exc}).") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"Not a gaussmix model file: 'format' is not {FORMAT!r}.")
+    return doc
+
+
+def _check_keys(doc: dict) -> None:
+    missing = [k for k in _REQUIRED_KEYS if k not in doc]
+    if missing:
+        raise ValueError(f"Invalid model file: missing key(s) {', '.join(missing)}.")
+    training = doc["training"]
+    if not isinstance(training, dict):
+        raise ValueError("Invalid model file: 'training' must be an object.")
+    missing = [k for k in _TRAINING_KEYS if k not in training]
+    if missing:
+        raise ValueError(
+            f"Invalid model file: missing key(s) training.{', training.'.join(missing)}."
+        )
+
+
+def _check_version(version: Any) -> None:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"Invalid model file: bad format_version {version!r}.")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"Unsupported format_version {version}: this gaussmix reads versions "
+            f"up to {FORMAT_VERSION}; upgrade gaussmix to load this file."
+        )
+
+
+def _positive_int(doc: dict, key: str) -> int:
+    value = doc[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"Invalid model file: {key!r} must be a positive integer.")
+    return value
+
+
+def _check_numbers(value: Any, key: str) -> None:
+    """Nested lists whose leaves are JSON numbers."""
+    if isinstance(value, list):
+        for item in value:
+            _check_numbers(item, key)
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"Invalid model file: {key!r} must hold only numbers.")
+
+
+def _array(doc: dict, key: str, shape: tuple, dtype: str) -> np.ndarray:
+    """``doc[key]`` as a finite array of ``shape`` and ``dtype``."""
+    _check_numbers(doc[key], key)
+    try:
+        array = np.array(doc[key], dtype=np.float64)
+    except ValueError:
+        raise ValueError(f"Invalid model file: {key!r} is a ragged array.") from None
+    if array.shape != shape:
+        raise ValueError(
+            f"Invalid model file: {key!r} has shape {array.shape}, "
+            f"expected {shape} for this covariance_type, n_components and n_features."
+        )
+    with np.errstate(over="ignore"):
+        array = array.astype(_DTYPES[dtype])
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"Invalid model file: {key!r} has non-finite values.")
+    return array
+
+
+def _check_weights(weights: np.ndarray, dtype: str) -> None:
+    if np.any(weights < 0):
+        raise ValueError("Invalid model file: 'weights' has negative values.")
+    total = float(np.sum(weights, dtype=np.float64))
+    if abs(total - 1.0) > _WEIGHT_TOL[dtype]:
+        raise ValueError(f"Invalid model file: 'weights' sum to {total!r}, not 1.")
+
+
+def _check_covariances(model, covariances: np.ndarray, dtype: str) -> None:
+    """Symmetric positive-definite matrices, or positive variances."""
+    if not isinstance(model, (FullCovariance, TiedCovariance)):
+        if np.any(covariances <= 0):
+            raise ValueError("Invalid model file: 'covariances' has non-positive variances.")
+        return
+    matrices = covariances.reshape((-1,) + covariances.shape[-2:]).astype(np.float64)
+    asymmetry = np.max(np.abs(matrices - np.swapaxes(matrices, 1, 2)))
+    if asymmetry > _SYMMETRY_TOL[dtype] * np.max(np.abs(matrices)):
+        raise ValueError("Invalid model file: 'covariances' are not symmetric.")
+    if not np.all(np.linalg.eigvalsh(matrices) > 0):
+        raise ValueError("Invalid model file: 'covariances' are not positive-definite.")
+
+
+def _rounding_scale(model, covariances: np.ndarray) -> float:
+    """Relative rounding error to expect in factors of ``covariances``: 10 eps cond."""
+    if isinstance(model, (FullCovariance, TiedCovariance)):
+        ratios = np.linalg.cond(covariances.astype(np.float64))
+    else:
+        ratios = np.max(covariances, axis=-1) / np.min(covariances, axis=-1)
+    return 10.0 * float(np.finfo(covariances.dtype).eps) * float(np.max(ratios))
+
+
+def _check_cholesky(model, covariances: np.ndarray, stored: np.ndarray) -> None:
+    """``stored`` agrees with the factors recomputed from ``covariances``.
+
+    The relative tolerance is 1e-6, or the rounding error that the condition
+    number of the covariances allows if larger (float32 models).
+    """
+    try:
+        expected = model.precision_cholesky(covariances.astype(np.float64))
+    except ValueError:
+        raise ValueError(
+            "Invalid model file: 'covariances' are not positive-definite."
+        ) from None
+    rtol = max(_CHOLESKY_RTOL, _rounding_scale(model, covariances))
+    atol = rtol * float(np.max(np.abs(expected)))
+    if not np.allclose(stored, expected, rtol=rtol, atol=atol):
+        raise ValueError(
+            "Invalid model file: 'precisions_cholesky' is inconsistent with 'covariances'."
+        )
+
+
+def _laid_out_as_fitted(model, covariances: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """``stored`` in the memory layout that fitting gives the factors.
+
+    The layout decides the summation order of the matrix products at
+    prediction time, so it must match for bit-identical predictions.
+    """
+    out = np.empty_like(model.precision_cholesky(covariances), order="K")
+    out[...] = stored
+    return out
+
+
+def _params(doc: dict, covariance_type: str, n_components: int) -> dict:
+    params = doc["params"]
+    if not isinstance(params, dict):
+        raise ValueError("Invalid model file: 'params' must be an object.")
+    unknown = set(params) - set(GaussianMixture().get_params())
+    if unknown:
+        raise ValueError(f"Invalid model file: unknown params {sorted(unknown)}.")
+    given = {"covariance_type": covariance_type, "n_components": n_components}
+    for key, value in given.items():
+        if params.get(key, value) != value:
+            raise ValueError(f"Invalid model file: params[{key!r}] disagrees with {key!r}.")
+    return {**params, **given}
+
+
+def _feature_names(doc: dict, n_features: int) -> np.ndarray | None:
+    names = doc["feature_names_in"]
+    if names is None:
+        return None
+    if (
+        not isinstance(names, list)
+        or len(names) != n_features
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(
+            f"Invalid model file: 'feature_names_in' must be null or {n_features} strings."
+        )
+    return np.asarray(names, dtype=object)
+
+
+def _training(doc: dict) -> dict:
+    training = doc["training"]
+    converged, n_iter = training["converged"], training["n_iter"]
+    bound, bounds = training["lower_bound"], training["lower_bounds"]
+    if not isinstance(converged, bool):
+        raise ValueError("Invalid model file: 'training.converged' must be a boolean.")
+    if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter < 0:
+        raise ValueError("Invalid model file: 'training.n_iter' must be an integer >= 0.")
+    if bound is not None:
+        _check_numbers(bound, "training.lower_bound")
+        if not math.isfinite(bound):
+            raise ValueError("Invalid model file: 'training.lower_bound' is not finite.")
+    if not isinstance(bounds, list):
+        raise ValueError("Invalid model file: 'training.lower_bounds' must be a list.")
+    _check_numbers(bounds, "training.lower_bounds")
+    if not all(math.isfinite(b) for b in bounds):
+        raise ValueError("Invalid model file: 'training.lower_bounds' is not finite.")
+    return {
+        "converged_": converged,
+        "n_iter_": n_iter,
+        "lower_bound_": -math.inf if bound is None else float(bound),
+        "lower_bounds_": [float(b) for b in bounds],
+    }
+
+
+def _fitted_arrays(doc: dict, model, k: int, d: int, dtype: str) -> dict:
+    """Validated weights, means, covariances and precision factors."""
+    shape = model.parameter_shape(k, d)
+    weights = _array(doc, "weights", (k,), dtype)
+    means = _array(doc, "means", (k, d), dtype)
+    covariances = _array(doc, "covariances", shape, dtype)
+    precisions_chol = _array(doc, "precisions_cholesky", shape, dtype)
+    _check_weights(weights, dtype)
+    _check_covariances(model, covariances, dtype)
+    _check_cholesky(model, covariances, precisions_chol)
+    precisions_chol = _laid_out_as_fitted(model, covariances, precisions_chol)
+    return {
+        "weights_": weights,
+        "means_": means,
+        "covariances_": covariances,
+        "precisions_cholesky_": precisions_chol,
+        "precisions_": model.precisions_from_cholesky(precisions_chol),
+    }
+
+
+def from_dict(doc: dict) -> GaussianMixture:
+    """The fitted model of a JSON document; validates it as :func:`load` does."""
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"Not a gaussmix model file: 'format' is not {FORMAT!r}.")
+    _check_version(doc.get("format_version"))
+    _check_keys(doc)
+    covariance_type = doc["covariance_type"]
+    if not isinstance(covariance_type, str) or covariance_type not in covariance_model_names():
+        raise ValueError(f"Invalid model file: unknown covariance_type {covariance_type!r}.")
+    k, d = _positive_int(doc, "n_components"), _positive_int(doc, "n_features")
+    dtype = doc["dtype"]
+    if dtype not in _DTYPES:
+        raise ValueError(f"Invalid model file: dtype {dtype!r} is not float64 or float32.")
+    estimator = GaussianMixture(**_params(doc, covariance_type, k))
+    try:
+        estimator._validate_params()
+    except ValueError as exc:
+        raise ValueError(f"Invalid model file: bad params ({exc}).") from None
+    model = get_covariance_model(covariance_type)
+    fitted = {
+        **_fitted_arrays(doc, model, k, d, dtype),
+        **_training(doc),
+        "n_features_in_": d,
+    }
+    names = _feature_names(doc, d)
+    if names is not None:
+        fitted["feature_names_in_"] = names
+    estimator.__dict__.update(fitted)
+    return estimator
+
+
+def load(path: str | os.PathLike) -> GaussianMixture:
+    """Read a model written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+
+    Returns
+    -------
+    model : GaussianMixture
+        The fitted model; its predictions are bit-identical to the saved one's.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a valid gaussmix model file; the message names the
+        problem (invalid JSON, newer format_version, unknown covariance_type,
+        wrong shape, non-finite values, bad weights, covariances not
+        positive-definite, inconsistent precisions_cholesky, missing keys).
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise ValueError("Not a gaussmix model file: not UTF-8 text.") from None
+    return from_dict(_parse(text))
+
+
+# --------------------------------------------------------------- scikit-learn
+_SKLEARN_FAMILIES = (
+    (SphericalCovariance, "spherical"),
+    (DiagCovariance, "diag"),
+    (TiedCovariance, "tied"),
+    (FullCovariance, "full"),
+)
+_FITTED = (
+    "weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_",
+    "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_",
+    "feature_names_in_",
+)  # fmt: skip
+
+
+def kernel_family(covariance_type: str) -> str:
+    """scikit-learn's covariance_type of the kernel family of a gaussmix model."""
+    model = get_covariance_model(covariance_type)
+    for cls, family in _SKLEARN_FAMILIES:
+        if isinstance(model, cls):
+            return family
+    raise ValueError(f"covariance_type {covariance_type!r} has no scikit-learn equivalent.")
+
+
+def _copy_fitted(source, target) -> None:
+    for name in _FITTED:
+        if hasattr(source, name):
+            value = getattr(source, name)
+            setattr(target, name, value.copy() if hasattr(value, "copy") else value)
+
+
+def to_sklearn(model: GaussianMixture):
+    """The fitted :class:`sklearn.mixture.GaussianMixture` equal to ``model``.
+
+    The four scikit-learn covariance types convert directly.  mclust models
+    convert to their kernel family, whose ``covariances_`` have the same
+    shape: full-family models (VEE, EVE, VVE, EEV, VEV, EVV) to 'full',
+    diagonal ones (EEI, VEI, EVI) to 'diag', spherical ones (EII, 'E') to
+    'spherical' and tied to 'tied'.  The fitted parameters are the same, so
+    the predictions agree; refitting the result no longer keeps the mclust
+    constraint.  ``init_params='hierarchical'`` becomes 'kmeans'.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        A fitted gaussmix model.
+
+    Returns
+    -------
+    sk_model : sklearn.mixture.GaussianMixture
+    """
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    check_is_fitted(model)
+    params = model.get_params()
+    params["covariance_type"] = kernel_family(model.covariance_type)
+    if params["init_params"] not in SkGaussianMixture._parameter_constraints[
+        "init_params"
+    ][0].options:
+        params["init_params"] = "kmeans"
+    sk_model = SkGaussianMixture(**params)
+    _copy_fitted(model, sk_model)
+    return sk_model
+
+
+def from_sklearn(sk_model) -> GaussianMixture:
+    """The fitted gaussmix model equal to a fitted scikit-learn GaussianMixture.
+
+    Parameters
+    ----------
+    sk_model : sklearn.mixture.GaussianMixture
+        A fitted model.
+
+    Returns
+    -------
+    model : GaussianMixture
+    """
+    check_is_fitted(sk_model)
+    model = GaussianMixture(**sk_model.get_params())
+    _copy_fitted(sk_model, model)
+    return model

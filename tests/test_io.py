@@ -1,0 +1,270 @@
+"""Model files (gaussmix.io.save/load) and conversion to and from scikit-learn."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+import gaussmix
+from gaussmix import GaussianMixture, from_sklearn, load, save, to_sklearn
+
+TYPES = ["full", "tied", "diag", "spherical", "VEV", "EEI", "EII"]
+
+
+@pytest.fixture(scope="module")
+def X():
+    rng = np.random.RandomState(0)
+    return np.vstack(
+        [rng.randn(60, 3) @ rng.randn(3, 3) + 4 * k for k in range(3)]
+    )
+
+
+def _fitted(X, covariance_type="full", dtype=np.float64):
+    return GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(
+        X.astype(dtype)
+    )
+
+
+def _assert_same_predictions(a, b, X):
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_round_trip_is_exact(X, tmp_path, covariance_type):
+    gm = _fitted(X, covariance_type)
+    path = tmp_path / "model.json"
+    gm.save(path)
+    loaded = load(path)
+    assert type(loaded) is GaussianMixture
+    assert loaded.get_params() == gm.get_params()
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(gm, name))
+    assert loaded.converged_ == gm.converged_ and loaded.n_iter_ == gm.n_iter_
+    assert loaded.lower_bound_ == gm.lower_bound_
+    assert loaded.lower_bounds_ == gm.lower_bounds_
+    assert loaded.n_features_in_ == 3
+    _assert_same_predictions(gm, loaded, X)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_float32_round_trip(X, tmp_path, covariance_type):
+    gm = _fitted(X, covariance_type, np.float32)
+    assert gm.means_.dtype == np.float32
+    save(gm, tmp_path / "m.json")
+    loaded = load(tmp_path / "m.json")
+    assert loaded.means_.dtype == np.float32
+    assert loaded.precisions_cholesky_.dtype == np.float32
+    _assert_same_predictions(gm, loaded, X.astype(np.float32))
+
+
+def test_feature_names_round_trip(X, tmp_path):
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    gm = GaussianMixture(2, random_state=0).fit(df)
+    save(gm, tmp_path / "m.json")
+    loaded = load(tmp_path / "m.json")
+    np.testing.assert_array_equal(loaded.feature_names_in_, ["a", "b", "c"])
+    _assert_same_predictions(gm, loaded, df)
+
+
+def test_file_is_plain_json(X, tmp_path):
+    gm = _fitted(X, "diag")
+    save(gm, tmp_path / "m.json")
+    doc = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    assert doc["format"] == "gaussmix-model" and doc["format_version"] == 1
+    assert doc["gaussmix_version"] == gaussmix.__version__
+    assert doc["covariance_type"] == "diag" and doc["dtype"] == "float64"
+    assert (doc["n_components"], doc["n_features"]) == (3, 3)
+    assert doc["feature_names_in"] is None
+    assert doc["params"]["random_state"] == 0 and doc["params"]["means_init"] is None
+    assert set(doc["training"]) == {"converged", "n_iter", "lower_bound", "lower_bounds"}
+
+
+def test_non_int_random_state_and_init_arrays_are_null(X, tmp_path):
+    gm = GaussianMixture(
+        2, random_state=np.random.RandomState(0), means_init=X[:2]
+    ).fit(X)
+    save(gm, tmp_path / "m.json")
+    params = json.loads((tmp_path / "m.json").read_text())["params"]
+    assert params["random_state"] is None and params["means_init"] is None
+    _assert_same_predictions(gm, load(tmp_path / "m.json"), X)
+
+
+def test_unfitted_model_cannot_be_saved(tmp_path):
+    with pytest.raises(NotFittedError):
+        GaussianMixture().save(tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_max_iter_zero_round_trip(X, tmp_path):
+    gm = GaussianMixture(2, max_iter=0, random_state=0).fit(X)
+    save(gm, tmp_path / "m.json")
+    loaded = load(tmp_path / "m.json")
+    assert loaded.lower_bound_ == -np.inf
+    _assert_same_predictions(gm, loaded, X)
+
+
+@pytest.mark.parametrize("covariance_type", ["E", "V"])
+def test_one_feature_round_trip(X, tmp_path, covariance_type):
+    gm = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X[:, :1])
+    save(gm, tmp_path / "m.json")
+    _assert_same_predictions(gm, load(tmp_path / "m.json"), X[:, :1])
+
+
+# ------------------------------------------------------------- corrupt files
+@pytest.fixture
+def saved(X, tmp_path):
+    path = tmp_path / "m.json"
+    save(_fitted(X, "full"), path)
+    return path
+
+
+def _edit(path, change):
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _set(key, value):
+    def change(doc):
+        doc[key] = value
+
+    return change
+
+
+def _non_pd(doc):
+    doc["covariances"][0] = [[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+
+
+def _flip_weight(doc):
+    doc["weights"][0] = -doc["weights"][0]
+
+
+def _tamper_cholesky(doc):
+    doc["precisions_cholesky"][1][0][0] *= 1.001
+
+
+def _drop_component(doc):
+    doc["means"] = doc["means"][:2]
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (_flip_weight, "'weights' has negative values"),
+        (lambda d: d["weights"].__setitem__(0, d["weights"][0] + 0.01), "'weights' sum to"),
+        (_non_pd, "not positive-definite"),
+        (_drop_component, r"'means' has shape \(2, 3\), expected \(3, 3\)"),
+        (_set("n_features", 4), "has shape"),
+        (_set("format_version", 2), "Unsupported format_version 2"),
+        (_set("covariance_type", "XYZ"), "unknown covariance_type 'XYZ'"),
+        (_tamper_cholesky, "'precisions_cholesky' is inconsistent"),
+        (_set("format", "other"), "Not a gaussmix model file"),
+        (lambda d: d.pop("means"), "missing key.*means"),
+        (lambda d: d["training"].pop("n_iter"), "missing key.*training.n_iter"),
+        (_set("dtype", "float16"), "dtype 'float16'"),
+        (lambda d: d["means"][0].__setitem__(0, "1.0"), "must hold only numbers"),
+        (_set("feature_names_in", ["a"]), "feature_names_in"),
+        (lambda d: d["params"].__setitem__("tol", -1.0), "bad params"),
+    ],
+)
+def test_corrupt_file_is_refused(saved, change, match):
+    _edit(saved, change)
+    with pytest.raises(ValueError, match=match):
+        load(saved)
+
+
+def test_asymmetric_covariance_is_refused(saved):
+    def change(doc):
+        doc["covariances"][0][0][1] += 0.5
+
+    _edit(saved, change)
+    with pytest.raises(ValueError, match="not symmetric"):
+        load(saved)
+
+
+def test_non_positive_variance_is_refused(X, tmp_path):
+    path = tmp_path / "m.json"
+    save(_fitted(X, "diag"), path)
+    _edit(path, lambda d: d["covariances"][0].__setitem__(1, 0.0))
+    with pytest.raises(ValueError, match="non-positive variances"):
+        load(path)
+
+
+def test_truncated_file_is_refused(saved):
+    saved.write_text(saved.read_text()[:200])
+    with pytest.raises(ValueError, match="invalid JSON"):
+        load(saved)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_text_is_refused(saved, constant):
+    text = saved.read_text()
+    start = text.index('"means": [[') + len('"means": [[')
+    end = text.index(",", start)
+    saved.write_text(text[:start] + constant + text[end:])
+    with pytest.raises(ValueError, match="non-finite value"):
+        load(saved)
+
+
+def test_overflowing_number_is_refused(saved):
+    _edit(saved, lambda d: d["means"][0].__setitem__(0, 1e308))
+    saved.write_text(saved.read_text().replace("1e+308", "1e999"))
+    with pytest.raises(ValueError, match="'means' has non-finite values"):
+        load(saved)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"[1, 2, 3]", b'{"a": 1}', b"\x80\x81 not text", b"hello"]
+)
+def test_not_a_model_file_is_refused(tmp_path, content):
+    path = tmp_path / "m.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="Not a gaussmix model file"):
+        load(path)
+
+
+# --------------------------------------------------------------- scikit-learn
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_from_sklearn_round_trip(X, covariance_type):
+    sk = SkGaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    gm = from_sklearn(sk)
+    assert type(gm) is GaussianMixture
+    assert gm.covariance_type == covariance_type
+    np.testing.assert_allclose(gm.predict_proba(X), sk.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(gm.score_samples(X), sk.score_samples(X), rtol=1e-12)
+    np.testing.assert_array_equal(gm.predict(X), sk.predict(X))
+    back = to_sklearn(gm)
+    np.testing.assert_array_equal(back.score_samples(X), sk.score_samples(X))
+
+
+@pytest.mark.parametrize(
+    "covariance_type, family",
+    [("full", "full"), ("tied", "tied"), ("diag", "diag"), ("spherical", "spherical"),
+     ("VEV", "full"), ("EEE", "tied"), ("EEI", "diag"), ("EII", "spherical")],
+)  # fmt: skip
+def test_to_sklearn(X, covariance_type, family):
+    gm = _fitted(X, covariance_type)
+    sk = to_sklearn(gm)
+    assert type(sk) is SkGaussianMixture and sk.covariance_type == family
+    np.testing.assert_allclose(sk.predict_proba(X), gm.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sk.score_samples(X), gm.score_samples(X), rtol=1e-12)
+    np.testing.assert_array_equal(sk.predict(X), gm.predict(X))
+    again = from_sklearn(sk)
+    np.testing.assert_allclose(again.score_samples(X), gm.score_samples(X), rtol=1e-12)
+
+
+def test_to_sklearn_maps_hierarchical_init(X):
+    gm = GaussianMixture(2, init_params="hierarchical").fit(X)
+    assert to_sklearn(gm).init_params == "kmeans"
+
+
+def test_conversion_requires_fitted_models():
+    with pytest.raises(NotFittedError):
+        to_sklearn(GaussianMixture())
+    with pytest.raises(NotFittedError):
+        from_sklearn(SkGaussianMixture())
