@@ -50,13 +50,12 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .covariance import (
-    DiagCovariance,
     FullCovariance,
-    SphericalCovariance,
     TiedCovariance,
     covariance_model_names,
     get_covariance_model,
 )
+from . import covariance as _covariance
 from .estimator import GaussianMixture
 
 __all__ = [
@@ -436,12 +435,6 @@ def load(path: str | os.PathLike) -> GaussianMixture:
 
 
 # --------------------------------------------------------------- scikit-learn
-_SKLEARN_FAMILIES = (
-    (SphericalCovariance, "spherical"),
-    (DiagCovariance, "diag"),
-    (TiedCovariance, "tied"),
-    (FullCovariance, "full"),
-)
 _FITTED = (
     "weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_",
     "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_",
@@ -451,11 +444,7 @@ _FITTED = (
 
 def kernel_family(covariance_type: str) -> str:
     """scikit-learn's covariance_type of the kernel family of a gaussmix model."""
-    model = get_covariance_model(covariance_type)
-    for cls, family in _SKLEARN_FAMILIES:
-        if isinstance(model, cls):
-            return family
-    raise ValueError(f"covariance_type {covariance_type!r} has no scikit-learn equivalent.")
+    return _covariance.kernel_family(get_covariance_model(covariance_type)).name
 
 
 def _copy_fitted(source, target) -> None:
