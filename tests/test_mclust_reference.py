@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gaussmix import em
+from gaussmix import _mclust_numerics, em
 from gaussmix import mclust_models
 from gaussmix.covariance import FullCovariance, TiedCovariance, get_covariance_model
 from gaussmix.params import MixtureParams
@@ -153,7 +153,7 @@ def test_one_step_reproduces_mclusts_extra_mstep(reference):
 def expected_log_likelihood(stats, covariances):
     """``sum_k [-n_k log det Sigma_k - tr(Sigma_k^-1 W_k)]`` for the statistics' W_k."""
     nk = stats.sum_resp + 10 * np.finfo(float).eps
-    scatters = mclust_models._full_scatter(stats.scatter, stats.sum_resp, stats.shift_sum, nk)
+    scatters = get_covariance_model("full").centred_scatter(stats.scatter, stats.sum_resp, stats.shift_sum, nk)
     _, log_dets = np.linalg.slogdet(covariances)
     traces = np.einsum("kij,kji->k", np.linalg.inv(covariances), scatters)
     return float(np.sum(-nk * log_dets - traces))
@@ -200,13 +200,13 @@ class _MclustWeightedVVE(mclust_models.VVE):
     name = "VVE (mclust's orientation weights)"
 
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
-        scatters = mclust_models._full_scatter(scatter, sum_resp, shift_sum, nk)
+        scatters = get_covariance_model("full").centred_scatter(scatter, sum_resp, shift_sum, nk)
         # EVE's profile has exactly the weights A_k^-1 (up to a common factor).
-        orientation = mclust_models._common_orientation(
-            scatters, mclust_models._eve_profile, self.tol, self.max_iter
+        orientation = _mclust_numerics._common_orientation(
+            scatters, _mclust_numerics._eve_profile, self.tol, self.max_iter
         )
-        rotated = mclust_models._diagonals(mclust_models._rotate(scatters, orientation))
-        return mclust_models._rotate_diagonals(orientation, rotated / nk[:, None])
+        rotated = _mclust_numerics._diagonals(_mclust_numerics._rotate(scatters, orientation))
+        return _mclust_numerics._rotate_diagonals(orientation, rotated / nk[:, None])
 
 
 def test_vve_differs_from_mclust_by_the_orientation_weights(reference):

@@ -1,0 +1,521 @@
+"""scikit-learn's four covariance models and the numerics they share.
+
+The kernels see each chunk centred on one point (the mixture mean), so data
+far from the origin lose no precision, and they compute every component with
+one matrix product where the model allows it:
+
+* full: ``Xc @ [U_1 | ... | U_K]`` whitens all components at once; the
+  scatter is accumulated around the centre, or around a component's own
+  mean when it lies far from the centre;
+* tied: one whitening ``Xc @ U``, then one product with the whitened means;
+* diag and spherical: ``[Xc**2, Xc] @ design`` gives every Mahalanobis
+  distance, and ``resp @ [Xc**2, Xc].T`` every first and second moment.
+
+Shapes (``K`` components, ``D`` features)::
+
+    model      covariances / precisions    scatter statistic
+    full       (K, D, D)                   (K, D, D)
+    tied       (D, D)                      (D, D)
+    diag       (K, D)                      (K, D)
+    spherical  (K,)                        (K,)
+
+Precision Cholesky factors follow scikit-learn: an upper-triangular ``U``
+with ``precision = U @ U.T``, so that ``||(x - mu) @ U||^2`` is the
+Mahalanobis distance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import linalg
+
+from .covariance import CovarianceModel, ill_defined_covariance_error
+
+__all__ = [
+    "FullCovariance",
+    "TiedCovariance",
+    "DiagCovariance",
+    "SphericalCovariance",
+    "far_threshold",
+]
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _const(params, log_det: np.ndarray, n_features: int) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(params.weights)
+    return log_weights + log_det - 0.5 * n_features * LOG_2PI
+
+
+def far_threshold(dtype) -> float:
+    """Squared whitened distance from the centre beyond which a component is "far".
+
+    Second moments accumulated around the centre lose about
+    ``eps * distance**2`` of relative precision.  Components closer than this
+    bound keep that loss below 1e-12 (float64) or 1e-5 (float32) and are
+    computed with one GEMM for all of them; farther ones are computed around
+    their own means, exactly.
+    """
+    budget = 1e-5 if np.dtype(dtype) == np.float32 else 1e-12
+    return budget / np.finfo(dtype).eps
+
+
+def _split_near_far(means, centre, sq_distances, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Shifts (float64) and the indices of far components."""
+    far = np.flatnonzero(sq_distances > far_threshold(dtype))
+    shift = np.array(np.broadcast_to(centre, means.shape))
+    shift[far] = means[far]
+    return shift, far
+
+
+def _near_scatter(Xc: np.ndarray, resp: np.ndarray) -> np.ndarray:
+    """``sum_i r_ki x_i x_i^T`` for every row k of ``resp``: (K, D, D).
+
+    The weighted copies are laid out (K, D, n) so that the broadcast product
+    runs along the long axis, then one batched GEMM forms every matrix.
+    """
+    weighted = resp[:, None, :] * np.ascontiguousarray(Xc.T)[None]
+    return np.matmul(weighted, Xc)
+
+
+def _flip(matrix: np.ndarray) -> np.ndarray:
+    """Reverse the last two axes (conjugation by the exchange matrix)."""
+    return matrix[..., ::-1, ::-1]
+
+
+def _precision_cholesky_of_matrix(covariance: np.ndarray) -> np.ndarray:
+    """Upper factors ``U`` of ``inv(covariance) = U @ U.T``; raises LinAlgError.
+
+    Accepts one matrix or a stack; NumPy's batched routines make one call for
+    all components, which matters for small models fitted many times.
+    """
+    cov_chol = np.linalg.cholesky(covariance)
+    return np.swapaxes(np.tril(np.linalg.inv(cov_chol)), -1, -2)
+
+
+def _upper_factor_of_precision(precision: np.ndarray) -> np.ndarray:
+    """Upper ``U`` with ``precision = U @ U.T`` (Cholesky of the flipped matrix)."""
+    return _flip(linalg.cholesky(_flip(precision), lower=True, check_finite=False))
+
+
+def _check_symmetric_positive_definite(precision: np.ndarray, name: str) -> None:
+    if not (
+        np.allclose(precision, precision.T)
+        and np.all(np.linalg.eigvalsh(precision) > 0.0)
+    ):
+        raise ValueError(f"'{name} precision' should be symmetric, positive-definite")
+
+
+def _check_positive(precision: np.ndarray, name: str) -> None:
+    if np.any(np.less_equal(precision, 0.0)):
+        raise ValueError(f"'{name} precision' should be positive")
+
+
+def _centred_second_moment(
+    scatter: np.ndarray, sum_resp: np.ndarray, shift_sum: np.ndarray, nk: np.ndarray
+) -> np.ndarray:
+    """Scatter around the new means from scatter around the shift.
+
+    With ``d = shift_sum / nk`` the move of the mean away from the shift,
+    ``sum r (x - mu)(x - mu)^T = S - s d^T - d s^T + R d d^T``.  The shift is
+    close to the new mean, so the correction is small and nothing cancels.
+    """
+    delta = shift_sum / nk[:, None]
+    outer_sd = shift_sum[:, :, None] * delta[:, None, :]
+    return (
+        scatter
+        - outer_sd
+        - np.swapaxes(outer_sd, 1, 2)
+        + sum_resp[:, None, None] * delta[:, :, None] * delta[:, None, :]
+    )
+
+
+class FullCovariance(CovarianceModel):
+    """Each component has its own general covariance matrix (mclust's VVV)."""
+
+    name = "full"
+
+    def parameter_shape(self, n_components, n_features):
+        return (n_components, n_features, n_features)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components * n_features * (n_features + 1) // 2
+
+    def chunk_width(self, n_components, n_features):
+        return n_components * n_features + n_components
+
+    def prepare(self, params, centre, dtype):
+        n_components, n_features = params.means.shape
+        chol = params.precisions_cholesky
+        offsets = params.means - centre
+        # All components whitened by one GEMM: X @ [U_1 | U_2 | ... | U_K].
+        stacked = np.ascontiguousarray(
+            np.swapaxes(chol, 0, 1).reshape(n_features, n_components * n_features)
+        )
+        whitened_offsets = np.einsum("kd,kde->ke", offsets, chol)
+        shift, _ = _split_near_far(
+            params.means, centre, np.sum(whitened_offsets**2, axis=1), dtype
+        )
+        log_det = self.log_det_cholesky(chol, n_components, n_features)
+        return {
+            "shift": shift,
+            "offsets": (shift - centre).astype(dtype),
+            "stacked_t": np.ascontiguousarray(stacked.T, dtype=dtype),
+            "whitened_offsets": whitened_offsets.reshape(-1).astype(dtype),
+            "const": _const(params, log_det, n_features).astype(dtype),
+        }
+
+    def log_prob_chunk(self, Xc, prep):
+        # Whitening is linear in the offset, so a far centre costs only
+        # eps * distance of absolute precision here.
+        n_samples = Xc.shape[0]
+        n_components = prep["const"].shape[0]
+        whitened = prep["stacked_t"] @ Xc.T
+        whitened -= prep["whitened_offsets"][:, None]
+        whitened = whitened.reshape(n_components, -1, n_samples)
+        maha = np.einsum("kdn,kdn->kn", whitened, whitened)
+        maha *= -0.5
+        maha += prep["const"][:, None]
+        return maha, None
+
+    def chunk_stats(self, Xc, resp, offsets, aux=None):
+        n_components, n_features = offsets.shape
+        shift_sum = resp @ Xc - resp.sum(axis=1)[:, None] * offsets
+        far = np.any(offsets != 0, axis=1)
+        if not far.any():
+            return shift_sum, _near_scatter(Xc, resp)
+        scatter = np.empty((n_components, n_features, n_features), dtype=Xc.dtype)
+        if not far.all():
+            scatter[~far] = _near_scatter(Xc, resp[~far])
+        for k in np.flatnonzero(far):
+            diff = Xc - offsets[k]
+            scatter[k] = (diff.T * resp[k]) @ diff
+        return shift_sum, scatter
+
+    def centred_scatter(self, scatter, sum_resp, shift_sum, nk):
+        """``W_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T``, shape (K, D, D)."""
+        centred = _centred_second_moment(scatter, sum_resp, shift_sum, nk)
+        # Symmetrise: the two rank-one corrections round differently.
+        return 0.5 * (centred + np.swapaxes(centred, 1, 2))
+
+    def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
+        covariances = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
+        covariances /= nk[:, None, None]
+        n_features = covariances.shape[-1]
+        covariances[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+        return covariances
+
+    def precision_cholesky(self, covariances):
+        try:
+            return _precision_cholesky_of_matrix(covariances)
+        except (np.linalg.LinAlgError, ValueError):
+            raise ill_defined_covariance_error(covariances.dtype) from None
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return np.stack([_upper_factor_of_precision(p) for p in precisions])
+
+    def precisions_from_cholesky(self, precisions_chol):
+        return np.matmul(precisions_chol, np.swapaxes(precisions_chol, 1, 2))
+
+    def covariances_from_precisions_cholesky(self, precisions_chol):
+        inv = np.triu(np.linalg.inv(precisions_chol))
+        # inv(U U^T) = U^-T U^-1
+        return np.matmul(np.swapaxes(inv, 1, 2), inv)
+
+    def log_det_cholesky(self, precisions_chol, n_components, n_features):
+        diagonals = np.diagonal(precisions_chol, axis1=1, axis2=2)
+        return np.sum(np.log(diagonals), axis=1)
+
+    def check_precisions(self, precisions):
+        for precision in precisions:
+            _check_symmetric_positive_definite(precision, self.name)
+
+    def sample(self, rng, means, covariances, counts):
+        return np.vstack(
+            [
+                rng.multivariate_normal(mean, covariance, int(count))
+                for mean, covariance, count in zip(means, covariances, counts)
+            ]
+        )
+
+    def pooled(self, covariances, weights, k):
+        others = np.delete(np.arange(len(weights)), k)
+        out = covariances.copy()
+        if others.size:
+            w = weights[others] / max(weights[others].sum(), np.finfo(float).tiny)
+            out[k] = np.tensordot(w, covariances[others], axes=1)
+        return out
+
+
+class TiedCovariance(CovarianceModel):
+    """All components share one general covariance matrix (mclust's EEE)."""
+
+    name = "tied"
+
+    def parameter_shape(self, n_components, n_features):
+        return (n_features, n_features)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_features * (n_features + 1) // 2
+
+    def prepare(self, params, centre, dtype):
+        n_components, n_features = params.means.shape
+        chol = params.precisions_cholesky
+        whitened_offsets = (params.means - centre) @ chol
+        sq_distances = np.sum(whitened_offsets**2, axis=1)
+        shift, far = _split_near_far(params.means, centre, sq_distances, dtype)
+        log_det = self.log_det_cholesky(chol, n_components, n_features)
+        return {
+            "shift": shift,
+            "offsets": (shift - centre).astype(dtype),
+            "far": far,
+            "chol": chol.astype(dtype),
+            "whitened_offsets": whitened_offsets.astype(dtype),
+            "offset_norms": sq_distances.astype(dtype),
+            "const": _const(params, log_det, n_features).astype(dtype),
+        }
+
+    def log_prob_chunk(self, Xc, prep):
+        whitened = Xc @ prep["chol"]
+        # ||y - b_k||^2 = ||y||^2 - 2 y.b_k + ||b_k||^2, one GEMM for all k;
+        # far components, where that would cancel, directly.
+        maha = prep["whitened_offsets"] @ whitened.T
+        maha *= -2.0
+        maha += np.einsum("nd,nd->n", whitened, whitened)
+        maha += prep["offset_norms"][:, None]
+        for k in prep["far"]:
+            diff = whitened - prep["whitened_offsets"][k]
+            maha[k] = np.einsum("nd,nd->n", diff, diff)
+        maha *= -0.5
+        maha += prep["const"][:, None]
+        return maha, None
+
+    def chunk_stats(self, Xc, resp, offsets, aux=None):
+        shift_sum = resp @ Xc - resp.sum(axis=1)[:, None] * offsets
+        far = np.any(offsets != 0, axis=1)
+        near_weight = resp[~far].sum(axis=0) if far.any() else resp.sum(axis=0)
+        scatter = (Xc.T * near_weight) @ Xc
+        for k in np.flatnonzero(far):
+            diff = Xc - offsets[k]
+            scatter += (diff.T * resp[k]) @ diff
+        return shift_sum, scatter
+
+    def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
+        delta = shift_sum / nk[:, None]
+        outer_sd = shift_sum.T @ delta
+        covariance = (
+            scatter - outer_sd - outer_sd.T + (sum_resp[:, None] * delta).T @ delta
+        )
+        covariance /= np.sum(nk)
+        covariance = 0.5 * (covariance + covariance.T)
+        covariance.flat[:: covariance.shape[0] + 1] += reg_covar
+        return covariance
+
+    def precision_cholesky(self, covariances):
+        try:
+            return _precision_cholesky_of_matrix(covariances)
+        except (np.linalg.LinAlgError, ValueError):
+            raise ill_defined_covariance_error(covariances.dtype) from None
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return _upper_factor_of_precision(precisions)
+
+    def precisions_from_cholesky(self, precisions_chol):
+        return precisions_chol @ precisions_chol.T
+
+    def covariances_from_precisions_cholesky(self, precisions_chol):
+        eye = np.eye(precisions_chol.shape[-1], dtype=precisions_chol.dtype)
+        inv = linalg.solve_triangular(precisions_chol, eye, lower=False)
+        return inv.T @ inv
+
+    def log_det_cholesky(self, precisions_chol, n_components, n_features):
+        return np.full(n_components, np.sum(np.log(np.diagonal(precisions_chol))))
+
+    def check_precisions(self, precisions):
+        _check_symmetric_positive_definite(precisions, self.name)
+
+    def sample(self, rng, means, covariances, counts):
+        return np.vstack(
+            [
+                rng.multivariate_normal(mean, covariances, int(count))
+                for mean, count in zip(means, counts)
+            ]
+        )
+
+    def pooled(self, covariances, weights, k):
+        return covariances.copy()
+
+
+class DiagCovariance(CovarianceModel):
+    """Each component has its own diagonal covariance matrix (mclust's VVI)."""
+
+    name = "diag"
+
+    def parameter_shape(self, n_components, n_features):
+        return (n_components, n_features)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components * n_features
+
+    def _sq_distances(self, offsets, precisions):
+        return np.sum(offsets**2 * precisions, axis=1)
+
+    def _design(self, offsets, precisions):
+        # maha = [Xc^2, Xc] @ [P; -2 (d * P)]^T + sum(d^2 P): one GEMM for all k.
+        return np.concatenate([precisions, -2.0 * offsets * precisions], axis=1)
+
+    def prepare(self, params, centre, dtype):
+        n_components, n_features = params.means.shape
+        precisions = params.precisions_cholesky**2
+        offsets = params.means - centre
+        sq_distances = self._sq_distances(offsets, precisions)
+        shift, far = _split_near_far(params.means, centre, sq_distances, dtype)
+        design = self._design(offsets, precisions)
+        log_det = self.log_det_cholesky(params.precisions_cholesky, n_components, n_features)
+        return {
+            "shift": shift,
+            "offsets": (shift - centre).astype(dtype),
+            "far": far,
+            "far_precisions": precisions[far].astype(dtype),
+            "design": np.ascontiguousarray(design, dtype=dtype),
+            "offset_norms": sq_distances.astype(dtype),
+            "const": _const(params, log_det, n_features).astype(dtype),
+        }
+
+    def _features(self, Xc):
+        """``[Xc**2, Xc]`` transposed: (2 * n_features, n_samples)."""
+        n_features = Xc.shape[1]
+        features = np.empty((2 * n_features, Xc.shape[0]), dtype=Xc.dtype)
+        features[n_features:] = Xc.T
+        np.multiply(features[n_features:], features[n_features:], out=features[:n_features])
+        return features
+
+    def _far_maha(self, diff, precision):
+        return (diff * diff) @ precision
+
+    def log_prob_chunk(self, Xc, prep):
+        features = self._features(Xc)
+        maha = prep["design"] @ features
+        maha += prep["offset_norms"][:, None]
+        for k, precision in zip(prep["far"], prep["far_precisions"]):
+            maha[k] = self._far_maha(Xc - prep["offsets"][k], precision)
+        maha *= -0.5
+        maha += prep["const"][:, None]
+        return maha, features
+
+    def _moments(self, features, resp, n_features):
+        moments = resp @ features.T
+        return moments[:, n_features:], moments[:, :n_features]
+
+    def chunk_stats(self, Xc, resp, offsets, aux=None):
+        n_features = Xc.shape[1]
+        features = self._features(Xc) if aux is None else aux
+        shift_sum, scatter = self._moments(features, resp, n_features)
+        for k in np.flatnonzero(np.any(offsets != 0, axis=1)):
+            own = self._moments(self._features(Xc - offsets[k]), resp[k : k + 1], n_features)
+            shift_sum[k], scatter[k] = own[0][0], own[1][0]
+        return shift_sum, scatter
+
+    def centred_scatter(self, scatter, sum_resp, shift_sum, nk):
+        """Diagonals of ``W_k`` around the new means, shape (K, D)."""
+        delta = shift_sum / nk[:, None]
+        return scatter - 2.0 * shift_sum * delta + sum_resp[:, None] * delta**2
+
+    def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
+        centred = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
+        return centred / nk[:, None] + reg_covar
+
+    def precision_cholesky(self, covariances):
+        if np.any(np.less_equal(covariances, 0.0)):
+            raise ill_defined_covariance_error(covariances.dtype)
+        return 1.0 / np.sqrt(covariances)
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return np.sqrt(precisions)
+
+    def precisions_from_cholesky(self, precisions_chol):
+        return precisions_chol**2
+
+    def covariances_from_precisions_cholesky(self, precisions_chol):
+        return 1.0 / precisions_chol**2
+
+    def log_det_cholesky(self, precisions_chol, n_components, n_features):
+        return np.sum(np.log(precisions_chol), axis=1)
+
+    def check_precisions(self, precisions):
+        _check_positive(precisions, self.name)
+
+    def sample(self, rng, means, covariances, counts):
+        n_features = means.shape[1]
+        return np.vstack(
+            [
+                mean + rng.standard_normal(size=(int(count), n_features)) * np.sqrt(cov)
+                for mean, cov, count in zip(means, covariances, counts)
+            ]
+        )
+
+    def pooled(self, covariances, weights, k):
+        others = np.delete(np.arange(len(weights)), k)
+        out = covariances.copy()
+        if others.size:
+            w = weights[others] / max(weights[others].sum(), np.finfo(float).tiny)
+            out[k] = w @ covariances[others]
+        return out
+
+
+class SphericalCovariance(DiagCovariance):
+    """Each component has its own single variance (mclust's VII).
+
+    As in scikit-learn, the variance is the mean over features of the
+    diagonal covariance estimate.
+    """
+
+    name = "spherical"
+
+    def parameter_shape(self, n_components, n_features):
+        return (n_components,)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components
+
+    def _sq_distances(self, offsets, precisions):
+        return np.sum(offsets**2, axis=1) * precisions
+
+    def _design(self, offsets, precisions):
+        # maha = [Xc, ||Xc||^2] @ [-2 d p; p]^T + ||d||^2 p: one GEMM for all k.
+        return np.concatenate([-2.0 * offsets * precisions[:, None], precisions[:, None]], axis=1)
+
+    def _features(self, Xc):
+        """``[Xc, ||Xc||**2]`` transposed: (n_features + 1, n_samples)."""
+        n_features = Xc.shape[1]
+        features = np.empty((n_features + 1, Xc.shape[0]), dtype=Xc.dtype)
+        features[:n_features] = Xc.T
+        features[n_features] = np.einsum("nd,nd->n", Xc, Xc)
+        return features
+
+    def _far_maha(self, diff, precision):
+        return np.einsum("nd,nd->n", diff, diff) * precision
+
+    def _moments(self, features, resp, n_features):
+        moments = resp @ features.T
+        return moments[:, :n_features], moments[:, n_features]
+
+    def centred_scatter(self, scatter, sum_resp, shift_sum, nk):
+        """Traces of ``W_k`` around the new means, shape (K,)."""
+        delta = shift_sum / nk[:, None]
+        return (
+            scatter
+            - 2.0 * np.sum(shift_sum * delta, axis=1)
+            + sum_resp * np.sum(delta**2, axis=1)
+        )
+
+    def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
+        n_features = shift_sum.shape[1]
+        centred = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
+        return centred / (nk * n_features) + reg_covar
+
+    def log_det_cholesky(self, precisions_chol, n_components, n_features):
+        return n_features * np.log(precisions_chol)
