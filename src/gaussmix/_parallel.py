@@ -17,14 +17,21 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["get_num_threads", "set_num_threads", "map_chunks", "single_threaded_blas"]
+__all__ = [
+    "get_num_threads",
+    "set_num_threads",
+    "map_chunks",
+    "single_threaded_blas",
+    "limited_threads",
+    "threadpool_controller",
+]
 
 T = TypeVar("T")
 
 _num_threads: int | None = None
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -43,7 +50,7 @@ def get_num_threads() -> int:
             raise ValueError(
                 f"GAUSSMIX_NUM_THREADS must be a positive integer, got {env!r}."
             ) from None
-    return _available_cores()
+    return available_cores()
 
 
 def set_num_threads(n_threads: int | None) -> None:
@@ -57,8 +64,8 @@ def set_num_threads(n_threads: int | None) -> None:
 _controller = None
 
 
-def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS, found once: the search is slow."""
+def threadpool_controller():
+    """threadpoolctl's view of the loaded BLAS and OpenMP, found once: the search is slow."""
     global _controller
     if _controller is None:
         from threadpoolctl import ThreadpoolController
@@ -68,12 +75,28 @@ def _blas_controller():
 
 
 @contextlib.contextmanager
+def limited_threads(n_threads: int | None) -> Iterator[None]:
+    """EM, BLAS and OpenMP on ``n_threads`` threads meanwhile; None changes nothing."""
+    global _num_threads
+    if n_threads is None:
+        yield
+        return
+    saved = _num_threads  # None (the default) must stay None
+    set_num_threads(n_threads)
+    try:
+        with threadpool_controller().limit(limits=n_threads):
+            yield
+    finally:
+        _num_threads = saved
+
+
+@contextlib.contextmanager
 def single_threaded_blas(n_chunks: int = 2) -> Iterator[None]:
     """Limit BLAS to one thread while our threads share ``n_chunks`` chunks."""
     if get_num_threads() == 1 or n_chunks <= 1:
         yield
         return
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with threadpool_controller().limit(limits=1, user_api="blas"):
         yield
 
 

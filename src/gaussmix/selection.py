@@ -19,22 +19,20 @@ mclust's 14 models took 0.95 s, 2.2 s and 1.5 s on iris and 20 s, 23 s and
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from numbers import Integral
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone
 from sklearn.utils import check_array
 
-from . import _parallel
-from ._parallel import _available_cores, get_num_threads, set_num_threads
+from ._parallel import available_cores
 from .covariance import covariance_model_names, get_covariance_model
 from .estimator import GaussianMixture
+from .mclust_models import MCLUST_MODEL_NAMES
+from ._selection_cells import _run_cells
 from .validation import check_sample_weight
 
 __all__ = [
@@ -48,11 +46,6 @@ __all__ = [
     "select_model",
 ]
 
-#: mclust's 14 covariance models, in mclust's order.
-MCLUST_MODEL_NAMES = (
-    "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE",
-    "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
-)  # fmt: skip
 
 #: mclust's two models for one feature, where the 14 reduce to equal ("E")
 #: or variable ("V") variances.
@@ -83,9 +76,6 @@ TABLE_COLUMNS = (
     "error",
 )
 
-# What a cell may raise when its model cannot be fitted (singular covariance,
-# fewer samples than components, ...); anything else is a bug and propagates.
-_CELL_ERRORS = (ValueError, ArithmeticError)
 
 
 def default_covariance_types(n_features: int | None = None) -> tuple[str, ...]:
@@ -335,7 +325,7 @@ def _cell_seed(random_state):
 
 def _n_workers(n_jobs: int | None, n_cells: int) -> int:
     """joblib's convention (-1 is every core), with None meaning every core too."""
-    cores = _available_cores()
+    cores = available_cores()
     if n_jobs is None:
         n_jobs = cores
     elif n_jobs < 0:
@@ -343,157 +333,6 @@ def _n_workers(n_jobs: int | None, n_cells: int) -> int:
     elif n_jobs == 0:
         raise ValueError("n_jobs == 0 has no meaning; use None or -1 for every core.")
     return max(1, min(int(n_jobs), n_cells))
-
-
-# ------------------------------------------------------------------ the cells
-def _criteria(gmm: GaussianMixture, X, sample_weight: np.ndarray | None) -> dict[str, float]:
-    """Log-likelihood, BIC, AIC and ICL; a sample of weight w counts w times.
-
-    Without weights the formulas are those of ``gmm.bic``, ``gmm.aic`` and
-    ``gmm.icl``, evaluated in the same order so that the values are equal.
-    """
-    log_density = gmm.score_samples(X)
-    log_map_resp = np.log(np.max(gmm.predict_proba(X), axis=1))
-    if sample_weight is None:
-        n_samples = log_density.shape[0]
-        log_likelihood = float(np.mean(log_density)) * n_samples
-        classification = float(np.sum(log_map_resp, dtype=np.float64))
-    else:
-        n_samples = float(np.sum(sample_weight))
-        log_likelihood = float(np.dot(sample_weight, log_density))
-        classification = float(np.dot(sample_weight, log_map_resp))
-    n_parameters = gmm._n_parameters()
-    bic = -2 * log_likelihood + n_parameters * math.log(n_samples)
-    return {
-        "log_likelihood": log_likelihood,
-        "bic": bic,
-        "aic": -2 * log_likelihood + 2 * n_parameters,
-        "icl": bic - 2 * classification,
-    }
-
-
-def _fit_cell(
-    prototype: GaussianMixture,
-    covariance_type: str,
-    n_components: int,
-    X,
-    sample_weight: np.ndarray | None,
-) -> tuple[dict[str, Any], GaussianMixture | None]:
-    """Fit one cell; a model that cannot be fitted gives a row with its error."""
-    n_features = np.shape(X)[1]
-    row: dict[str, Any] = {
-        "covariance_type": covariance_type,
-        "n_components": n_components,
-        "log_likelihood": math.nan,
-        "n_parameters": get_covariance_model(covariance_type).n_parameters(
-            n_components, n_features
-        ),
-        "bic": math.nan,
-        "aic": math.nan,
-        "icl": math.nan,
-        "converged": False,
-        "n_iter": None,
-        "error": None,
-    }
-    gmm = clone(prototype).set_params(
-        n_components=n_components, covariance_type=covariance_type
-    )
-    try:
-        gmm.fit(X, sample_weight=sample_weight)
-        row.update(_criteria(gmm, X, sample_weight))
-    except _CELL_ERRORS as exc:
-        row["error"] = f"{type(exc).__name__}: {exc}"
-        return row, None
-    row["converged"] = bool(gmm.converged_)
-    row["n_iter"] = int(gmm.n_iter_)
-    return row, gmm
-
-
-@functools.lru_cache(maxsize=None)
-def _threadpool_controller():
-    """threadpoolctl's view of the loaded BLAS and OpenMP, found once: the search is slow."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-@contextlib.contextmanager
-def _limited_threads(n_threads: int | None) -> Iterator[None]:
-    """EM, BLAS and OpenMP (k-means) on ``n_threads`` threads; None changes nothing."""
-    if n_threads is None:
-        yield
-        return
-    saved = _parallel._num_threads  # None (the default) must stay None
-    set_num_threads(n_threads)
-    try:
-        with _threadpool_controller().limit(limits=n_threads):
-            yield
-    finally:
-        set_num_threads(saved)
-
-
-def _cell_input(array: np.ndarray, columns: list | None):
-    """The data of a cell: the array, or a DataFrame over it when the user gave one.
-
-    Worker processes receive the array memory-mapped and wrap it again, so
-    that the fitted mixtures keep the column names without a copy per cell.
-    """
-    if columns is None:
-        return array
-    import pandas as pd
-
-    return pd.DataFrame(array, columns=columns, copy=False)
-
-
-def _fit_cell_recording_warnings(
-    n_threads: int | None,
-    prototype: GaussianMixture,
-    covariance_type: str,
-    n_components: int,
-    array: np.ndarray,
-    columns: list | None,
-    sample_weight: np.ndarray | None,
-) -> tuple[dict[str, Any], GaussianMixture | None, list[tuple[type, str]]]:
-    """:func:`_fit_cell` on ``n_threads`` threads, returning its warnings too.
-
-    A worker process cannot show warnings to the caller, so every cell's
-    warnings travel back with its result and are issued by the caller.
-    """
-    X = _cell_input(array, columns)
-    with _limited_threads(n_threads), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        row, gmm = _fit_cell(prototype, covariance_type, n_components, X, sample_weight)
-    return row, gmm, [(warning.category, str(warning.message)) for warning in caught]
-
-
-def _run_in_processes(cells: list[tuple], n_workers: int) -> list:
-    """The cells on ``n_workers`` loky processes, sharing the cores; results in order."""
-    from joblib import Parallel, delayed
-
-    n_threads = max(1, get_num_threads() // n_workers)
-    # Cells of most components first, so that no worker is left alone with a
-    # long cell at the end; one cell per task, as cells are long enough.
-    order = sorted(range(len(cells)), key=lambda i: -cells[i][2])
-    outcomes = Parallel(n_jobs=n_workers, backend="loky", batch_size=1)(
-        delayed(_fit_cell_recording_warnings)(n_threads, *cells[i]) for i in order
-    )
-    results: list = [None] * len(cells)
-    for i, outcome in zip(order, outcomes):
-        results[i] = outcome
-    return results
-
-
-def _run_cells(cells: list[tuple], n_workers: int) -> list[tuple]:
-    """``(row, fitted mixture or None)`` for every cell, in the cells' order."""
-    if n_workers == 1:
-        outcomes = [_fit_cell_recording_warnings(None, *cell) for cell in cells]
-    else:
-        outcomes = _run_in_processes(cells, n_workers)
-    for row, _, caught in outcomes:
-        for category, message in caught:
-            cell = f"covariance_type={row['covariance_type']!r}, n_components={row['n_components']}"
-            warnings.warn(f"{message} [select_model cell {cell}]", category, stacklevel=3)
-    return [(row, gmm) for row, gmm, _ in outcomes]
 
 
 # ------------------------------------------------------------------ the entry point

@@ -1,0 +1,151 @@
+"""Fitting the cells of a model-selection grid, serially or on worker processes.
+
+A cell is one (covariance model, number of components) fit.  Cells run in
+joblib's loky worker processes, each with its share of the cores for EM,
+BLAS and OpenMP; a worker cannot show warnings to the caller, so each cell's
+warnings travel back with its result.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+
+from ._parallel import get_num_threads, limited_threads
+from .covariance import get_covariance_model
+from .estimator import GaussianMixture
+
+# What a cell may raise when its model cannot be fitted (singular covariance,
+# fewer samples than components, ...); anything else is a bug and propagates.
+_CELL_ERRORS = (ValueError, ArithmeticError)
+
+
+def _criteria(gmm: GaussianMixture, X, sample_weight: np.ndarray | None) -> dict[str, float]:
+    """Log-likelihood, BIC, AIC and ICL; a sample of weight w counts w times.
+
+    Without weights the formulas are those of ``gmm.bic``, ``gmm.aic`` and
+    ``gmm.icl``, evaluated in the same order so that the values are equal.
+    """
+    log_density = gmm.score_samples(X)
+    log_map_resp = np.log(np.max(gmm.predict_proba(X), axis=1))
+    if sample_weight is None:
+        n_samples = log_density.shape[0]
+        log_likelihood = float(np.mean(log_density)) * n_samples
+        classification = float(np.sum(log_map_resp, dtype=np.float64))
+    else:
+        n_samples = float(np.sum(sample_weight))
+        log_likelihood = float(np.dot(sample_weight, log_density))
+        classification = float(np.dot(sample_weight, log_map_resp))
+    n_parameters = gmm._n_parameters()
+    bic = -2 * log_likelihood + n_parameters * math.log(n_samples)
+    return {
+        "log_likelihood": log_likelihood,
+        "bic": bic,
+        "aic": -2 * log_likelihood + 2 * n_parameters,
+        "icl": bic - 2 * classification,
+    }
+
+
+def _fit_cell(
+    prototype: GaussianMixture,
+    covariance_type: str,
+    n_components: int,
+    X,
+    sample_weight: np.ndarray | None,
+) -> tuple[dict[str, Any], GaussianMixture | None]:
+    """Fit one cell; a model that cannot be fitted gives a row with its error."""
+    n_features = np.shape(X)[1]
+    row: dict[str, Any] = {
+        "covariance_type": covariance_type,
+        "n_components": n_components,
+        "log_likelihood": math.nan,
+        "n_parameters": get_covariance_model(covariance_type).n_parameters(
+            n_components, n_features
+        ),
+        "bic": math.nan,
+        "aic": math.nan,
+        "icl": math.nan,
+        "converged": False,
+        "n_iter": None,
+        "error": None,
+    }
+    gmm = clone(prototype).set_params(
+        n_components=n_components, covariance_type=covariance_type
+    )
+    try:
+        gmm.fit(X, sample_weight=sample_weight)
+        row.update(_criteria(gmm, X, sample_weight))
+    except _CELL_ERRORS as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        return row, None
+    row["converged"] = bool(gmm.converged_)
+    row["n_iter"] = int(gmm.n_iter_)
+    return row, gmm
+
+
+def _cell_input(array: np.ndarray, columns: list | None):
+    """The data of a cell: the array, or a DataFrame over it when the user gave one.
+
+    Worker processes receive the array memory-mapped and wrap it again, so
+    that the fitted mixtures keep the column names without a copy per cell.
+    """
+    if columns is None:
+        return array
+    import pandas as pd
+
+    return pd.DataFrame(array, columns=columns, copy=False)
+
+
+def _fit_cell_recording_warnings(
+    n_threads: int | None,
+    prototype: GaussianMixture,
+    covariance_type: str,
+    n_components: int,
+    array: np.ndarray,
+    columns: list | None,
+    sample_weight: np.ndarray | None,
+) -> tuple[dict[str, Any], GaussianMixture | None, list[tuple[type, str]]]:
+    """:func:`_fit_cell` on ``n_threads`` threads, returning its warnings too.
+
+    A worker process cannot show warnings to the caller, so every cell's
+    warnings travel back with its result and are issued by the caller.
+    """
+    X = _cell_input(array, columns)
+    with limited_threads(n_threads), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        row, gmm = _fit_cell(prototype, covariance_type, n_components, X, sample_weight)
+    return row, gmm, [(warning.category, str(warning.message)) for warning in caught]
+
+
+def _run_in_processes(cells: list[tuple], n_workers: int) -> list:
+    """The cells on ``n_workers`` loky processes, sharing the cores; results in order."""
+    from joblib import Parallel, delayed
+
+    n_threads = max(1, get_num_threads() // n_workers)
+    # Cells of most components first, so that no worker is left alone with a
+    # long cell at the end; one cell per task, as cells are long enough.
+    order = sorted(range(len(cells)), key=lambda i: -cells[i][2])
+    outcomes = Parallel(n_jobs=n_workers, backend="loky", batch_size=1)(
+        delayed(_fit_cell_recording_warnings)(n_threads, *cells[i]) for i in order
+    )
+    results: list = [None] * len(cells)
+    for i, outcome in zip(order, outcomes):
+        results[i] = outcome
+    return results
+
+
+def _run_cells(cells: list[tuple], n_workers: int) -> list[tuple]:
+    """``(row, fitted mixture or None)`` for every cell, in the cells' order."""
+    if n_workers == 1:
+        outcomes = [_fit_cell_recording_warnings(None, *cell) for cell in cells]
+    else:
+        outcomes = _run_in_processes(cells, n_workers)
+    for row, _, caught in outcomes:
+        for category, message in caught:
+            cell = f"covariance_type={row['covariance_type']!r}, n_components={row['n_components']}"
+            warnings.warn(f"{message} [select_model cell {cell}]", category, stacklevel=3)
+    return [(row, gmm) for row, gmm, _ in outcomes]
