@@ -199,7 +199,7 @@ def test_tied_start_from_seed_rows_is_the_weighted_estimate(init_params):
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_several_initialisations_start_with_scikit_learns(covariance_type):
     """With n_init > 1 the first start is scikit-learn's first start and the
-    later ones are diversified (estimator.start_plan), so the best run is at
+    later ones are diversified (gaussmix.init.start_plan), so the best run is at
     least as good as scikit-learn's single start, to rounding."""
     X = make_data("overlapping", 2, seed=5)
     ours, theirs_one = fit_both(

@@ -3,7 +3,7 @@
 scikit-learn's ``n_init`` repeats k-means on the raw data; on data in raw
 units (features on very different scales) its starts miss mclust's optimum
 in some (model, K) cells.  gaussmix keeps scikit-learn's first start and
-diversifies the others (``estimator.start_plan``): mclust's hierarchical
+diversifies the others (``gaussmix.init.start_plan``): mclust's hierarchical
 start, then k-means on standardised and raw features in turn.  With six
 starts every cell where mclust converged reaches at least mclust's
 log-likelihood, and the BIC-selected model is mclust's.
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from gaussmix import GaussianMixture, select_model
-from gaussmix.estimator import start_plan
+from gaussmix.init import start_plan
 
 REFERENCE = Path(__file__).parent / "reference"
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
-import sys
-import time
 import warnings
 from numbers import Integral, Real
 
@@ -19,8 +16,9 @@ from sklearn.utils.validation import _num_samples, check_is_fitted, validate_dat
 from . import em
 from .covariance import covariance_model_names, get_covariance_model, kernel_family
 from .exceptions import ConvergenceWarning, EmptyComponentWarning
-from .init import INIT_METHODS, initial_responsibilities
+from .init import INIT_METHODS, initial_responsibilities, standardised, start_plan
 from .params import MixtureParams
+from ._reporting import FitReporter, verbose_logging
 from .validation import (
     check_means_init,
     check_precisions_init,
@@ -29,9 +27,6 @@ from .validation import (
 )
 
 __all__ = ["GaussianMixture"]
-
-logger = logging.getLogger("gaussmix")
-
 
 @contextlib.contextmanager
 def _rollback_on_error(estimator):
@@ -43,50 +38,6 @@ def _rollback_on_error(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
-
-
-@contextlib.contextmanager
-def _verbose_logging(verbose: int):
-    """Show progress messages on stdout when ``verbose`` and logging is unset."""
-    if not verbose or logger.hasHandlers():
-        yield
-        return
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    previous_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
-
-
-def start_plan(init_params: str, start: int) -> tuple[str, bool]:
-    """Initialisation method of start number ``start``, and whether on standardised data.
-
-    The first start is scikit-learn's, so ``n_init=1`` matches it.  Later
-    starts vary what k-means cannot see on data in raw units, where one
-    feature's scale can hide the structure in the others: the second start is
-    mclust's hierarchical clustering (k-means on standardised features if the
-    first already was), and the following ones alternate the chosen method on
-    standardised features and on raw ones.  Deterministic methods
-    ('hierarchical') give way to 'kmeans' after their one start.
-    """
-    if start == 0:
-        return init_params, False
-    if start == 1 and init_params != "hierarchical":
-        return "hierarchical", False
-    method = "kmeans" if init_params == "hierarchical" else init_params
-    return method, start == 1 or start % 2 == 0
-
-
-def _standardised(X: np.ndarray) -> np.ndarray:
-    """Columns scaled to unit standard deviation (constant columns left as they are)."""
-    scale = np.std(X, axis=0)
-    scale[scale == 0] = 1.0
-    return (X - np.mean(X, axis=0)) / scale
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -128,7 +79,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         mclust's model-based agglomerative clustering (deterministic).
         With ``n_init > 1`` the first start uses this method exactly as
         scikit-learn does; later starts add mclust's hierarchical start and
-        starts on standardised features (see :func:`start_plan`).
+        starts on standardised features (see :func:`gaussmix.init.start_plan`).
     weights_init : array-like of shape (n_components,), default=None
         User-provided initial weights.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -290,7 +241,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight) -> np.ndarray:
         self._validate_params()
-        with _rollback_on_error(self), _verbose_logging(self.verbose):
+        with _rollback_on_error(self), verbose_logging(self.verbose):
             return self._fit_validated(X, sample_weight)
 
     def _fit_validated(self, X, sample_weight) -> np.ndarray:
@@ -310,13 +261,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
 
+        reporter = FitReporter(self.verbose, self.verbose_interval)
         best: em.EMResult | None = None
         failures: list[ValueError] = []
         for init in range(n_init):
-            self._report_init_start(init)
+            reporter.init_start(init)
             try:
                 result = self._run_start(
-                    model, X, sample_weight, random_state, user_init, init, do_init
+                    model, X, sample_weight, random_state, user_init, init, do_init, reporter
                 )
             except ValueError as error:
                 # A start that collapses a component (possible with
@@ -332,7 +284,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 result.lower_bound = -np.inf
                 best = result
                 continue
-            self._report_init_end(result.lower_bound, result.converged)
+            reporter.init_end(result.lower_bound, result.converged)
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
         if best is None:
@@ -362,7 +314,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return em.log_prob_norm_and_labels(model, X, self._fitted_params(), want="labels")
 
     def _run_start(
-        self, model, X, sample_weight, random_state, user_init, init: int, do_init: bool
+        self, model, X, sample_weight, random_state, user_init, init: int, do_init: bool,
+        reporter: FitReporter,
     ) -> em.EMResult:
         """EM from start number ``init`` (or from the fitted model, warm)."""
         if do_init:
@@ -383,7 +336,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             max_iter=self.max_iter,
             reg_covar=self.reg_covar,
             lower_bound=start_bound,
-            on_iteration=self._report_iteration,
+            on_iteration=reporter.iteration,
         )
 
     def _warn_reseeded(self, result: em.EMResult, n_features: int) -> None:
@@ -419,7 +372,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         weights = means = covariances = precisions_chol = None
         if len(user_init) < 3:
             method, standardise = start_plan(self.init_params, start)
-            seeds_from = _standardised(X) if standardise else X
+            seeds_from = standardised(X) if standardise else X
             resp = initial_responsibilities(
                 seeds_from, self.n_components, method, random_state, sample_weight
             )
@@ -470,42 +423,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return MixtureParams(
             self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
         )
-
-    # -------------------------------------------------------------- reporting
-    def _report_init_start(self, init: int) -> None:
-        if self.verbose:
-            logger.info("Initialization %d", init)
-            self._init_prev_time = self._iter_prev_time = time.time()
-
-    def _report_iteration(self, n_iter: int, change: float, lower_bound: float) -> None:
-        if not self.verbose or n_iter % self.verbose_interval:
-            return
-        if self.verbose == 1:
-            logger.info("  Iteration %d", n_iter)
-        else:
-            now = time.time()
-            logger.info(
-                "  Iteration %d\t time lapse %.5fs\t ll change %.5f",
-                n_iter,
-                now - self._iter_prev_time,
-                change,
-            )
-            self._iter_prev_time = now
-
-    def _report_init_end(self, lower_bound: float, converged: bool) -> None:
-        if not self.verbose:
-            return
-        status = "converged" if converged else "did not converge"
-        if self.verbose == 1:
-            logger.info("Initialization %s.", status)
-        else:
-            elapsed = time.time() - self._init_prev_time
-            logger.info(
-                "Initialization %s. time lapse %.5fs\t lower bound %.5f.",
-                status,
-                elapsed,
-                lower_bound,
-            )
 
     # -------------------------------------------------------------- inference
     def _validated_input(self, X) -> np.ndarray:

@@ -12,7 +12,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 
 from .hierarchical import hierarchical_labels
 
-__all__ = ["INIT_METHODS", "initial_responsibilities"]
+__all__ = ["INIT_METHODS", "initial_responsibilities", "start_plan", "standardised"]
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hierarchical")
 
@@ -85,3 +85,29 @@ def initial_responsibilities(
     resp = np.zeros((n_samples, n_components), dtype=X.dtype)
     resp[indices, np.arange(n_components)] = 1
     return resp
+
+
+def start_plan(init_params: str, start: int) -> tuple[str, bool]:
+    """Initialisation method of start number ``start``, and whether on standardised data.
+
+    The first start is scikit-learn's, so ``n_init=1`` matches it.  Later
+    starts vary what k-means cannot see on data in raw units, where one
+    feature's scale can hide the structure in the others: the second start is
+    mclust's hierarchical clustering (k-means on standardised features if the
+    first already was), and the following ones alternate the chosen method on
+    standardised features and on raw ones.  Deterministic methods
+    ('hierarchical') give way to 'kmeans' after their one start.
+    """
+    if start == 0:
+        return init_params, False
+    if start == 1 and init_params != "hierarchical":
+        return "hierarchical", False
+    method = "kmeans" if init_params == "hierarchical" else init_params
+    return method, start == 1 or start % 2 == 0
+
+
+def standardised(X: np.ndarray) -> np.ndarray:
+    """Columns scaled to unit standard deviation (constant columns left as they are)."""
+    scale = np.std(X, axis=0)
+    scale[scale == 0] = 1.0
+    return (X - np.mean(X, axis=0)) / scale
