@@ -87,12 +87,20 @@ def _flip(matrix: np.ndarray) -> np.ndarray:
 
 
 def _precision_cholesky_of_matrix(covariance: np.ndarray) -> np.ndarray:
-    """Upper factors ``U`` of ``inv(covariance) = U @ U.T``; raises LinAlgError.
+    """Upper factors ``U`` of ``inv(covariance) = U @ U.T``.
 
     Accepts one matrix or a stack; NumPy's batched routines make one call for
     all components, which matters for small models fitted many times.
+
+    Raises
+    ------
+    ValueError
+        If a covariance is not positive-definite, with the remedies.
     """
-    cov_chol = np.linalg.cholesky(covariance)
+    try:
+        cov_chol = np.linalg.cholesky(covariance)
+    except (np.linalg.LinAlgError, ValueError):
+        raise ill_defined_covariance_error(covariance.dtype) from None
     return np.swapaxes(np.tril(np.linalg.inv(cov_chol)), -1, -2)
 
 
@@ -209,10 +217,7 @@ class FullCovariance(CovarianceModel):
         return covariances
 
     def precision_cholesky(self, covariances):
-        try:
-            return _precision_cholesky_of_matrix(covariances)
-        except (np.linalg.LinAlgError, ValueError):
-            raise ill_defined_covariance_error(covariances.dtype) from None
+        return _precision_cholesky_of_matrix(covariances)
 
     def precision_cholesky_from_precisions(self, precisions):
         return np.stack([_upper_factor_of_precision(p) for p in precisions])
@@ -315,10 +320,7 @@ class TiedCovariance(CovarianceModel):
         return covariance
 
     def precision_cholesky(self, covariances):
-        try:
-            return _precision_cholesky_of_matrix(covariances)
-        except (np.linalg.LinAlgError, ValueError):
-            raise ill_defined_covariance_error(covariances.dtype) from None
+        return _precision_cholesky_of_matrix(covariances)
 
     def precision_cholesky_from_precisions(self, precisions):
         return _upper_factor_of_precision(precisions)
