@@ -268,3 +268,29 @@ def test_conversion_requires_fitted_models():
         to_sklearn(GaussianMixture())
     with pytest.raises(NotFittedError):
         from_sklearn(SkGaussianMixture())
+
+
+def test_metadata_round_trips_and_is_validated(X, tmp_path):
+    from gaussmix.io import load_document
+
+    gm = _fitted(X)
+    path = tmp_path / "model.json"
+    metadata = {"preprocessing": {"center": [1.0, 2.0, 3.0]}, "note": "x"}
+    save(gm, path, metadata=metadata)
+    loaded, doc = load_document(path)
+    assert doc["metadata"] == metadata
+    _assert_same_predictions(gm, loaded, X)
+    # Files without metadata stay valid and load_document reports none.
+    save(gm, path)
+    assert "metadata" not in load_document(path)[1]
+    with pytest.raises(ValueError, match="metadata must be a dict"):
+        save(gm, path, metadata=[1, 2])
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        save(gm, path, metadata={"a": object()})
+    with pytest.raises(ValueError, match="non-finite|NaN"):
+        save(gm, path, metadata={"a": float("nan")})
+    doc = json.loads(path.read_text())
+    doc["metadata"] = "text"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="'metadata' must be an object"):
+        load(path)

@@ -18,8 +18,14 @@ A fitted :class:`~gaussmix.GaussianMixture` is saved as one UTF-8 JSON file
       "covariances": [...],                # shape of covariances_ for the type
       "precisions_cholesky": [...],        # same shape
       "training": {"converged": true, "n_iter": 12,
-                   "lower_bound": -3.1, "lower_bounds": [...]}
+                   "lower_bound": -3.1, "lower_bounds": [...]},
+      "metadata": {...}                    # optional: a JSON object, or absent
     }
+
+``metadata`` is free-form information about the model that is not a fitted
+parameter, for instance how the command line preprocessed the data (see
+:func:`save`); :func:`load_document` returns it.  Files without it are
+valid, and readers that predate it ignore it.
 
 Arrays are nested lists of numbers.  Floats are written with Python's
 ``repr``, so float64 values round-trip exactly; float32 arrays are written as
@@ -60,7 +66,7 @@ from .estimator import GaussianMixture
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "from_dict", "from_sklearn", "kernel_family", "load",
-    "save", "to_dict", "to_sklearn",
+    "load_document", "save", "to_dict", "to_sklearn",
 ]  # fmt: skip
 
 FORMAT = "gaussmix-model"
@@ -107,19 +113,28 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def to_dict(model: GaussianMixture) -> dict:
+def to_dict(model: GaussianMixture, *, metadata: dict | None = None) -> dict:
     """The JSON document of a fitted model (see the module docstring).
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        A fitted model.
+    metadata : dict, optional
+        Stored under the ``"metadata"`` key; left out when None.
 
     Raises
     ------
     sklearn.exceptions.NotFittedError
         If ``model`` is not fitted.
+    ValueError
+        If ``metadata`` is not a dict.
     """
     from . import __version__
 
     check_is_fitted(model)
     names = getattr(model, "feature_names_in_", None)
-    return {
+    doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "gaussmix_version": __version__,
@@ -140,9 +155,16 @@ def to_dict(model: GaussianMixture) -> dict:
             "lower_bounds": [float(v) for v in getattr(model, "lower_bounds_", [])],
         },
     }
+    if metadata is not None:
+        if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+            raise ValueError("metadata must be a dict with string keys.")
+        doc["metadata"] = metadata
+    return doc
 
 
-def save(model: GaussianMixture, path: str | os.PathLike) -> None:
+def save(
+    model: GaussianMixture, path: str | os.PathLike, *, metadata: dict | None = None
+) -> None:
     """Write a fitted model to ``path`` as one JSON file.
 
     Parameters
@@ -151,15 +173,28 @@ def save(model: GaussianMixture, path: str | os.PathLike) -> None:
         A fitted model.
     path : str or path-like
         The file to write (overwritten if it exists).
+    metadata : dict, optional
+        Extra information kept with the model, such as the preprocessing
+        that its input needs; JSON-serialisable, with finite numbers.
+        :func:`load_document` reads it back.
 
     Raises
     ------
     sklearn.exceptions.NotFittedError
         If ``model`` is not fitted.
     ValueError
-        If the model holds NaN or infinite values.
+        If the model or ``metadata`` holds NaN or infinite values, or
+        ``metadata`` is not a dict.
     """
-    text = json.dumps(to_dict(model), allow_nan=False, ensure_ascii=False)
+    doc = to_dict(model, metadata=metadata)
+    try:
+        text = json.dumps(doc, allow_nan=False, ensure_ascii=False)
+    except TypeError as exc:
+        raise ValueError(f"metadata is not JSON-serialisable ({exc}).") from None
+    except ValueError as exc:
+        raise ValueError(
+            f"Cannot save a model or metadata holding NaN or infinite values ({exc})."
+        ) from None
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 
@@ -191,6 +226,11 @@ def _check_keys(doc: dict) -> None:
         raise ValueError(
             f"Invalid model file: missing key(s) training.{', training.'.join(missing)}."
         )
+
+
+def _check_metadata(metadata: Any) -> None:
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise ValueError("Invalid model file: 'metadata' must be an object with string keys.")
 
 
 def _check_version(version: Any) -> None:
@@ -401,6 +441,8 @@ def from_dict(doc: dict) -> GaussianMixture:
     names = _feature_names(doc, d)
     if names is not None:
         fitted["feature_names_in_"] = names
+    if doc.get("metadata") is not None:
+        _check_metadata(doc["metadata"])
     estimator.__dict__.update(fitted)
     return estimator
 
@@ -426,12 +468,39 @@ def load(path: str | os.PathLike) -> GaussianMixture:
         wrong shape, non-finite values, bad weights, covariances not
         positive-definite, inconsistent precisions_cholesky, missing keys).
     """
+    return load_document(path)[0]
+
+
+def load_document(path: str | os.PathLike) -> tuple[GaussianMixture, dict]:
+    """Read a model file, returning the model and the whole JSON document.
+
+    The document holds what the model object does not: ``format_version``,
+    ``gaussmix_version`` and the optional ``metadata`` given to :func:`save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+
+    Returns
+    -------
+    model : GaussianMixture
+        The fitted model, as :func:`load` returns it.
+    document : dict
+        The parsed JSON document, validated as :func:`load` validates it.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a valid gaussmix model file (see :func:`load`).
+    """
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except UnicodeDecodeError:
         raise ValueError("Not a gaussmix model file: not UTF-8 text.") from None
-    return from_dict(_parse(text))
+    doc = _parse(text)
+    return from_dict(doc), doc
 
 
 # --------------------------------------------------------------- scikit-learn
