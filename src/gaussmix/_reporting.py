@@ -2,19 +2,70 @@
 
 Messages go to the ``"gaussmix"`` logger; when logging is not configured
 they are shown on stdout for the duration of the fit, as scikit-learn shows
-them.
+them.  :func:`fit_progress` also lets a caller follow the EM iterations of
+fits in this thread, whatever ``verbose`` is (the command line draws its
+progress bar with it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator
 
-__all__ = ["FitReporter", "verbose_logging"]
+__all__ = ["FitReporter", "ProgressCallback", "fit_progress", "verbose_logging"]
 
 logger = logging.getLogger("gaussmix")
+
+#: ``callback(event, init, n_iter)``: event is ``"start"`` (n_iter 0),
+#: ``"iteration"`` or ``"end"`` (n_iter the start's last iteration).
+ProgressCallback = Callable[[str, int, int], None]
+
+# A context variable rather than an estimator parameter: the estimator's
+# parameters are scikit-learn's, and a fit in another thread should not
+# report to this thread's listener.
+_progress_callback: contextvars.ContextVar[ProgressCallback | None] = contextvars.ContextVar(
+    "gaussmix_fit_progress", default=None
+)
+
+
+@contextlib.contextmanager
+def fit_progress(callback: ProgressCallback) -> Iterator[None]:
+    """Call ``callback`` at each start and EM iteration of fits inside the block.
+
+    Parameters
+    ----------
+    callback : callable
+        ``callback(event, init, n_iter)`` with ``event`` one of
+        ``"start"`` (a start ``init`` = 0, 1, ... begins; ``n_iter`` is 0),
+        ``"iteration"`` (EM iteration ``n_iter`` of start ``init`` is done)
+        and ``"end"`` (start ``init`` stopped after ``n_iter`` iterations).
+        It runs in the fitting thread and should return quickly.
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gaussmix import GaussianMixture
+    >>> from gaussmix._reporting import fit_progress
+    >>> events = []
+    >>> X = np.random.RandomState(0).randn(50, 2)
+    >>> with fit_progress(lambda event, init, n_iter: events.append(event)):
+    ...     _ = GaussianMixture(2, random_state=0).fit(X)
+    >>> events[0], events[-1]
+    ('start', 'end')
+    """
+    token = _progress_callback.set(callback)
+    try:
+        yield
+    finally:
+        _progress_callback.reset(token)
 
 
 @contextlib.contextmanager
@@ -42,13 +93,22 @@ class FitReporter:
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self._init_time = self._iter_time = 0.0
+        self._callback = _progress_callback.get()
+        self._init = 0
+        self._n_iter = 0
 
     def init_start(self, init: int) -> None:
+        self._init, self._n_iter = init, 0
+        if self._callback is not None:
+            self._callback("start", init, 0)
         if self.verbose:
             logger.info("Initialization %d", init)
             self._init_time = self._iter_time = time.time()
 
     def iteration(self, n_iter: int, change: float, lower_bound: float) -> None:
+        self._n_iter = n_iter
+        if self._callback is not None:
+            self._callback("iteration", self._init, n_iter)
         if not self.verbose or n_iter % self.verbose_interval:
             return
         if self.verbose == 1:
@@ -64,6 +124,8 @@ class FitReporter:
         self._iter_time = now
 
     def init_end(self, lower_bound: float, converged: bool) -> None:
+        if self._callback is not None:
+            self._callback("end", self._init, self._n_iter)
         if not self.verbose:
             return
         status = "converged" if converged else "did not converge"

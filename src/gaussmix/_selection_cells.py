@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,8 @@ from .estimator import GaussianMixture
 # What a cell may raise when its model cannot be fitted (singular covariance,
 # fewer samples than components, ...); anything else is a bug and propagates.
 _CELL_ERRORS = (ValueError, ArithmeticError)
+
+CellCallback = Callable[[int, int, dict], None] | None
 
 
 def _criteria(gmm: GaussianMixture, X, sample_weight: np.ndarray | None) -> dict[str, float]:
@@ -121,7 +124,12 @@ def _fit_cell_recording_warnings(
     return row, gmm, [(warning.category, str(warning.message)) for warning in caught]
 
 
-def _run_in_processes(cells: list[tuple], n_workers: int) -> list:
+def _indexed_cell(index: int, n_threads: int, *cell) -> tuple[int, tuple]:
+    """A cell's outcome with its index, as the workers finish in any order."""
+    return index, _fit_cell_recording_warnings(n_threads, *cell)
+
+
+def _run_in_processes(cells: list[tuple], n_workers: int, on_done: CellCallback) -> list:
     """The cells on ``n_workers`` loky processes, sharing the cores; results in order."""
     from joblib import Parallel, delayed
 
@@ -129,21 +137,34 @@ def _run_in_processes(cells: list[tuple], n_workers: int) -> list:
     # Cells of most components first, so that no worker is left alone with a
     # long cell at the end; one cell per task, as cells are long enough.
     order = sorted(range(len(cells)), key=lambda i: -cells[i][2])
-    outcomes = Parallel(n_jobs=n_workers, backend="loky", batch_size=1)(
-        delayed(_fit_cell_recording_warnings)(n_threads, *cells[i]) for i in order
-    )
+    # Unordered, so that progress is reported as each cell finishes.
+    outcomes = Parallel(
+        n_jobs=n_workers, backend="loky", batch_size=1, return_as="generator_unordered"
+    )(delayed(_indexed_cell)(i, n_threads, *cells[i]) for i in order)
     results: list = [None] * len(cells)
-    for i, outcome in zip(order, outcomes):
+    for n_done, (i, outcome) in enumerate(outcomes, start=1):
         results[i] = outcome
+        if on_done is not None:
+            on_done(n_done, len(cells), outcome[0])
     return results
 
 
-def _run_cells(cells: list[tuple], n_workers: int) -> list[tuple]:
-    """``(row, fitted mixture or None)`` for every cell, in the cells' order."""
+def _run_cells(
+    cells: list[tuple], n_workers: int, on_done: CellCallback = None
+) -> list[tuple]:
+    """``(row, fitted mixture or None)`` for every cell, in the cells' order.
+
+    ``on_done(n_done, n_cells, row)`` is called in this process as each
+    cell finishes.
+    """
     if n_workers == 1:
-        outcomes = [_fit_cell_recording_warnings(None, *cell) for cell in cells]
+        outcomes = []
+        for cell in cells:
+            outcomes.append(_fit_cell_recording_warnings(None, *cell))
+            if on_done is not None:
+                on_done(len(outcomes), len(cells), outcomes[-1][0])
     else:
-        outcomes = _run_in_processes(cells, n_workers)
+        outcomes = _run_in_processes(cells, n_workers, on_done)
     for row, _, caught in outcomes:
         for category, message in caught:
             cell = f"covariance_type={row['covariance_type']!r}, n_components={row['n_components']}"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from numbers import Integral
 from typing import Any
 
@@ -346,6 +346,7 @@ def select_model(
     random_state: int | np.random.RandomState | None = None,
     n_jobs: int | None = None,
     sample_weight=None,
+    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
     **gmm_kwargs,
 ) -> SelectionResult:
     """Fit every (covariance model, number of components) and pick the best.
@@ -385,6 +386,11 @@ def select_model(
     sample_weight : array-like of shape (n_samples,), default=None
         Row multiplicities, as in :meth:`GaussianMixture.fit`; the criteria
         count a row of weight w as w rows (n is the sum of the weights).
+    progress : callable, optional
+        ``progress(n_done, n_cells, row)``, called in the calling process
+        each time a cell has been fitted (in the order they finish when
+        ``n_jobs`` > 1), with ``row`` that cell's row of the table; for
+        instance to draw a progress bar.
     **gmm_kwargs
         Further :class:`GaussianMixture` parameters (``tol``, ``reg_covar``,
         ``max_iter``, ...), the same for every cell.
@@ -431,7 +437,7 @@ def select_model(
     cells = [
         (prototype, name, k, X_checked, columns, sample_weight) for name in types for k in ks
     ]
-    outcomes = _run_cells(cells, _n_workers(n_jobs, len(cells)))
+    outcomes = _run_cells(cells, _n_workers(n_jobs, len(cells)), progress)
     table = [row for row, _ in outcomes]
     estimators = {
         (row["covariance_type"], row["n_components"]): gmm
