@@ -23,6 +23,7 @@ __all__ = [
     "statistics_from_resp",
     "maximization",
     "run_em",
+    "iterate_em",
     "log_prob_norm_and_labels",
 ]
 
@@ -189,32 +190,58 @@ def run_em(
     lower_bound: float = -np.inf,
     on_iteration: Callable[[int, float, float], None] | None = None,
 ) -> EMResult:
+    """Iterate EM on an in-memory array from ``params`` (see :func:`iterate_em`)."""
+    n_chunks = -(-X.shape[0] // _chunk_size(model, params.n_components, params.n_features, X.dtype))
+
+    def e_step(current: MixtureParams) -> SuffStats:
+        return expectation(model, X, sample_weight, current)
+
+    with single_threaded_blas(n_chunks):
+        return iterate_em(
+            e_step,
+            model,
+            params,
+            dtype=X.dtype,
+            tol=tol,
+            max_iter=max_iter,
+            reg_covar=reg_covar,
+            lower_bound=lower_bound,
+            on_iteration=on_iteration,
+        )
+
+
+def iterate_em(
+    e_step: Callable[[MixtureParams], SuffStats],
+    model: CovarianceModel,
+    params: MixtureParams,
+    *,
+    dtype,
+    tol: float,
+    max_iter: int,
+    reg_covar: float,
+    lower_bound: float = -np.inf,
+    on_iteration: Callable[[int, float, float], None] | None = None,
+) -> EMResult:
     """Iterate EM from ``params`` until the mean log-likelihood gains less than ``tol``.
+
+    ``e_step(params)`` makes one pass over the data, wherever they live (an
+    array, blocks read from disk, blocks on Dask workers), and returns the
+    summed statistics; everything else is the same for every data source.
 
     The lower bound recorded at iteration ``t`` is the weighted mean
     log-likelihood under the parameters *before* that iteration's M-step,
     exactly as in scikit-learn, so that ``lower_bound_`` and ``n_iter_``
     match it step for step.
     """
-    n_chunks = -(-X.shape[0] // _chunk_size(model, params.n_components, params.n_features, X.dtype))
-    with single_threaded_blas(n_chunks):
-        return _iterate(
-            model, X, sample_weight, params, tol, max_iter, reg_covar, lower_bound, on_iteration
-        )
-
-
-def _iterate(
-    model, X, sample_weight, params, tol, max_iter, reg_covar, lower_bound, on_iteration
-) -> EMResult:
     lower_bounds: list[float] = []
     reseed_events: list[tuple[int, int, float]] = []
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        stats = expectation(model, X, sample_weight, params)
+        stats = e_step(params)
         lower_bound = stats.mean_log_likelihood
-        params, reseeded = maximization(model, stats, reg_covar, X.dtype)
+        params, reseeded = maximization(model, stats, reg_covar, dtype)
         reseed_events.extend((n_iter, k, stats.worst_log_density) for k in reseeded)
         lower_bounds.append(lower_bound)
         change = lower_bound - previous

@@ -11,12 +11,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import em
 from .covariance import covariance_model_names, get_covariance_model, kernel_family
 from .exceptions import ConvergenceWarning, EmptyComponentWarning
 from .init import INIT_METHODS, initial_responsibilities, standardised, start_plan
+from .datasets import ArrayDataset, Dataset, as_dataset, check_dataset_shape
 from .params import MixtureParams
 from ._reporting import FitReporter, verbose_logging
 from .validation import (
@@ -218,7 +219,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self : GaussianMixture
             The fitted mixture.
         """
-        self._fit(X, sample_weight)
+        self._fit(X, sample_weight, want_labels=False)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None) -> np.ndarray:
@@ -239,27 +240,47 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         return self._fit(X, sample_weight)
 
-    def _fit(self, X, sample_weight) -> np.ndarray:
+    def _fit(self, X, sample_weight, want_labels: bool = True) -> np.ndarray | None:
         self._validate_params()
         with _rollback_on_error(self), verbose_logging(self.verbose):
-            return self._fit_validated(X, sample_weight)
+            return self._fit_validated(X, sample_weight, want_labels)
 
-    def _fit_validated(self, X, sample_weight) -> np.ndarray:
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        n_samples, n_features = X.shape
-        if n_samples < self.n_components:
+    def _training_data(self, X, sample_weight) -> Dataset:
+        """``X`` as a :class:`~gaussmix.datasets.Dataset`, validated, with its weights."""
+        dataset = as_dataset(X)
+        if dataset is None:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+            dataset = ArrayDataset(X)
+        else:
+            check_dataset_shape(dataset, min_samples=2)
+            self.n_features_in_ = dataset.n_features
+            if dataset.feature_names is not None:
+                self.feature_names_in_ = np.asarray(dataset.feature_names, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        if dataset.n_samples < self.n_components:
             raise ValueError(
                 "Expected n_samples >= n_components "
                 f"but got n_components = {self.n_components}, "
-                f"n_samples = {n_samples}"
+                f"n_samples = {dataset.n_samples}"
             )
-        sample_weight = check_sample_weight(sample_weight, n_samples, self.n_components)
+        sample_weight = check_sample_weight(sample_weight, dataset.n_samples, self.n_components)
+        return dataset if sample_weight is None else dataset.weighted(sample_weight)
+
+    def _fit_validated(self, X, sample_weight, want_labels: bool) -> np.ndarray | None:
+        dataset = self._training_data(X, sample_weight)
         model = get_covariance_model(self.covariance_type)
-        user_init = self._checked_user_init(model, n_features)
+        user_init = self._checked_user_init(model, dataset.n_features)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
+        init_rows = None
+        if do_init and len(user_init) < 3:
+            # Starts are computed from these rows: all of an in-memory array,
+            # a random sample of data read block by block.
+            n_rows = dataset.init_sample_rows or dataset.n_samples
+            init_rows = dataset.sample(n_rows, random_state)
 
         reporter = FitReporter(self.verbose, self.verbose_interval)
         best: em.EMResult | None = None
@@ -268,7 +289,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             reporter.init_start(init)
             try:
                 result = self._run_start(
-                    model, X, sample_weight, random_state, user_init, init, do_init, reporter
+                    model, dataset, init_rows, random_state, user_init, init, do_init, reporter
                 )
             except ValueError as error:
                 # A start that collapses a component (possible with
@@ -278,7 +299,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                     raise
                 failures.append(error)
                 continue
-            self._warn_reseeded(result, n_features)
+            self._warn_reseeded(result)
             if self.max_iter == 0:
                 # As scikit-learn: with no iterations the last initialization wins.
                 result.lower_bound = -np.inf
@@ -305,41 +326,49 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        self._set_fitted(model, best.params.astype(X.dtype))
+        self._set_fitted(model, best.params.astype(dataset.dtype))
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
         self.lower_bound_ = best.lower_bound
         self.lower_bounds_ = list(best.lower_bounds)
+        # A new batch fit starts a new stream for partial_fit.
+        self.__dict__.pop("_online_state", None)
+        if not want_labels:
+            return None
         # Labels from the final parameters, so fit_predict == fit().predict.
-        return em.log_prob_norm_and_labels(model, X, self._fitted_params(), want="labels")
+        return dataset.infer(model, self._fitted_params(), "labels")
 
     def _run_start(
-        self, model, X, sample_weight, random_state, user_init, init: int, do_init: bool,
-        reporter: FitReporter,
+        self, model, dataset: Dataset, init_rows, random_state, user_init, init: int,
+        do_init: bool, reporter: FitReporter,
     ) -> em.EMResult:
         """EM from start number ``init`` (or from the fitted model, warm)."""
         if do_init:
             # With no iterations nothing picks a best start: keep
             # scikit-learn's starts, whose last one is kept.
             start = init if self.max_iter > 0 else 0
-            params = self._initial_params(model, X, sample_weight, random_state, user_init, start)
+            X_init, weights_init = init_rows if init_rows is not None else (None, None)
+            params = self._initial_params(
+                model, X_init, weights_init, random_state, user_init, start
+            )
             start_bound = -np.inf
         else:
             params = self._fitted_params().astype(np.float64)
             start_bound = self.lower_bound_
-        return em.run_em(
-            model,
-            X,
-            sample_weight,
-            params,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            reg_covar=self.reg_covar,
-            lower_bound=start_bound,
-            on_iteration=reporter.iteration,
-        )
+        with dataset.passes(model, params):
+            return em.iterate_em(
+                lambda current: dataset.expectation(model, current),
+                model,
+                params,
+                dtype=dataset.dtype,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                reg_covar=self.reg_covar,
+                lower_bound=start_bound,
+                on_iteration=reporter.iteration,
+            )
 
-    def _warn_reseeded(self, result: em.EMResult, n_features: int) -> None:
+    def _warn_reseeded(self, result: em.EMResult) -> None:
         for n_iter, k, log_density in result.reseeded:
             warnings.warn(
                 f"Component {k} of {self.n_components} had no data left at EM "
@@ -430,8 +459,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
 
     def _infer(self, X, want: str) -> np.ndarray:
-        X = self._validated_input(X)
         model = get_covariance_model(self.covariance_type)
+        dataset = as_dataset(X)
+        if dataset is not None:
+            check_is_fitted(self)
+            check_dataset_shape(dataset, min_samples=1, n_features=self.n_features_in_)
+            params = self._fitted_params()
+            with dataset.passes(model, params):
+                return dataset.infer(model, params, want)
+        X = self._validated_input(X)
         params = self._fitted_params()
         if X.dtype != params.means.dtype:
             X = X.astype(np.result_type(X.dtype, params.means.dtype))
@@ -546,8 +582,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         bic : float
         """
-        n_samples = _num_samples(X)
-        return -2 * self.score(X) * n_samples + self._n_parameters() * math.log(n_samples)
+        log_prob = self.score_samples(X)
+        n_samples = log_prob.shape[0]
+        mean = float(np.mean(log_prob))
+        return -2 * mean * n_samples + self._n_parameters() * math.log(n_samples)
 
     def aic(self, X) -> float:
         """Akaike information criterion on ``X``; lower is better.
@@ -562,7 +600,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         aic : float
         """
-        return -2 * self.score(X) * _num_samples(X) + 2 * self._n_parameters()
+        log_prob = self.score_samples(X)
+        return -2 * float(np.mean(log_prob)) * log_prob.shape[0] + 2 * self._n_parameters()
 
     def icl(self, X) -> float:
         """Integrated completed likelihood criterion on ``X``; lower is better.

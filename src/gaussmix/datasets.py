@@ -1,0 +1,381 @@
+"""Where the data live: in memory, on disk block by block, or on a cluster.
+
+EM needs three things from its data, and a :class:`Dataset` provides them:
+one E-step pass reduced to summed :class:`~gaussmix.suffstats.SuffStats`, a
+random sample of rows to initialise from, and per-row inference in row
+order.  The engine (:func:`gaussmix.em.iterate_em`) and the estimator are
+then the same for every kind of data:
+
+- :class:`ArrayDataset`: an in-memory array, passed through untouched so
+  that fits equal scikit-learn's;
+- :class:`BlockDataset`: any :class:`BlockReader`, read one block at a
+  time with the next block read ahead while the current one is computed;
+  memory stays at two blocks whatever the number of rows
+  (:mod:`gaussmix.sources` has readers for ``.npy``, Parquet and Zarr);
+- a Dask dataset (:mod:`gaussmix.dask_backend`), where the E-step runs on
+  the workers.
+
+:func:`as_dataset` picks the right one for what a user passed to ``fit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import em
+from ._parallel import single_threaded_blas
+from .covariance import CovarianceModel
+from .params import MixtureParams
+from .suffstats import SuffStats, sum_stats
+
+__all__ = [
+    "Dataset",
+    "ArrayDataset",
+    "BlockReader",
+    "ArrayBlockReader",
+    "BlockDataset",
+    "as_dataset",
+    "check_dataset_shape",
+    "DEFAULT_INIT_SAMPLE_ROWS",
+]
+
+# Rows drawn to initialise a fit on data read block by block: enough for
+# k-means to place 16-64 components well, small enough to cluster in seconds.
+DEFAULT_INIT_SAMPLE_ROWS = 100_000
+
+# Bytes of one block read from disk: large enough that per-block overheads
+# (a read call, a pass through the thread pool) are negligible, small
+# enough that two blocks in flight stay far below the memory of the machine.
+_BLOCK_BYTES = 64 << 20
+
+
+class Dataset(ABC):
+    """Data as the EM engine sees them.
+
+    Attributes
+    ----------
+    n_samples : int
+    n_features : int
+    dtype : numpy.dtype
+        float32 or float64: the precision the E-step computes in.
+    feature_names : ndarray of str or None
+        Column names, when the source has them (Parquet, dataframes).
+    """
+
+    n_samples: int
+    n_features: int
+    dtype: np.dtype
+    feature_names: np.ndarray | None = None
+    # Rows drawn to initialise from; None draws every row.
+    init_sample_rows: int | None = DEFAULT_INIT_SAMPLE_ROWS
+
+    def weighted(self, sample_weight: np.ndarray) -> Dataset:
+        """The same data with validated per-row weights."""
+        raise TypeError(f"{type(self).__name__} does not support sample_weight.")
+
+    @abstractmethod
+    def expectation(self, model: CovarianceModel, params: MixtureParams) -> SuffStats:
+        """One E-step pass over all rows, statistics summed in row order."""
+
+    @abstractmethod
+    def sample(self, n_rows: int, random_state: np.random.RandomState) -> tuple[
+        np.ndarray, np.ndarray | None
+    ]:
+        """Up to ``n_rows`` rows drawn without replacement, and their weights.
+
+        Returns every row, in order and without consuming ``random_state``,
+        when ``n_rows >= n_samples``.
+        """
+
+    @abstractmethod
+    def infer(self, model: CovarianceModel, params: MixtureParams, want: str):
+        """Per-row ``"score"``, ``"labels"`` or ``"proba"``, in row order."""
+
+    def passes(self, model: CovarianceModel, params: MixtureParams):
+        """Context for a series of passes (thread settings, broadcast state)."""
+        return contextlib.nullcontext()
+
+
+class ArrayDataset(Dataset):
+    """An in-memory array and its optional sample weights.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated, finite, float32 or float64.
+    sample_weight : ndarray of shape (n_samples,) or None
+    """
+
+    # Every row initialises an in-memory fit, as in scikit-learn.
+    init_sample_rows = None
+
+    def __init__(self, X: np.ndarray, sample_weight: np.ndarray | None = None):
+        self.X = X
+        self.sample_weight = sample_weight
+        self.n_samples, self.n_features = X.shape
+        self.dtype = X.dtype
+
+    def weighted(self, sample_weight):
+        return ArrayDataset(self.X, sample_weight)
+
+    def expectation(self, model, params):
+        return em.expectation(model, self.X, self.sample_weight, params)
+
+    def sample(self, n_rows, random_state):
+        if n_rows >= self.n_samples:
+            return self.X, self.sample_weight
+        rows = np.sort(random_state.choice(self.n_samples, size=n_rows, replace=False))
+        weights = None if self.sample_weight is None else self.sample_weight[rows]
+        return self.X[rows], weights
+
+    def infer(self, model, params, want):
+        return em.log_prob_norm_and_labels(model, self.X, params, want=want)
+
+    def passes(self, model, params):
+        chunk = em._chunk_size(model, params.n_components, params.n_features, self.dtype)
+        return single_threaded_blas(-(-self.n_samples // chunk))
+
+
+class BlockReader(ABC):
+    """Rows of a table that does not fit in memory, read in consecutive blocks.
+
+    Subclasses set ``n_samples``, ``n_features``, ``dtype`` (float32 or
+    float64; integer sources are read as float64) and ``feature_names``.
+    """
+
+    n_samples: int
+    n_features: int
+    dtype: np.dtype
+    feature_names: np.ndarray | None = None
+
+    @abstractmethod
+    def iter_blocks(self, block_rows: int) -> Iterator[np.ndarray]:
+        """Consecutive blocks of at most ``block_rows`` rows covering every row.
+
+        Each block is a C-contiguous ``(rows, n_features)`` array of
+        ``dtype`` that the consumer may keep: do not overwrite it later.
+        """
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The rows at sorted, unique indices ``rows``, as one array.
+
+        The default reads every block and keeps the requested rows; readers
+        with random access override it.
+        """
+        block_rows = default_block_rows(self.n_features, self.dtype)
+        pieces, start = [], 0
+        for block in self.iter_blocks(block_rows):
+            stop = start + block.shape[0]
+            lo, hi = np.searchsorted(rows, [start, stop])
+            if hi > lo:
+                pieces.append(block[rows[lo:hi] - start])
+            start = stop
+        if not pieces:
+            return np.empty((0, self.n_features), dtype=self.dtype)
+        return np.ascontiguousarray(np.concatenate(pieces))
+
+    def close(self) -> None:
+        """Release files or handles; the reader is not used afterwards."""
+
+
+class ArrayBlockReader(BlockReader):
+    """Blocks of an array-like with NumPy slicing (``np.memmap``, ``h5py``...).
+
+    Each block is copied out, so that only the blocks in flight are resident.
+    """
+
+    def __init__(self, array, feature_names=None):
+        if getattr(array, "ndim", None) != 2:
+            raise ValueError(
+                f"Expected a 2-D array of shape (n_samples, n_features), got shape "
+                f"{getattr(array, 'shape', None)}."
+            )
+        self.array = array
+        self.n_samples, self.n_features = (int(n) for n in array.shape)
+        self.dtype = _float_dtype(array.dtype)
+        self.feature_names = None if feature_names is None else np.asarray(feature_names, dtype=object)
+
+    def iter_blocks(self, block_rows):
+        for start in range(0, self.n_samples, block_rows):
+            yield np.ascontiguousarray(self.array[start : start + block_rows], dtype=self.dtype)
+
+    def take(self, rows):
+        return np.ascontiguousarray(self.array[rows], dtype=self.dtype)
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype in (np.float32, np.float64):
+        return dtype
+    if dtype.kind in "iub" or dtype.kind == "f":
+        return np.dtype(np.float64)
+    raise TypeError(
+        f"Cannot fit a mixture to data of dtype {dtype}: the columns must be numeric."
+    )
+
+
+def default_block_rows(n_features: int, dtype) -> int:
+    """Rows per block read from disk: about 64 MiB, a whole number of chunks."""
+    itemsize = np.dtype(dtype).itemsize
+    rows = max(_BLOCK_BYTES // max(1, n_features * itemsize), 1)
+    # A multiple of the largest chunk keeps the chunks of a block identical
+    # to those of the same rows in memory.
+    step = 16384
+    return int(max(step, rows // step * step))
+
+
+def _prefetched(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """The same blocks, each read in a background thread while the previous is used."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaussmix-read") as reader:
+        pending = reader.submit(next, blocks, None)
+        while True:
+            block = pending.result()
+            if block is None:
+                return
+            pending = reader.submit(next, blocks, None)
+            yield block
+
+
+def _check_block(block: np.ndarray, start: int, n_features: int) -> None:
+    if block.ndim != 2 or block.shape[1] != n_features:
+        raise ValueError(
+            f"Rows {start}.. have shape {block.shape}, expected (rows, {n_features}): "
+            "the data source changed while it was read."
+        )
+    # One reduction is far cheaper than an elementwise mask, and a non-finite
+    # sum catches every NaN and inf (overflowing finite rows are checked exactly).
+    if not np.isfinite(np.sum(block, dtype=np.float64)) and not np.isfinite(block).all():
+        bad = int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+        raise ValueError(
+            f"Input contains NaN or infinity in row {start + bad}; "
+            "remove or impute non-finite values before fitting."
+        )
+
+
+class BlockDataset(Dataset):
+    """A :class:`BlockReader` with optional weights, read block by block.
+
+    Parameters
+    ----------
+    reader : BlockReader
+    sample_weight : ndarray of shape (n_samples,) or None
+    block_rows : int, optional
+        Rows per block; about 64 MiB of data by default.
+    """
+
+    def __init__(self, reader: BlockReader, sample_weight=None, block_rows: int | None = None):
+        self.reader = reader
+        self.sample_weight = sample_weight
+        self.n_samples = reader.n_samples
+        self.n_features = reader.n_features
+        self.dtype = np.dtype(reader.dtype)
+        self.feature_names = reader.feature_names
+        self.block_rows = block_rows or default_block_rows(self.n_features, self.dtype)
+
+    def _blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        start = 0
+        for block in _prefetched(self.reader.iter_blocks(self.block_rows)):
+            _check_block(block, start, self.n_features)
+            yield start, block
+            start += block.shape[0]
+        if start != self.n_samples:
+            raise ValueError(
+                f"The data source gave {start} rows where it announced {self.n_samples}: "
+                "it changed while it was read."
+            )
+
+    def weighted(self, sample_weight):
+        return BlockDataset(self.reader, sample_weight, self.block_rows)
+
+    def _weights(self, start: int, block: np.ndarray):
+        if self.sample_weight is None:
+            return None
+        return self.sample_weight[start : start + block.shape[0]]
+
+    def expectation(self, model, params):
+        return sum_stats(
+            em.expectation(model, block, self._weights(start, block), params)
+            for start, block in self._blocks()
+        )
+
+    def sample(self, n_rows, random_state):
+        if n_rows >= self.n_samples:
+            rows = np.arange(self.n_samples)
+        else:
+            rows = np.sort(random_state.choice(self.n_samples, size=n_rows, replace=False))
+        X = self.reader.take(rows)
+        _check_block(X, 0, self.n_features)
+        weights = None if self.sample_weight is None else self.sample_weight[rows]
+        return X, weights
+
+    def infer(self, model, params, want):
+        pieces = [em.log_prob_norm_and_labels(model, block, params, want=want)
+                  for _, block in self._blocks()]
+        return np.concatenate(pieces, axis=0)
+
+    def passes(self, model, params):
+        return single_threaded_blas(2)
+
+
+def check_dataset_shape(
+    dataset: Dataset, min_samples: int, n_features: int | None = None
+) -> None:
+    """Refuse datasets too small to fit, or with the wrong number of columns."""
+    if dataset.n_features < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape=({dataset.n_samples}, 0)) "
+            "while a minimum of 1 is required."
+        )
+    if dataset.n_samples < min_samples:
+        raise ValueError(
+            f"Found array with {dataset.n_samples} sample(s) (shape=({dataset.n_samples}, "
+            f"{dataset.n_features})) while a minimum of {min_samples} is required."
+        )
+    if n_features is not None and dataset.n_features != n_features:
+        raise ValueError(
+            f"X has {dataset.n_features} features, but GaussianMixture is expecting "
+            f"{n_features} features as input."
+        )
+
+
+def _is_dask_collection(X) -> bool:
+    module = type(X).__module__ or ""
+    return module.split(".")[0] in ("dask", "dask_expr") and hasattr(X, "__dask_graph__")
+
+
+def as_dataset(X) -> Dataset | None:
+    """The dataset for ``X``, or None when ``X`` is an ordinary array-like.
+
+    Parameters
+    ----------
+    X : object
+        A :class:`Dataset` or :class:`BlockReader`; a path to a ``.npy``
+        file, a Parquet file or folder, or a Zarr store; an ``np.memmap``;
+        a ``zarr`` array; a dask array or dataframe.  Anything else (lists,
+        arrays, dataframes) is left to scikit-learn's validation.
+    """
+    if isinstance(X, Dataset):
+        return X
+    if isinstance(X, BlockReader):
+        return BlockDataset(X)
+    if isinstance(X, (str, os.PathLike)):
+        from .sources import open_path
+
+        return BlockDataset(open_path(X))
+    if isinstance(X, np.memmap) and X.ndim == 2:
+        return BlockDataset(ArrayBlockReader(X))
+    if (type(X).__module__ or "").split(".")[0] == "zarr":
+        from .sources import ZarrReader
+
+        return BlockDataset(ZarrReader(X))
+    if _is_dask_collection(X):
+        from .dask_backend import DaskDataset
+
+        return DaskDataset(X)
+    return None
