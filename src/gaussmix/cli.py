@@ -1,25 +1,31 @@
-"""The ``gaussmix`` command line: one function per subcommand.
+"""The ``gaussmix`` command line: the parser and the dispatch to the subcommands.
 
-User errors (bad options, unwritable paths) print one line on stderr and
-return exit status 2; anything else is a bug and keeps its traceback.
+``demo`` lives here; ``fit`` and ``select`` in :mod:`._cli_fit`, ``predict``
+and ``info`` in :mod:`._cli_predict`, data files in :mod:`._cli_data`.
+User errors (bad options, unreadable files, bad data) print one line on
+stderr and return exit status 2; an unexpected exception prints one line
+saying it is an internal error and returns 1.  ``--debug`` re-raises both,
+with their tracebacks.  Warnings of the library (say, a fit that did not
+converge) are printed as one line each, unless ``--quiet``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from . import __version__
+from ._cli_data import UsageError
 
-__all__ = ["main"]
+__all__ = ["UsageError", "format_table", "main"]
 
 PROG = "gaussmix"
 USAGE_ERROR = 2
-
-
-class UsageError(Exception):
-    """A mistake in the command line or its arguments, reported in one line."""
+INTERNAL_ERROR = 1
+# A selection grid can repeat one warning per cell; a few lines say enough.
+_MAX_WARNINGS = 5
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,10 +110,107 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: a positive integer")
+    return int(text)
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: an integer >= 0")
+    return int(text)
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: a finite number >= 0")
+    return value
+
+
+def _n_jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"invalid --n-jobs {text!r}: a non-zero integer")
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bar, notices or warnings on stderr")
+    # SUPPRESS: absent here, it keeps the value of the global --debug.
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the Python traceback of an error")
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", metavar="DATA",
+                        help="data file: .csv, .tsv, .parquet or .npy (format from the "
+                        "extension); CSV/TSV may have a header row")
+    parser.add_argument("--columns", metavar="A,B,...",
+                        help="columns to use: names, or 0-based indices (default: all)")
+    parser.add_argument("--drop-non-numeric", action="store_true",
+                        help="leave out non-numeric columns instead of refusing them")
+    parser.add_argument("--drop-missing", action="store_true",
+                        help="leave out rows with empty, NaN or infinite values "
+                        "instead of refusing them")
+    parser.add_argument("--standardize", action="store_true",
+                        help="z-score every column before fitting; stored in the model "
+                        "file, so that predict applies the same transform")
+
+
+def _add_fit_options(parser: argparse.ArgumentParser, selecting_only: bool) -> None:
+    from ._cli_fit import parse_k_range
+
+    covariance_help = (
+        "covariance model(s) to compare: 'all' (every registered model: mclust's "
+        "EII ... VVV and the scikit-learn names not aliased by them) or a list such "
+        "as full,diag,VVV (default: all)"
+    )
+    if not selecting_only:
+        covariance_help = ("with a fixed --k, one covariance model such as full, diag, "
+                           "tied, spherical or an mclust name like VVV (default: full); "
+                           "with --k auto, " + covariance_help.replace("covariance ", "", 1))
+    parser.add_argument("--covariance", metavar="MODELS", help=covariance_help)
+    parser.add_argument("--k-range", metavar="A..B", type=parse_k_range, default="1..9",
+                        help="numbers of components to compare: A..B or a list like "
+                        "2,3,5 (default: 1..9)")
+    parser.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic",
+                        help="criterion that picks the best (model, K); lower is better "
+                        "(default: bic)")
+    parser.add_argument("--n-init", metavar="N", type=_positive_int, default=1,
+                        help="EM starts per fit, the best kept (default: 1)")
+    parser.add_argument("--seed", metavar="N", type=_seed, default=0,
+                        help="random seed of the initialisation (default: 0)")
+    parser.add_argument("--max-iter", metavar="N", type=_non_negative_int, default=100,
+                        help="most EM iterations per start (default: 100)")
+    parser.add_argument("--tol", metavar="X", type=_non_negative_float, default=1e-3,
+                        help="convergence threshold on the mean log-likelihood gain "
+                        "(default: 1e-3)")
+    parser.add_argument("--reg-covar", metavar="X", type=_non_negative_float, default=1e-6,
+                        help="added to the covariance diagonals for stability "
+                        "(default: 1e-6)")
+    parser.add_argument("--n-jobs", metavar="N", type=_n_jobs, default=None,
+                        help="(model, K) fits run at once in worker processes; -1 or "
+                        "unset: every core, 1: one after another")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
+    from ._cli_fit import cmd_fit, cmd_select, parse_k
+    from ._cli_predict import cmd_info, cmd_predict, parse_quantile
+
     parser = _Parser(prog=PROG, description="Gaussian mixture models.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks of errors instead of one line")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = commands.add_parser(
@@ -121,7 +224,72 @@ def build_parser() -> argparse.ArgumentParser:
                       "(default: ./gaussmix-demo/)")
     demo.add_argument("--seed", metavar="N", type=_seed, default=0,
                       help="seed of the generated data and of the fits (default: 0)")
-    demo.set_defaults(handler=cmd_demo)
+    demo.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                      help="show the Python traceback of an error")
+    demo.set_defaults(handler=cmd_demo, quiet=False)
+
+    fit = commands.add_parser(
+        "fit", help="fit a mixture to a data file; write model, labels, summary, plots",
+        description="Fit a Gaussian mixture with K components (or choose the model and "
+        "K with --k auto) and write model.json, assignments.csv, summary.txt, "
+        "summary.json and PNG plots into --out.",
+    )
+    _add_data_options(fit)
+    fit.add_argument("--k", metavar="K", type=parse_k, default=3,
+                     help="number of components, or 'auto' to choose the covariance "
+                     "model and K by --criterion over --k-range (default: 3)")
+    _add_fit_options(fit, selecting_only=False)
+    fit.add_argument("--out", metavar="DIR", default="gaussmix-fit",
+                     help="output directory, created if missing (default: ./gaussmix-fit/)")
+    fit.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                     help="format of the assignments file (default: csv)")
+    fit.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+    _add_common(fit)
+    fit.set_defaults(handler=cmd_fit)
+
+    select = commands.add_parser(
+        "select", help="compare (covariance model, K) by BIC/AIC/ICL",
+        description="Fit every (covariance model, K) of the grid, print BIC, AIC and ICL "
+        "as a table with the best marked, and plot the criterion against K.",
+    )
+    _add_data_options(select)
+    _add_fit_options(select, selecting_only=True)
+    select.add_argument("--plot", metavar="FILE", default="selection.png",
+                        help="PNG of the criterion against K (default: selection.png)")
+    select.add_argument("--no-plot", action="store_true", help="write no plot")
+    select.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    _add_common(select)
+    select.set_defaults(handler=cmd_select)
+
+    predict = commands.add_parser(
+        "predict", help="labels, probabilities and log-likelihoods of data under a model",
+        description="Apply a model file written by 'gaussmix fit' to data: columns are "
+        "matched by name when the data has a header, else by position.  Writes label, "
+        "proba_0..proba_{K-1} and log_likelihood (in the units of the original data) per row.",
+    )
+    predict.add_argument("model", metavar="MODEL", help="model file (model.json from fit)")
+    predict.add_argument("data", metavar="DATA",
+                         help="data file: .csv, .tsv, .parquet or .npy")
+    predict.add_argument("--columns", metavar="A,B,...",
+                         help="columns to use, in the model's order: names or 0-based "
+                         "indices (default: by the model's names, or all)")
+    predict.add_argument("--out", metavar="FILE", default="predictions.csv",
+                         help="output file: .csv, .tsv or .parquet by extension, or '-' "
+                         "for CSV on stdout (default: predictions.csv)")
+    predict.add_argument("--anomaly-threshold", metavar="Q", type=parse_quantile,
+                         help="add an 'anomaly' column: 1 where a row's log-likelihood is "
+                         "below the Q quantile (0 < Q < 1) of the training rows'")
+    _add_common(predict)
+    predict.set_defaults(handler=cmd_predict)
+
+    info = commands.add_parser(
+        "info", help="show what a model file holds",
+        description="Print a model file's format, covariance type, K, features, weights, "
+        "means, training summary and the preprocessing stored with it.",
+    )
+    info.add_argument("model", metavar="MODEL", help="model file (model.json from fit)")
+    _add_common(info)
+    info.set_defaults(handler=cmd_info)
     return parser
 
 
@@ -136,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     status : int
-        0 on success, 2 on a user error; suitable for :func:`sys.exit`.
+        0 on success, 2 on a user error, 1 on an internal error; suitable
+        for :func:`sys.exit`.
     """
     parser = build_parser()
     try:
@@ -146,10 +315,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     except UsageError as exc:
         return _report(exc)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return args.handler(args)
+        except UsageError as exc:
+            if args.debug:
+                raise
+            return _report(exc)
+        except BrokenPipeError:
+            # Python's recipe: stdout to devnull, or the flush at exit fails again.
+            _silence_stdout()
+            return INTERNAL_ERROR
+        except KeyboardInterrupt:
+            if args.debug:
+                raise
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            if args.debug:
+                raise
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())
+            print(f"{PROG}: internal error: {message} (rerun with --debug for the "
+                  "traceback, and please report it)", file=sys.stderr)
+            return INTERNAL_ERROR
+        finally:
+            if not args.quiet:
+                _show_warnings(caught)
+
+
+def _silence_stdout() -> None:
+    import os
+
     try:
-        return args.handler(args)
-    except UsageError as exc:
-        return _report(exc)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # no real stdout (captured in tests): nothing to silence
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Each distinct warning once, on one line, without the file and line noise."""
+    messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+    for message in messages[:_MAX_WARNINGS]:
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
+    if len(messages) > _MAX_WARNINGS:
+        print(f"{PROG}: ... and {len(messages) - _MAX_WARNINGS} more warning(s)",
+              file=sys.stderr)
 
 
 def _report(error: UsageError) -> int:

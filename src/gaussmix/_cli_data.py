@@ -1,0 +1,345 @@
+"""Data files for the command line: CSV, TSV, Parquet and .npy in, CSV or Parquet out.
+
+CSV and TSV are read with the :mod:`csv` module and numpy, so the command
+line needs no pandas; Parquet needs pyarrow, imported only when a Parquet
+file is read or written.  Every problem with a file is a :class:`UsageError`
+whose one-line message names the file, the row or column, and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Table", "UsageError", "data_format", "read_raw", "read_table", "write_table"]
+
+_FORMATS = {
+    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
+    ".npy": "npy",
+}  # fmt: skip
+# Enough rows to tell a header from a first data row that has a stray word.
+_HEADER_PROBE_ROWS = 20
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its input, reported in one line."""
+
+
+@dataclass
+class _NonNumeric:
+    """A column that holds text: where, and what, its first non-number is."""
+
+    row: int
+    text: str
+
+
+@dataclass
+class _Raw:
+    names: list[str]
+    header: bool
+    columns: list[Any]  # float arrays (NaN where missing) or _NonNumeric
+    first_line: int | None  # file line of data row 0, for CSV/TSV messages
+
+    def where(self, row: int) -> str:
+        if self.first_line is None:
+            return f"row {row} (counting from 0)"
+        return f"line {self.first_line + row}"
+
+
+@dataclass
+class Table:
+    """Numeric data read from a file, ready to fit.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    names : list of str
+        Column names: the file's, or ``x0``, ``x1``, ... when it has none.
+    header : bool
+        Whether the names come from the file.
+    path : str
+    dropped_columns : list of str
+        Non-numeric columns left out (``drop_non_numeric``).
+    dropped_rows : int
+        Rows with missing values left out (``drop_missing``).
+    """
+
+    X: np.ndarray
+    names: list[str]
+    header: bool
+    path: str
+    dropped_columns: list[str] = field(default_factory=list)
+    dropped_rows: int = 0
+
+
+def data_format(path: str) -> str:
+    """``'csv'``, ``'tsv'``, ``'parquet'`` or ``'npy'``, from the file's extension."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in _FORMATS:
+        raise UsageError(
+            f"cannot tell the format of {path!r} from its extension: use .csv, .tsv, "
+            ".parquet or .npy"
+        )
+    return _FORMATS[ext]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _numeric_column(cells: list[str]) -> np.ndarray | _NonNumeric:
+    values = np.empty(len(cells))
+    for i, cell in enumerate(cells):
+        if not cell:
+            values[i] = np.nan
+            continue
+        try:
+            values[i] = float(cell)
+        except ValueError:
+            return _NonNumeric(i, cell)
+    return values
+
+
+def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
+    """Some cell of the first row is text while the cells under it are numbers."""
+    for j, cell in enumerate(first):
+        below = [row[j] for row in rest if j < len(row) and row[j]]
+        if cell and not _is_number(cell) and below and all(map(_is_number, below)):
+            return True
+    return False
+
+
+def _read_delimited(path: str, delimiter: str) -> _Raw:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            lines = [(reader.line_num, [c.strip() for c in row]) for row in reader if row]
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read {path!r}: not UTF-8 text") from None
+    except csv.Error as exc:
+        raise UsageError(f"cannot read {path!r}: {exc}") from exc
+    lines = [(n, row) for n, row in lines if any(row)]
+    if not lines:
+        raise UsageError(f"{path!r} is empty")
+    rows = [row for _, row in lines]
+    header = _looks_like_header(rows[0], rows[1 : 1 + _HEADER_PROBE_ROWS])
+    width = len(rows[0])
+    for line, row in lines:
+        if len(row) != width:
+            kind = "TSV" if delimiter == "\t" else "CSV"
+            raise UsageError(
+                f"{path!r} line {line} has {len(row)} fields, expected {width} "
+                f"(is it really {kind}? the format comes from the extension)"
+            )
+    if header:
+        names = [cell or f"x{j}" for j, cell in enumerate(rows[0])]
+        lines, rows = lines[1:], rows[1:]
+    else:
+        names = [f"x{j}" for j in range(width)]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UsageError(f"{path!r} has duplicate column names: {', '.join(duplicates)}")
+    columns = [_numeric_column([row[j] for row in rows]) for j in range(width)]
+    return _Raw(names, header, columns, lines[0][0] if lines else None)
+
+
+def _pyarrow(action: str):
+    try:
+        import pyarrow
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise UsageError(f"{action} Parquet needs pyarrow: pip install 'gaussmix[parquet]'") from None
+    return pyarrow
+
+
+def _read_parquet(path: str) -> _Raw:
+    pa = _pyarrow("reading")
+    try:
+        table = pa.parquet.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise UsageError(f"cannot read {path!r} as Parquet: {exc}") from exc
+    columns: list[Any] = []
+    for column in table.columns:
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            cast = pa.compute.cast(column, pa.float64())
+            columns.append(np.asarray(cast.to_numpy(zero_copy_only=False), dtype=np.float64))
+        else:
+            values = column.to_pylist()
+            row = next((i for i, v in enumerate(values) if v is not None), 0)
+            columns.append(_NonNumeric(row, str(values[row]) if values else str(kind)))
+    return _Raw([str(n) for n in table.column_names], True, columns, None)
+
+
+def _read_npy(path: str) -> _Raw:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise UsageError(f"cannot read {path!r} as .npy: {exc}") from exc
+    if array.dtype.names:  # a structured array names its columns
+        names = list(array.dtype.names)
+        columns = [
+            array[n].astype(np.float64) if array[n].dtype.kind in "iuf"
+            else _NonNumeric(0, str(array[n][0]) if len(array) else str(array[n].dtype))
+            for n in names
+        ]
+        return _Raw(names, True, columns, None)
+    if array.ndim == 1:
+        array = array[:, np.newaxis]
+    if array.ndim != 2:
+        raise UsageError(f"{path!r} holds a {array.ndim}-D array; expected 2-D (rows x columns)")
+    if array.dtype.kind not in "iuf":
+        raise UsageError(f"{path!r} holds an array of dtype {array.dtype}, which is not numeric")
+    columns = [array[:, j].astype(np.float64) for j in range(array.shape[1])]
+    return _Raw([f"x{j}" for j in range(array.shape[1])], False, columns, None)
+
+
+def read_raw(path: str) -> _Raw:
+    """The file's column names, whether it has a header, and its columns unchecked."""
+    fmt = data_format(path)
+    if not os.path.exists(path):
+        raise UsageError(f"no such file: {path!r}")
+    if os.path.isdir(path):
+        raise UsageError(f"{path!r} is a directory, not a data file")
+    try:
+        if fmt == "parquet":
+            return _read_parquet(path)
+        if fmt == "npy":
+            return _read_npy(path)
+        return _read_delimited(path, "\t" if fmt == "tsv" else ",")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path!r}: {exc.strerror or exc}") from exc
+
+
+def _select(raw: _Raw, spec: str | list[int] | None, path: str) -> list[int]:
+    """Indices of the columns named (or numbered from 0) in ``spec``, in its order."""
+    if spec is None:
+        return list(range(len(raw.names)))
+    if isinstance(spec, list):
+        return spec
+    indices = []
+    for token in (t.strip() for t in spec.split(",")):
+        if token in raw.names:
+            index = raw.names.index(token)
+        elif token.lstrip("-").isdigit():
+            index = int(token)
+            if not 0 <= index < len(raw.names):
+                raise UsageError(
+                    f"column index {index} is out of range: {path!r} has "
+                    f"{len(raw.names)} columns, numbered 0 to {len(raw.names) - 1}"
+                )
+        elif not token:
+            raise UsageError(f"--columns {spec!r} has an empty entry")
+        else:
+            raise UsageError(
+                f"no column {token!r} in {path!r}; its columns are: {', '.join(raw.names)}"
+            )
+        if index in indices:
+            raise UsageError(f"--columns names column {raw.names[index]!r} twice")
+        indices.append(index)
+    return indices
+
+
+def read_table(
+    path: str,
+    columns: str | list[int] | None = None,
+    drop_non_numeric: bool = False,
+    drop_missing: bool | None = False,
+    raw: _Raw | None = None,
+) -> Table:
+    """Read the numeric columns of a data file.
+
+    Parameters
+    ----------
+    path : str
+        A .csv, .tsv, .parquet or .npy file.
+    columns : str or list of int, optional
+        Comma-separated column names or 0-based indices, or a list of
+        indices; all when None.
+    drop_non_numeric : bool, default=False
+        Leave out columns that hold text instead of refusing them.
+    drop_missing : bool or None, default=False
+        Leave out rows with an empty, NaN or infinite value instead of
+        refusing them; None when the command has no such option, which
+        changes the suggested fix.
+    raw : optional
+        What :func:`read_raw` gave for ``path``, not to read it twice.
+
+    Returns
+    -------
+    table : Table
+
+    Raises
+    ------
+    UsageError
+        Naming the file and the problem: missing or unreadable file, unknown
+        format, bad column, non-numeric column, missing value, no rows.
+    """
+    raw = read_raw(path) if raw is None else raw
+    selected = _select(raw, columns, path)
+    text = [j for j in selected if isinstance(raw.columns[j], _NonNumeric)]
+    if text and not drop_non_numeric:
+        first = raw.columns[text[0]]
+        listed = ", ".join(repr(raw.names[j]) for j in text)
+        raise UsageError(
+            f"column(s) {listed} of {path!r} are not numeric ({raw.where(first.row)} "
+            f"holds {first.text!r}); drop them with --drop-non-numeric or choose "
+            "columns with --columns"
+        )
+    kept = [j for j in selected if j not in text]
+    if not kept:
+        raise UsageError(f"{path!r} has no numeric columns to fit")
+    names = [raw.names[j] for j in kept]
+    X = np.column_stack([raw.columns[j] for j in kept])
+    bad_rows = ~np.all(np.isfinite(X), axis=1)
+    n_bad = int(np.sum(bad_rows))
+    if n_bad and not drop_missing:
+        row = int(np.argmax(bad_rows))
+        column = names[int(np.argmax(~np.isfinite(X[row])))]
+        fix = (
+            "drop those rows with --drop-missing" if drop_missing is not None
+            else "remove or fill those rows first"
+        )
+        raise UsageError(
+            f"missing or non-finite value in {path!r} at {raw.where(row)}, column "
+            f"{column!r} ({n_bad} row(s) affected); {fix}"
+        )
+    X = X[~bad_rows]
+    if X.shape[0] == 0:
+        raise UsageError(f"{path!r} has no complete data rows")
+    return Table(X, names, raw.header, path, [raw.names[j] for j in text], n_bad)
+
+
+def write_table(columns: dict[str, np.ndarray], path: str) -> None:
+    """Write columns as CSV (TSV for .tsv), Parquet (.parquet, .pq) or CSV on stdout ('-').
+
+    Floats are written in the shortest form that reads back to the same
+    number, so nothing is lost in CSV.
+    """
+    fmt = "csv" if path == "-" else _FORMATS.get(os.path.splitext(path)[1].lower(), "csv")
+    if fmt == "parquet":
+        pa = _pyarrow("writing")
+        pa.parquet.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), path)
+        return
+    cells = [np.asarray(v).tolist() for v in columns.values()]
+    if path == "-":
+        _write_rows(sys.stdout, columns, cells, ",")
+        return
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        _write_rows(f, columns, cells, "\t" if fmt == "tsv" else ",")
+
+
+def _write_rows(stream, columns, cells, delimiter: str) -> None:
+    writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(list(columns))
+    writer.writerows(zip(*cells))

@@ -1,0 +1,152 @@
+"""``gaussmix predict`` and ``gaussmix info``: use and describe a model file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from ._cli_data import UsageError, read_raw, read_table, write_table
+from ._cli_model import Preprocessing, anomaly_threshold, load_model, row_log_likelihood, unnamed
+
+__all__ = ["cmd_info", "cmd_predict", "parse_quantile"]
+
+
+def parse_quantile(text: str) -> float:
+    """``--anomaly-threshold``: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"invalid quantile {text!r}: a number between 0 and 1 exclusive, e.g. 0.01"
+        )
+    return value
+
+
+def _columns_for(
+    model, metadata: dict, raw, data_path: str, explicit: str | None
+) -> str | list[int] | None:
+    """The ``--columns`` selection that lines the data up with the model's features.
+
+    By name when both the data and the model have real column names, else by
+    position (``None``: all columns, whose count is checked afterwards).
+    """
+    if explicit is not None:
+        return explicit
+    names = getattr(model, "feature_names_in_", None)
+    trained_with_header = (metadata.get("data") or {}).get("header", names is not None)
+    if names is None or not trained_with_header:
+        return None
+    if not raw.header:
+        return None
+    missing = [n for n in names if n not in raw.names]
+    if missing:
+        raise UsageError(
+            f"{data_path!r} lacks the model's column(s) {', '.join(map(repr, missing))}; "
+            f"it has: {', '.join(raw.names)}"
+        )
+    return [raw.names.index(n) for n in names]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Labels, probabilities and log-likelihoods of new data under a model file."""
+    model, doc = load_model(args.model)
+    metadata = doc.get("metadata") or {}
+    n_features = model.means_.shape[1]
+    threshold = None
+    if args.anomaly_threshold is not None:
+        threshold = anomaly_threshold(metadata, args.anomaly_threshold, args.model)
+    raw = read_raw(args.data)
+    spec = _columns_for(model, metadata, raw, args.data, args.columns)
+    table = read_table(args.data, spec, drop_non_numeric=False, drop_missing=None, raw=raw)
+    if table.X.shape[1] != n_features:
+        raise UsageError(
+            f"{args.data!r} has {table.X.shape[1]} numeric column(s) but the model expects "
+            f"{n_features}; choose them with --columns"
+        )
+    prep = Preprocessing.from_metadata(metadata)
+    if prep.center is not None and prep.center.shape != (n_features,):
+        raise UsageError(f"{args.model!r} has a standardisation that does not fit its model")
+    Z = prep.transform(table.X)
+    fitted = unnamed(model)
+    proba = fitted.predict_proba(Z)
+    labels = fitted.predict(Z)
+    ll = row_log_likelihood(model, prep, table.X)
+    columns = {"label": labels, **{f"proba_{k}": proba[:, k] for k in range(proba.shape[1])},
+               "log_likelihood": ll}
+    if threshold is not None:
+        columns["anomaly"] = (ll < threshold).astype(np.int64)
+    try:
+        write_table(columns, args.out)
+    except BrokenPipeError:
+        raise  # the reader of stdout has gone, as `| head` does: main ends quietly
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out!r}: {exc.strerror or exc}") from exc
+    if args.out != "-":
+        sizes = np.bincount(labels, minlength=proba.shape[1])
+        print(f"Wrote {len(labels)} predictions to {args.out} "
+              f"(rows per component: {', '.join(map(str, sizes))})")
+        if threshold is not None:
+            n = int(columns["anomaly"].sum())
+            print(f"{n} row(s) ({n / len(labels):.2%}) below the training log-likelihood's "
+                  f"{args.anomaly_threshold:g} quantile ({threshold:.4f}) flagged as anomalies")
+    return 0
+
+
+def _compact(values, digits: int = 4) -> str:
+    return "[" + ", ".join(f"{v:.{digits}g}" for v in values) + "]"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print what a model file holds."""
+    model, doc = load_model(args.model)
+    metadata = doc.get("metadata") or {}
+    k, d = model.means_.shape
+    names = getattr(model, "feature_names_in_", None)
+    training = doc["training"]
+    out = [
+        f"model file:       {args.model}",
+        f"format version:   {doc['format_version']} (written by gaussmix {doc['gaussmix_version']})",
+        f"covariance type:  {model.covariance_type}",
+        f"components (K):   {k}",
+        f"features (D):     {d}",
+        f"dtype:            {doc['dtype']}",
+        f"feature names:    {', '.join(names) if names is not None else '(none)'}",
+        f"weights:          {_compact(model.weights_)}",
+        "means:",
+        *(f"  {i}: {_compact(mean)}" for i, mean in enumerate(model.means_)),
+        f"training:         converged={training['converged']}, n_iter={training['n_iter']}, "
+        f"lower_bound={training['lower_bound']}",
+    ]
+    params = {key: value for key, value in doc["params"].items() if value is not None}
+    out.append("params:           " + ", ".join(f"{k}={v!r}" for k, v in sorted(params.items())))
+    data = metadata.get("data")
+    if data:
+        out.append(f"trained on:       {data.get('path')} ({data.get('n_samples')} rows)")
+    prep = metadata.get("preprocessing")
+    if prep is not None:
+        if prep.get("standardize"):
+            out.append(f"standardized:     yes, center {_compact(prep['center'])}, "
+                       f"scale {_compact(prep['scale'])}")
+        else:
+            out.append("standardized:     no")
+    stored = metadata.get("training_log_likelihood")
+    if stored:
+        probs, qs = stored["probabilities"], stored["quantiles"]
+        shown = ", ".join(f"{q:g}: {np.interp(q, probs, qs):.4f}" for q in (0.01, 0.05, 0.5))
+        out.append(f"row log-lik:      mean {stored['mean']:.4f}; quantiles {shown} "
+                   f"({len(qs)} stored, for --anomaly-threshold)")
+    selection = metadata.get("selection")
+    if selection:
+        best = selection["best"]
+        out.append(f"selected by:      {selection['criterion'].upper()} "
+                   f"({best['covariance_type']}, K={best['n_components']})")
+    other = sorted(set(metadata) - {"data", "preprocessing", "training_log_likelihood",
+                                    "selection"})
+    if other:
+        out.append(f"other metadata:   {', '.join(other)}")
+    print("\n".join(out))
+    return 0
