@@ -1,0 +1,159 @@
+"""Every user error of the command line: exit status 2 and one line naming the problem."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import gaussmix
+from gaussmix.cli import UsageError, main
+
+from test_cli_fit import NAMES, blobs, write_csv
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("errors")
+    X = blobs(n_per=20)
+    paths = {
+        "good": write_csv(tmp / "good.csv", X, NAMES),
+        "tiny": write_csv(tmp / "tiny.csv", X[:3], NAMES),
+        "constant": write_csv(tmp / "constant.csv", np.c_[X[:, :2], np.ones(len(X))], NAMES),
+    }
+    (tmp / "text.csv").write_text("a,b,species\n1,2,setosa\n3,4,virginica\n5,6,setosa\n")
+    (tmp / "holes.csv").write_text("a,b\n1,2\n3,\n5,6\n7,8\n")
+    (tmp / "ragged.csv").write_text("a,b\n1,2\n3,4,5\n")
+    (tmp / "empty.csv").write_text("")
+    (tmp / "latin1.csv").write_bytes("a,b\n1,2\n\xe9,3\n".encode("latin-1"))
+    (tmp / "data.txt").write_text("1,2\n")
+    (tmp / "bad.json").write_text('{"format": "gaussmix-model", "format_version": 1}')
+    (tmp / "notjson.json").write_text("hello")
+    (tmp / "str.npy").write_bytes(b"")
+    np.save(tmp / "str.npy", np.array([["a", "b"], ["c", "d"]]))
+    model = gaussmix.GaussianMixture(2, random_state=0).fit(X)
+    model.save(tmp / "plain.json")  # no metadata: no training quantiles
+    for name in ("text", "holes", "ragged", "empty", "latin1", "bad", "notjson", "str",
+                 "plain"):
+        ext = {"bad": "json", "notjson": "json", "plain": "json", "str": "npy"}.get(name, "csv")
+        paths[name] = str(tmp / f"{name}.{ext}")
+    paths["txt"] = str(tmp / "data.txt")
+    paths["dir"] = str(tmp)
+    fitted = tmp / "fitted"
+    assert main(["fit", paths["good"], "--k", "2", "--out", str(fitted), "--no-plots",
+                 "-q"]) == 0
+    paths["model"] = str(fitted / "model.json")
+    paths["out"] = str(tmp / "out")
+    return paths
+
+
+CASES = [
+    (["fit", "{dir}/nope.csv"], "no such file: '{dir}/nope.csv'"),
+    (["fit", "{txt}"], "cannot tell the format of"),
+    (["fit", "{latin1}"], "not UTF-8 text"),
+    (["fit", "{empty}"], "is empty"),
+    (["fit", "{ragged}"], "line 3 has 3 fields, expected 2"),
+    (["fit", "{str}"], "is not numeric"),
+    (["fit", "{good}", "--columns", "height,shoe"], "no column 'shoe'"),
+    (["fit", "{good}", "--columns", "0,7"], "column index 7 is out of range"),
+    (["fit", "{good}", "--columns", "0,height"], "names column 'height' twice"),
+    (["fit", "{text}"], "column(s) 'species' of"),
+    (["fit", "{text}"], "--drop-non-numeric"),
+    (["fit", "{holes}"], "at line 3, column 'b'"),
+    (["fit", "{holes}"], "--drop-missing"),
+    (["fit", "{good}", "--k", "0"], "invalid K '0'"),
+    (["fit", "{good}", "--k", "many"], "invalid K 'many'"),
+    (["fit", "{good}", "--k", "auto", "--k-range", "5..2"], "invalid K range '5..2'"),
+    (["fit", "{good}", "--k", "auto", "--k-range", "0..3"], "invalid K range '0..3'"),
+    (["fit", "{good}", "--covariance", "round"], "unknown covariance model(s) 'round'"),
+    (["fit", "{good}", "--covariance", "full,diag"], "or compare them with --k auto"),
+    (["fit", "{tiny}", "--k", "5"], "has 3 usable row(s); K=5 needs at least 5"),
+    (["fit", "{tiny}", "--k", "auto", "--k-range", "1..4"], "K=4 needs at least 4"),
+    (["fit", "{constant}", "--standardize"], "cannot standardize constant column(s) 'age'"),
+    (["fit", "{good}", "--tol", "-1"], "invalid value '-1'"),
+    (["fit", "{good}", "--n-init", "0"], "invalid value '0'"),
+    (["fit", "{good}", "--out", "{good}/sub"], "cannot create the output directory"),
+    (["select", "{good}", "--criterion", "xic"], "invalid choice: 'xic'"),
+    (["predict", "{dir}/none.json", "{good}"], "no such model file"),
+    (["predict", "{bad}", "{good}"], "is not a valid gaussmix model file: Invalid model"),
+    (["predict", "{notjson}", "{good}"], "invalid JSON"),
+    (["predict", "{dir}", "{good}"], "is a directory"),
+    (["predict", "{model}", "{text}"], "lacks the model's column(s) 'height', 'weight'"),
+    (["predict", "{model}", "{good}", "--columns", "0,1"], "has 2 numeric column(s) but the "
+     "model expects 3"),
+    (["predict", "{plain}", "{good}", "--anomaly-threshold", "0.1"], "holds no training "
+     "log-likelihood quantiles"),
+    (["predict", "{model}", "{good}", "--anomaly-threshold", "1"], "invalid quantile '1'"),
+    (["predict", "{model}", "{good}", "--out", "{dir}/no/such/dir.csv"], "cannot write"),
+    (["info", "{notjson}"], "invalid JSON"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_user_error_is_one_line_with_status_2(files, argv, message, capsys):
+    argv = [arg.format(**files) for arg in argv]
+    if argv[0] in ("fit",) and "--out" not in argv:
+        argv += ["--out", files["out"]]
+    assert main([*argv, "--no-plots"] if argv[0] == "fit" else argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("gaussmix: error: ")
+    assert captured.err.count("\n") == 1
+    assert message.format(**files) in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_drop_options_drop_and_say_so(files, tmp_path, capsys):
+    argv = ["fit", files["text"], "--k", "1", "--drop-non-numeric", "--out", str(tmp_path),
+            "--no-plots"]
+    assert main(argv) == 0
+    assert "dropped non-numeric column(s): species" in capsys.readouterr().err
+    assert list(gaussmix.load(tmp_path / "model.json").feature_names_in_) == ["a", "b"]
+    assert main([*argv, "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    argv = ["fit", files["holes"], "--k", "1", "--drop-missing", "--out", str(tmp_path),
+            "--no-plots"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "dropped 1 row(s) with missing values" in captured.err
+    assert "to 3 rows x 2 columns" in captured.out
+
+
+def test_debug_re_raises(files):
+    with pytest.raises(UsageError, match="no such file"):
+        main(["--debug", "fit", files["dir"] + "/nope.csv"])
+    with pytest.raises(UsageError, match="no such file"):
+        main(["fit", files["dir"] + "/nope.csv", "--debug"])
+
+
+def test_internal_error_is_one_line_suggesting_debug(files, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("something broke")
+
+    monkeypatch.setattr("gaussmix._cli_fit._write_outputs", broken)
+    argv = ["fit", files["good"], "--k", "2", "--out", files["out"], "--no-plots"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == ("gaussmix: internal error: RuntimeError: something broke (rerun with "
+                   "--debug for the traceback, and please report it)\n")
+    with pytest.raises(RuntimeError, match="something broke"):
+        main([*argv, "--debug"])
+
+
+def test_parquet_without_pyarrow_says_how_to_install(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "d.parquet"
+    path.write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    assert main(["fit", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err == ("gaussmix: error: reading Parquet needs pyarrow: "
+                   "pip install 'gaussmix[parquet]'\n")
+
+
+def test_library_warnings_are_one_line_each(files, tmp_path, capsys):
+    argv = ["fit", files["good"], "--k", "3", "--max-iter", "1", "--out", str(tmp_path),
+            "--no-plots"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("gaussmix: warning: Best performing initialization did not converge")
+    assert err.count("\n") == 1
+    assert main([*argv, "-q"]) == 0
+    assert capsys.readouterr().err == ""
