@@ -1,0 +1,363 @@
+"""Fitting from files: .npy, Parquet (file and folder), Zarr, np.memmap."""
+
+import gc
+import threading
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+from gaussmix import ConvergenceWarning, GaussianMixture
+from gaussmix.covariance import get_covariance_model
+from gaussmix.datasets import ArrayBlockReader, ArrayDataset, BlockDataset
+from gaussmix.sources import NpyReader, ParquetReader, ZarrReader, open_path, reader_for_memmap
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+zarr = pytest.importorskip("zarr")
+
+FORMATS = ["npy", "parquet", "parquet_folder", "zarr", "zarr_array", "memmap"]
+# Formats given to fit as something that is not a path.
+_OBJECTS = {"zarr_array", "memmap"}
+
+
+def _mixture(n=3000, dtype=np.float64, seed=0):
+    """Three well separated, anisotropic clusters in 3-D."""
+    rng = np.random.RandomState(seed)
+    centres = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, -3.0], [0.0, 7.0, 3.0]])
+    X = centres[rng.randint(3, size=n)] + rng.randn(n, 3) * [1.0, 0.5, 2.0]
+    return X.astype(dtype)
+
+
+def _write(fmt, X, folder):
+    """``X`` stored as ``fmt`` under ``folder``; returns what fit is given."""
+    if fmt in ("npy", "memmap"):
+        path = folder / "x.npy"
+        np.save(path, X)
+        return np.load(path, mmap_mode="r") if fmt == "memmap" else path
+    columns = {f"f{j}": X[:, j] for j in range(X.shape[1])}
+    if fmt == "parquet":
+        path = folder / "x.parquet"
+        # Row groups that do not line up with the blocks.
+        pq.write_table(pa.table(columns), path, row_group_size=700)
+        return path
+    if fmt == "parquet_folder":
+        path = folder / "parts"
+        path.mkdir()
+        # Unequal files, named so that sorted order is row order.
+        for i, (lo, hi) in enumerate([(0, 1234), (1234, 1235), (1235, X.shape[0])]):
+            part = pa.table({k: v[lo:hi] for k, v in columns.items()})
+            pq.write_table(part, path / f"part-{i:03d}.parquet", row_group_size=400)
+        (path / "_SUCCESS").touch()
+        return path
+    path = folder / "x.zarr"
+    array = zarr.create_array(str(path), shape=X.shape, chunks=(256, X.shape[1]), dtype=X.dtype)
+    array[:] = X
+    return zarr.open_array(str(path), mode="r") if fmt == "zarr_array" else path
+
+
+def _reader(source):
+    if isinstance(source, np.memmap):
+        return reader_for_memmap(source)
+    if hasattr(source, "oindex"):
+        return ZarrReader(source)
+    return open_path(source)
+
+
+def _fixed_init(dtype):
+    """Deliberately rough starting parameters, so EM has work to do."""
+    return dict(
+        weights_init=[0.2, 0.3, 0.5],
+        means_init=[[1.0, 1.0, 0.0], [5.0, 1.0, -2.0], [1.0, 6.0, 2.0]],
+        precisions_init=np.tile(np.eye(3), (3, 1, 1)) * 0.5,
+    )
+
+
+def _assert_same_fit(a, b, rtol=0.0):
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        if rtol:
+            scale = np.abs(getattr(b, name)).max()
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol,
+                                       atol=rtol * scale, err_msg=name)
+        else:
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    if rtol:
+        assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=rtol)
+    else:
+        assert a.lower_bound_ == b.lower_bound_
+    assert a.n_iter_ == b.n_iter_
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_readers_give_the_rows_back(fmt, tmp_path):
+    X = _mixture(1000)
+    reader = _reader(_write(fmt, X, tmp_path))
+    assert (reader.n_samples, reader.n_features, reader.dtype) == (1000, 3, np.float64)
+    blocks = list(reader.iter_blocks(300))
+    sizes = [b.shape[0] for b in blocks]
+    # Zarr reads whole chunks (256 rows here) rather than split one.
+    assert sizes == ([256, 256, 256, 232] if "zarr" in fmt else [300, 300, 300, 100])
+    assert all(b.flags.c_contiguous and b.dtype == np.float64 for b in blocks)
+    np.testing.assert_array_equal(np.concatenate(blocks), X)
+    rows = np.sort(np.random.RandomState(0).choice(1000, 137, replace=False))
+    np.testing.assert_array_equal(reader.take(rows), X[rows])
+    np.testing.assert_array_equal(reader.take(np.arange(1000)), X)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_from_many_blocks_equals_the_in_memory_fit(fmt, dtype, tmp_path):
+    X = _mixture(dtype=dtype)
+    dataset = BlockDataset(_reader(_write(fmt, X, tmp_path)), block_rows=500)
+    assert dataset.dtype == dtype
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        params = dict(n_components=3, tol=0, max_iter=20, **_fixed_init(dtype))
+        from_file = GaussianMixture(**params).fit(dataset)
+        in_memory = GaussianMixture(**params).fit(X)
+    # Six blocks of 500 rows against one chunk of 3000: each sum is rounded
+    # differently, by a few ulps times log2(3000) in the working precision,
+    # and EM (a contraction here) does not amplify that over 20 iterations.
+    # float64: 1e-12 leaves ample room over ~1e-15; float32 computes the
+    # E-step in single precision (eps 6e-8), hence 1e-5.
+    _assert_same_fit(from_file, in_memory, rtol=1e-12 if dtype == np.float64 else 1e-5)
+    assert from_file.means_.dtype == dtype
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_default_fit_from_a_file_equals_the_array_fit(fmt, dtype, tmp_path):
+    X = _mixture(dtype=dtype)
+    source = _write(fmt, X, tmp_path)
+    # Fewer rows than the init sample: every row, in order, seeds k-means,
+    # and the default blocks hold the whole file, so nothing may differ.
+    _assert_same_fit(GaussianMixture(3, random_state=0).fit(source),
+                     GaussianMixture(3, random_state=0).fit(X))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_inference_on_a_file_equals_inference_on_the_array(fmt, tmp_path):
+    X = _mixture()
+    source = _write(fmt, X, tmp_path)
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    np.testing.assert_array_equal(gm.predict(source), gm.predict(X))
+    np.testing.assert_array_equal(gm.predict_proba(source), gm.predict_proba(X))
+    np.testing.assert_array_equal(gm.score_samples(source), gm.score_samples(X))
+    assert gm.score(source) == gm.score(X)
+    assert gm.bic(source) == gm.bic(X)
+    assert gm.aic(source) == gm.aic(X)
+    # Many blocks: per-row results do not depend on where the blocks end.
+    blocks = BlockDataset(_reader(source), block_rows=500)
+    np.testing.assert_allclose(gm.score_samples(blocks), gm.score_samples(X), rtol=1e-13)
+    np.testing.assert_array_equal(gm.predict(blocks), gm.predict(X))
+
+
+@pytest.mark.parametrize("fmt", ["npy", "parquet_folder", "zarr"])
+def test_fit_predict_on_a_path(fmt, tmp_path):
+    X = _mixture()
+    source = _write(fmt, X, tmp_path)
+    labels = GaussianMixture(3, random_state=0).fit_predict(source)
+    np.testing.assert_array_equal(labels, GaussianMixture(3, random_state=0).fit_predict(X))
+    np.testing.assert_array_equal(labels, GaussianMixture(3, random_state=0).fit(source).predict(source))
+
+
+@pytest.mark.parametrize("fmt", ["npy", "parquet", "zarr"])
+def test_sample_weight_with_a_path(fmt, tmp_path):
+    X = _mixture()
+    w = np.random.RandomState(2).randint(0, 4, size=X.shape[0]).astype(float)
+    source = _write(fmt, X, tmp_path)
+    _assert_same_fit(GaussianMixture(3, random_state=0).fit(source, sample_weight=w),
+                     GaussianMixture(3, random_state=0).fit(X, sample_weight=w))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        params = dict(n_components=3, tol=0, max_iter=10, **_fixed_init(np.float64))
+        blocks = BlockDataset(_reader(source), block_rows=500)
+        # Same rounding argument as the unweighted fit from many blocks.
+        _assert_same_fit(GaussianMixture(**params).fit(blocks, sample_weight=w),
+                         GaussianMixture(**params).fit(X, sample_weight=w), rtol=1e-12)
+
+
+def test_init_sample_from_a_larger_file_is_drawn_like_the_array_sample(tmp_path):
+    X = _mixture(5000)
+    np.save(tmp_path / "x.npy", X)
+    dataset = BlockDataset(NpyReader(tmp_path / "x.npy"), block_rows=700)
+    got, _ = dataset.sample(1000, np.random.RandomState(4))
+    expected, _ = ArrayDataset(X).sample(1000, np.random.RandomState(4))
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_parquet_feature_names_and_columns(tmp_path):
+    X = _mixture(200)
+    table = pa.table({"a": X[:, 0], "label": ["x"] * 200, "b": X[:, 1].astype(np.float32),
+                      "n": np.arange(200, dtype=np.int32)})
+    pq.write_table(table, tmp_path / "t.parquet")
+    with pytest.raises(ValueError, match=r"'label'.*columns="):
+        open_path(tmp_path / "t.parquet")
+    reader = ParquetReader(tmp_path / "t.parquet", columns=["b", "a", "n"])
+    assert list(reader.feature_names) == ["b", "a", "n"]
+    assert reader.dtype == np.float64
+    expected = np.column_stack([X[:, 1].astype(np.float32), X[:, 0], np.arange(200)])
+    np.testing.assert_array_equal(np.concatenate(list(reader.iter_blocks(64))), expected)
+    gm = GaussianMixture(2, random_state=0).fit(reader)
+    assert list(gm.feature_names_in_) == ["b", "a", "n"]
+    with pytest.raises(ValueError, match="no column 'c'"):
+        ParquetReader(tmp_path / "t.parquet", columns=["a", "c"])
+    pq.write_table(pa.table({"a": X[:, 0].astype(np.float32)}), tmp_path / "f.pq")
+    assert open_path(tmp_path / "f.pq").dtype == np.float32
+
+
+def test_npy_integers_and_byte_order(tmp_path):
+    ints = np.arange(30, dtype=np.int16).reshape(10, 3)
+    np.save(tmp_path / "i.npy", ints)
+    reader = open_path(tmp_path / "i.npy")
+    assert reader.dtype == np.float64
+    np.testing.assert_array_equal(np.concatenate(list(reader.iter_blocks(4))), ints)
+    big = _mixture(50).astype(">f4")
+    np.save(tmp_path / "b.npy", big)
+    reader = open_path(tmp_path / "b.npy")
+    block = next(reader.iter_blocks(100))
+    assert block.dtype == np.dtype(np.float32) and block.dtype.isnative
+    np.testing.assert_array_equal(block, big)
+    np.testing.assert_array_equal(reader.take(np.array([3, 40])), big[[3, 40]])
+
+
+def test_memmaps_are_read_from_their_file(tmp_path):
+    X = _mixture(2000)
+    path = tmp_path / "raw.bin"
+    X.tofile(path)
+    offset_map = np.memmap(path, dtype=np.float64, mode="r", shape=(1900, 3), offset=100 * 24)
+    view = offset_map[37:1500]
+    reader = reader_for_memmap(view)
+    assert not isinstance(reader, ArrayBlockReader)
+    np.testing.assert_array_equal(np.concatenate(list(reader.iter_blocks(333))), X[137:1600])
+    np.testing.assert_array_equal(reader.take(np.array([0, 9, 1462])), X[[137, 146, 1599]])
+    # Private copy-on-write pages and strided views are not the file's: sliced instead.
+    assert isinstance(reader_for_memmap(np.memmap(path, np.float64, "c", shape=(2000, 3))),
+                      ArrayBlockReader)
+    assert isinstance(reader_for_memmap(offset_map[::2]), ArrayBlockReader)
+    writable = np.memmap(tmp_path / "w.bin", np.float64, "w+", shape=(2000, 3))
+    writable[:] = X
+    _assert_same_fit(GaussianMixture(3, random_state=0).fit(writable),
+                     GaussianMixture(3, random_state=0).fit(X))
+
+
+# ------------------------------------------------------------------- errors
+def test_unsupported_and_missing_paths(tmp_path):
+    (tmp_path / "x.csv").write_text("1,2\n3,4\n")
+    with pytest.raises(ValueError, match=r"x\.csv.*\.npy.*Parquet.*Zarr"):
+        GaussianMixture(2).fit(tmp_path / "x.csv")
+    with pytest.raises(FileNotFoundError, match="nothere.npy"):
+        GaussianMixture(2).fit(tmp_path / "nothere.npy")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="supported"):
+        open_path(tmp_path / "empty")
+    (tmp_path / "fake.npy").write_bytes(b"not numpy at all")
+    with pytest.raises(ValueError, match="not a .npy file"):
+        open_path(tmp_path / "fake.npy")
+
+
+def test_npy_shapes_and_dtypes_that_cannot_be_fitted(tmp_path):
+    np.save(tmp_path / "one.npy", np.arange(10.0))
+    with pytest.raises(ValueError, match=r"shape \(10,\).*reshape\(-1, 1\)"):
+        GaussianMixture(2).fit(tmp_path / "one.npy")
+    np.save(tmp_path / "obj.npy", np.array([[1, "a"], [2, "b"]], dtype=object))
+    with pytest.raises(ValueError, match="Python objects"):
+        open_path(tmp_path / "obj.npy")
+    np.save(tmp_path / "str.npy", np.array([["a", "b"]]))
+    with pytest.raises(ValueError, match="numeric"):
+        open_path(tmp_path / "str.npy")
+    np.save(tmp_path / "f.npy", np.asfortranarray(_mixture(20)))
+    with pytest.raises(ValueError, match="Fortran"):
+        open_path(tmp_path / "f.npy")
+    np.save(tmp_path / "t.npy", _mixture(20))
+    data = (tmp_path / "t.npy").read_bytes()
+    (tmp_path / "t.npy").write_bytes(data[:-8])
+    with pytest.raises(ValueError, match="truncated"):
+        open_path(tmp_path / "t.npy")
+
+
+def test_parquet_nulls_name_column_and_row(tmp_path):
+    values = pa.array([1.0, 2.0, None, 4.0] * 100)
+    pq.write_table(pa.table({"a": np.ones(400), "b": values}), tmp_path / "n.parquet")
+    with pytest.raises(ValueError, match="'b'.*row 2;"):
+        GaussianMixture(2).fit(tmp_path / "n.parquet")
+    with pytest.raises(ValueError, match="'b'.*row 6;"):
+        open_path(tmp_path / "n.parquet").take(np.array([0, 6]))
+
+
+@pytest.mark.parametrize("fmt", ["npy", "parquet", "zarr"])
+def test_nan_in_a_later_block_names_the_row(fmt, tmp_path):
+    X = _mixture()
+    X[2345, 2] = np.nan
+    source = _write(fmt, X, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        init = _fixed_init(np.float64)
+        with pytest.raises(ValueError, match="row 2345"):
+            GaussianMixture(3, **init).fit(BlockDataset(_reader(source), block_rows=500))
+    gc.collect()
+    assert not _read_ahead_threads()
+
+
+def test_wrong_number_of_features_at_predict(tmp_path):
+    gm = GaussianMixture(2, random_state=0).fit(_mixture(300))
+    np.save(tmp_path / "two.npy", _mixture(300)[:, :2])
+    with pytest.raises(ValueError, match="2 features.*expecting 3"):
+        gm.predict(tmp_path / "two.npy")
+
+
+def test_zarr_group_and_one_dimensional_arrays(tmp_path):
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("X", shape=(10, 2), dtype="f8")
+    with pytest.raises(ValueError, match=r"group with arrays \['X'\]"):
+        open_path(tmp_path / "g.zarr")
+    assert open_path(tmp_path / "g.zarr" / "X").n_features == 2
+    with pytest.raises(ValueError, match="2-D"):
+        ZarrReader(zarr.create_array(str(tmp_path / "v.zarr"), shape=(10,), dtype="f8"))
+
+
+# ----------------------------------------------------- memory and threads
+def _read_ahead_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("gaussmix-read")]
+
+
+def _traced_peak(function):
+    gc.collect()
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_pass_over_a_large_file_holds_a_few_blocks(tmp_path):
+    block_rows = 4000
+    X = _mixture(400_000, seed=1)  # 100 blocks, 9.6 MB
+    np.save(tmp_path / "big.npy", X)
+    gm = GaussianMixture(3, random_state=0).fit(X[:3000])
+    model = get_covariance_model("full")
+    params = gm._fitted_params()
+    dataset = BlockDataset(NpyReader(tmp_path / "big.npy"), block_rows=block_rows)
+    one_block = ArrayDataset(np.ascontiguousarray(X[:block_rows]))
+    with dataset.passes(model, params):
+        dataset.expectation(model, params)  # warm up thread pools and caches
+        peak = _traced_peak(lambda: dataset.expectation(model, params))
+        per_block = _traced_peak(lambda: one_block.expectation(model, params))
+    block_bytes = block_rows * 3 * 8
+    # The E-step's own temporaries on one block, plus the blocks in flight:
+    # the one computed, the one read ahead, and one not yet released by the
+    # generators between them.  The file is 100 blocks.
+    assert peak <= per_block + 3 * block_bytes + (64 << 10), (peak, per_block, block_bytes)
+    assert peak < X.nbytes / 10
+    assert not _read_ahead_threads()
+
+
+def test_read_ahead_thread_is_gone_after_each_pass(tmp_path):
+    X = _mixture()
+    np.save(tmp_path / "x.npy", X)
+    gm = GaussianMixture(3, random_state=0).fit(BlockDataset(NpyReader(tmp_path / "x.npy"), block_rows=500))
+    assert not _read_ahead_threads()
+    gm.predict(tmp_path / "x.npy")
+    assert not _read_ahead_threads()
