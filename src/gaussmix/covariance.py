@@ -163,6 +163,34 @@ class CovarianceModel(ABC):
             Added to the diagonal of every covariance.
         """
 
+    def moved_scatter(
+        self,
+        scatter: np.ndarray,
+        sum_resp: np.ndarray,
+        shift_sum: np.ndarray,
+        step: np.ndarray,
+    ) -> np.ndarray:
+        """The scatter re-expressed around ``shift + step``.
+
+        ``sum r (x - b)(x - b)^T = S - s d^T - d s^T + R d d^T`` with
+        ``b = shift + d``, reduced to the model's statistic: what merging
+        statistics of passes with different shifts needs (online EM).
+
+        Parameters
+        ----------
+        scatter : ndarray
+            The model's second-order statistic around the old shift.
+        sum_resp : ndarray of shape (n_components,)
+        shift_sum : ndarray of shape (n_components, n_features)
+            ``sum_i r_ik (x_i - shift_k)`` around the old shift.
+        step : ndarray of shape (n_components, n_features)
+            New shift minus old shift.
+        """
+        raise NotImplementedError(
+            f"The covariance model {self.name!r} cannot move its statistics to a new "
+            "shift, which partial_fit needs."
+        )
+
     # ------------------------------------------------------ precision factors
     @abstractmethod
     def precision_cholesky(self, covariances: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ __all__ = [
     "BlockDataset",
     "as_dataset",
     "check_dataset_shape",
+    "is_dataset_like",
     "DEFAULT_INIT_SAMPLE_ROWS",
 ]
 
@@ -347,6 +348,16 @@ def check_dataset_shape(
 def _is_dask_collection(X) -> bool:
     module = type(X).__module__ or ""
     return module.split(".")[0] in ("dask", "dask_expr") and hasattr(X, "__dask_graph__")
+
+
+def is_dataset_like(X) -> bool:
+    """Whether :func:`as_dataset` would take ``X``, without opening anything."""
+    return (
+        isinstance(X, (Dataset, BlockReader, str, os.PathLike))
+        or (isinstance(X, np.memmap) and X.ndim == 2)
+        or (type(X).__module__ or "").split(".")[0] == "zarr"
+        or _is_dask_collection(X)
+    )
 
 
 def as_dataset(X) -> Dataset | None:

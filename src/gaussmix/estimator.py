@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from numbers import Integral, Real
 
@@ -13,19 +12,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import em
-from .covariance import covariance_model_names, get_covariance_model, kernel_family
+from . import em, online
+from .covariance import covariance_model_names, get_covariance_model
 from .exceptions import ConvergenceWarning, EmptyComponentWarning
-from .init import INIT_METHODS, initial_responsibilities, standardised, start_plan
-from .datasets import ArrayDataset, Dataset, as_dataset, check_dataset_shape
+from .init import INIT_METHODS, initial_params
+from .datasets import ArrayDataset, Dataset, as_dataset, check_dataset_shape, is_dataset_like
 from .params import MixtureParams
+from ._criteria import InformationCriteriaMixin
 from ._reporting import FitReporter, verbose_logging
-from .validation import (
-    check_means_init,
-    check_precisions_init,
-    check_sample_weight,
-    check_weights_init,
-)
+from .validation import check_sample_weight, check_user_init
 
 __all__ = ["GaussianMixture"]
 
@@ -41,7 +36,7 @@ def _rollback_on_error(estimator):
         raise
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(InformationCriteriaMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by expectation-maximization.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -99,6 +94,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         to the ``"gaussmix"`` logger, or to stdout if logging is not set up.
     verbose_interval : int, default=10
         Number of iterations between progress messages.
+    learning_decay : float in (0.5, 1], default=0.7
+        :meth:`partial_fit` only: batch ``t`` enters the running statistics
+        with weight ``(learning_offset + t) ** -learning_decay`` (stepwise
+        EM, see :mod:`gaussmix.online`).  1 averages all batches equally;
+        smaller values forget early batches faster.
+    learning_offset : float, default=10.0
+        :meth:`partial_fit` only: damps the first steps, so that the first
+        batches, seen with poor parameters, are averaged rather than
+        replaced.
 
     Attributes
     ----------
@@ -127,6 +131,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Mean log-likelihood per sample of the best run.
     lower_bounds_ : list of float
         Mean log-likelihood at each iteration of the best run.
+    n_batch_iter_ : int
+        Number of batches seen by :meth:`partial_fit` since the last
+        :meth:`fit` (absent after a plain fit).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -160,6 +167,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
+        "learning_offset": [Interval(Real, 0.0, None, closed="left")],
     }
 
     def __init__(
@@ -179,6 +188,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        learning_decay=0.7,
+        learning_offset=10.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -194,6 +205,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # ----------------------------------------------------------------- fitting
     def fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
@@ -333,6 +346,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = list(best.lower_bounds)
         # A new batch fit starts a new stream for partial_fit.
         self.__dict__.pop("_online_state", None)
+        self.__dict__.pop("n_batch_iter_", None)
         if not want_labels:
             return None
         # Labels from the final parameters, so fit_predict == fit().predict.
@@ -368,6 +382,79 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 on_iteration=reporter.iteration,
             )
 
+    def partial_fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
+        """Update the model with one batch of a stream (stepwise online EM).
+
+        The first batch initialises the model as :meth:`fit` would (with
+        ``init_params`` and the ``*_init`` arrays) unless the model is
+        already fitted, in which case the stream starts from the fitted
+        parameters.  Each call then runs one E-step on the batch under the
+        current parameters, moves the running sufficient statistics towards
+        it by ``(learning_offset + t) ** -learning_decay`` and takes the
+        M-step (see :mod:`gaussmix.online`).  :meth:`fit` starts a new stream.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One batch; the first must have at least ``n_components`` rows.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row multiplicities, see :meth:`fit`.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self._validate_params()
+        with _rollback_on_error(self), verbose_logging(self.verbose):
+            self._partial_fit(X, sample_weight)
+        return self
+
+    def _partial_fit(self, X, sample_weight) -> None:
+        if is_dataset_like(X) and not isinstance(X, np.memmap):
+            raise TypeError(
+                "partial_fit takes one in-memory batch (an array); fit reads "
+                "files and Dask collections block by block."
+            )
+        state = getattr(self, "_online_state", None)
+        fitted = hasattr(self, "means_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not fitted)
+        if fitted:
+            X = X.astype(self.means_.dtype, copy=False)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0], self.n_components)
+        model = get_covariance_model(self.covariance_type)
+        if fitted:
+            params = self._fitted_params().astype(np.float64)
+        else:
+            if X.shape[0] < self.n_components:
+                raise ValueError(
+                    f"The first batch given to partial_fit has {X.shape[0]} rows, "
+                    f"fewer than n_components={self.n_components}: the model is "
+                    "initialised from it. Start the stream with a larger batch."
+                )
+            user_init = self._checked_user_init(model, X.shape[1])
+            params = self._initial_params(
+                model, X, sample_weight, check_random_state(self.random_state), user_init
+            )
+        batch = ArrayDataset(X, sample_weight)
+        with batch.passes(model, params):
+            batch_stats = batch.expectation(model, params)
+        state, new_params, reseeded = online.update(
+            model, state, batch_stats, reg_covar=self.reg_covar, dtype=X.dtype,
+            learning_decay=self.learning_decay, learning_offset=self.learning_offset,
+        )
+        self._warn_reseeded(em.EMResult(new_params, 0.0, reseeded=[
+            (state.n_steps, k, batch_stats.worst_log_density) for k in reseeded
+        ]))
+        self._set_fitted(model, new_params.astype(X.dtype))
+        self._online_state = state
+        self.n_batch_iter_ = self.n_iter_ = state.n_steps
+        self.converged_ = False
+        # The running log-likelihood: each batch's, under the parameters it met.
+        self.lower_bound_ = state.stats.log_likelihood
+        previous = list(self.lower_bounds_) if state.n_steps > 1 else []
+        self.lower_bounds_ = previous + [batch_stats.mean_log_likelihood]
+
     def _warn_reseeded(self, result: em.EMResult) -> None:
         for n_iter, k, log_density in result.reseeded:
             warnings.warn(
@@ -381,64 +468,19 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _checked_user_init(self, model, n_features: int) -> dict:
         """Validated copies of the ``*_init`` arrays (the parameters stay untouched)."""
-        checked = {}
-        if self.weights_init is not None:
-            checked["weights"] = check_weights_init(self.weights_init, self.n_components)
-        if self.means_init is not None:
-            checked["means"] = check_means_init(
-                self.means_init, self.n_components, n_features
-            )
-        if self.precisions_init is not None:
-            checked["precisions"] = check_precisions_init(
-                self.precisions_init, model, self.n_components, n_features
-            )
-        return checked
+        return check_user_init(
+            model, self.n_components, n_features,
+            self.weights_init, self.means_init, self.precisions_init,
+        )
 
     def _initial_params(
         self, model, X, sample_weight, random_state, user_init: dict, start: int = 0
     ) -> MixtureParams:
-        """Parameters to start EM from: user-supplied, else from initial responsibilities."""
-        weights = means = covariances = precisions_chol = None
-        if len(user_init) < 3:
-            method, standardise = start_plan(self.init_params, start)
-            seeds_from = standardised(X) if standardise else X
-            resp = initial_responsibilities(
-                seeds_from, self.n_components, method, random_state, sample_weight
-            )
-            stats = em.statistics_from_resp(model, X, sample_weight, resp)
-            try:
-                estimated, _ = em.maximization(
-                    model, stats, self.reg_covar, X.dtype, reseed_empty=False
-                )
-            except ValueError:
-                family = kernel_family(model)
-                if family is model:
-                    raise
-                # One seed row per component leaves no scatter for a
-                # constrained M-step (volumes and shapes need determinants):
-                # start from the unconstrained estimate of the same kernel,
-                # reg_covar * I here; the first M-step imposes the constraint.
-                estimated, _ = em.maximization(
-                    family, stats, self.reg_covar, X.dtype, reseed_empty=False
-                )
-            weights, means = estimated.weights, estimated.means
-            covariances, precisions_chol = (
-                estimated.covariances,
-                estimated.precisions_cholesky,
-            )
-        if "weights" in user_init:
-            weights = user_init["weights"]
-        if "means" in user_init:
-            means = user_init["means"]
-        if "precisions" in user_init:
-            precisions = np.asarray(user_init["precisions"], dtype=np.float64)
-            precisions_chol = model.precision_cholesky_from_precisions(precisions)
-            covariances = model.covariances_from_precisions_cholesky(precisions_chol)
-        return MixtureParams(
-            weights=np.asarray(weights, dtype=np.float64),
-            means=np.asarray(means, dtype=np.float64),
-            covariances=np.asarray(covariances, dtype=np.float64),
-            precisions_cholesky=np.asarray(precisions_chol, dtype=np.float64),
+        """Parameters to start EM from (see :func:`gaussmix.init.initial_params`)."""
+        return initial_params(
+            model, X, sample_weight, random_state, user_init,
+            init_params=self.init_params, n_components=self.n_components,
+            reg_covar=self.reg_covar, start=start,
         )
 
     def _set_fitted(self, model, params: MixtureParams) -> None:
@@ -561,68 +603,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             [np.full(int(count), k, dtype=np.int64) for k, count in enumerate(counts)]
         )
         return np.asarray(X, dtype=np.float64), y
-
-    # ------------------------------------------------------ model selection
-    def _n_parameters(self) -> int:
-        """Number of free parameters of the fitted model."""
-        n_components, n_features = self.means_.shape
-        model = get_covariance_model(self.covariance_type)
-        return model.n_parameters(n_components, n_features)
-
-    def bic(self, X) -> float:
-        """Bayesian information criterion on ``X``; lower is better.
-
-        ``-2 log L + p log n`` with ``p`` free parameters and ``n`` rows.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        bic : float
-        """
-        log_prob = self.score_samples(X)
-        n_samples = log_prob.shape[0]
-        mean = float(np.mean(log_prob))
-        return -2 * mean * n_samples + self._n_parameters() * math.log(n_samples)
-
-    def aic(self, X) -> float:
-        """Akaike information criterion on ``X``; lower is better.
-
-        ``-2 log L + 2 p`` with ``p`` free parameters.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        aic : float
-        """
-        log_prob = self.score_samples(X)
-        return -2 * float(np.mean(log_prob)) * log_prob.shape[0] + 2 * self._n_parameters()
-
-    def icl(self, X) -> float:
-        """Integrated completed likelihood criterion on ``X``; lower is better.
-
-        ``bic(X) - 2 sum_i log max_k p(k | x_i)``: the BIC plus a penalty for
-        samples that the model does not assign clearly to one component
-        (Biernacki, Celeux and Govaert, 2000).  The sum runs over the hard
-        (MAP) assignment of each sample, as in R's ``mclust::icl``, whose
-        value is ``-icl(X)`` (mclust's higher-is-better sign).  Equal to
-        :meth:`bic` for one component.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        icl : float
-        """
-        log_map_resp = np.log(np.max(self.predict_proba(X), axis=1))
-        return self.bic(X) - 2 * float(np.sum(log_map_resp, dtype=np.float64))
 
     def save(self, path) -> None:
         """Write the fitted model to ``path`` as JSON (see :func:`gaussmix.io.save`)."""

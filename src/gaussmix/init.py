@@ -10,9 +10,18 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
+from . import em
+from .covariance import kernel_family
 from .hierarchical import hierarchical_labels
+from .params import MixtureParams
 
-__all__ = ["INIT_METHODS", "initial_responsibilities", "start_plan", "standardised"]
+__all__ = [
+    "INIT_METHODS",
+    "initial_responsibilities",
+    "initial_params",
+    "start_plan",
+    "standardised",
+]
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hierarchical")
 
@@ -111,3 +120,83 @@ def standardised(X: np.ndarray) -> np.ndarray:
     scale = np.std(X, axis=0)
     scale[scale == 0] = 1.0
     return (X - np.mean(X, axis=0)) / scale
+
+
+def initial_params(
+    model,
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    random_state: np.random.RandomState,
+    user_init: dict,
+    *,
+    init_params: str,
+    n_components: int,
+    reg_covar: float,
+    start: int = 0,
+) -> MixtureParams:
+    """Parameters to start EM from: user-supplied, else from initial responsibilities.
+
+    Parameters
+    ----------
+    model : CovarianceModel
+    X : ndarray of shape (n_samples, n_features)
+        The rows to initialise from (all of them, or a sample).
+    sample_weight : ndarray of shape (n_samples,) or None
+    random_state : RandomState
+    user_init : dict
+        Validated ``weights``, ``means`` and ``precisions`` given by the user;
+        each replaces the estimated one.
+    init_params : str
+        One of :data:`INIT_METHODS`.
+    n_components : int
+    reg_covar : float
+    start : int
+        Number of the start in :func:`start_plan`.
+
+    Returns
+    -------
+    params : MixtureParams
+        In float64.
+    """
+    weights = means = covariances = precisions_chol = None
+    if len(user_init) < 3:
+        method, standardise = start_plan(init_params, start)
+        seeds_from = standardised(X) if standardise else X
+        resp = initial_responsibilities(
+            seeds_from, n_components, method, random_state, sample_weight
+        )
+        stats = em.statistics_from_resp(model, X, sample_weight, resp)
+        try:
+            estimated, _ = em.maximization(
+                model, stats, reg_covar, X.dtype, reseed_empty=False
+            )
+        except ValueError:
+            family = kernel_family(model)
+            if family is model:
+                raise
+            # One seed row per component leaves no scatter for a
+            # constrained M-step (volumes and shapes need determinants):
+            # start from the unconstrained estimate of the same kernel,
+            # reg_covar * I here; the first M-step imposes the constraint.
+            estimated, _ = em.maximization(
+                family, stats, reg_covar, X.dtype, reseed_empty=False
+            )
+        weights, means = estimated.weights, estimated.means
+        covariances, precisions_chol = (
+            estimated.covariances,
+            estimated.precisions_cholesky,
+        )
+    if "weights" in user_init:
+        weights = user_init["weights"]
+    if "means" in user_init:
+        means = user_init["means"]
+    if "precisions" in user_init:
+        precisions = np.asarray(user_init["precisions"], dtype=np.float64)
+        precisions_chol = model.precision_cholesky_from_precisions(precisions)
+        covariances = model.covariances_from_precisions_cholesky(precisions_chol)
+    return MixtureParams(
+        weights=np.asarray(weights, dtype=np.float64),
+        means=np.asarray(means, dtype=np.float64),
+        covariances=np.asarray(covariances, dtype=np.float64),
+        precisions_cholesky=np.asarray(precisions_chol, dtype=np.float64),
+    )

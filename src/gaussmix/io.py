@@ -546,7 +546,9 @@ def to_sklearn(model: GaussianMixture):
     from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
     check_is_fitted(model)
-    params = model.get_params()
+    # Parameters scikit-learn does not have (partial_fit's schedule) stay behind.
+    sk_names = SkGaussianMixture().get_params()
+    params = {k: v for k, v in model.get_params().items() if k in sk_names}
     params["covariance_type"] = kernel_family(model.covariance_type)
     if params["init_params"] not in SkGaussianMixture._parameter_constraints[
         "init_params"

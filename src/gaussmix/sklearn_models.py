@@ -122,23 +122,28 @@ def _check_positive(precision: np.ndarray, name: str) -> None:
         raise ValueError(f"'{name} precision' should be positive")
 
 
+def _moved_second_moment(
+    scatter: np.ndarray, sum_resp: np.ndarray, shift_sum: np.ndarray, step: np.ndarray
+) -> np.ndarray:
+    """Full scatter around ``shift + step``: ``S - s d^T - d s^T + R d d^T``."""
+    outer_sd = shift_sum[:, :, None] * step[:, None, :]
+    return (
+        scatter
+        - outer_sd
+        - np.swapaxes(outer_sd, 1, 2)
+        + sum_resp[:, None, None] * step[:, :, None] * step[:, None, :]
+    )
+
+
 def _centred_second_moment(
     scatter: np.ndarray, sum_resp: np.ndarray, shift_sum: np.ndarray, nk: np.ndarray
 ) -> np.ndarray:
     """Scatter around the new means from scatter around the shift.
 
-    With ``d = shift_sum / nk`` the move of the mean away from the shift,
-    ``sum r (x - mu)(x - mu)^T = S - s d^T - d s^T + R d d^T``.  The shift is
-    close to the new mean, so the correction is small and nothing cancels.
+    The new means are ``shift + shift_sum / nk``.  The shift is close to
+    them, so the correction is small and nothing cancels.
     """
-    delta = shift_sum / nk[:, None]
-    outer_sd = shift_sum[:, :, None] * delta[:, None, :]
-    return (
-        scatter
-        - outer_sd
-        - np.swapaxes(outer_sd, 1, 2)
-        + sum_resp[:, None, None] * delta[:, :, None] * delta[:, None, :]
-    )
+    return _moved_second_moment(scatter, sum_resp, shift_sum, shift_sum / nk[:, None])
 
 
 class FullCovariance(CovarianceModel):
@@ -202,6 +207,9 @@ class FullCovariance(CovarianceModel):
             diff = Xc - offsets[k]
             scatter[k] = (diff.T * resp[k]) @ diff
         return shift_sum, scatter
+
+    def moved_scatter(self, scatter, sum_resp, shift_sum, step):
+        return _moved_second_moment(scatter, sum_resp, shift_sum, step)
 
     def centred_scatter(self, scatter, sum_resp, shift_sum, nk):
         """``W_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T``, shape (K, D, D)."""
@@ -308,12 +316,12 @@ class TiedCovariance(CovarianceModel):
             scatter += (diff.T * resp[k]) @ diff
         return shift_sum, scatter
 
+    def moved_scatter(self, scatter, sum_resp, shift_sum, step):
+        outer_sd = shift_sum.T @ step
+        return scatter - outer_sd - outer_sd.T + (sum_resp[:, None] * step).T @ step
+
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
-        delta = shift_sum / nk[:, None]
-        outer_sd = shift_sum.T @ delta
-        covariance = (
-            scatter - outer_sd - outer_sd.T + (sum_resp[:, None] * delta).T @ delta
-        )
+        covariance = self.moved_scatter(scatter, sum_resp, shift_sum, shift_sum / nk[:, None])
         covariance /= np.sum(nk)
         covariance = 0.5 * (covariance + covariance.T)
         covariance.flat[:: covariance.shape[0] + 1] += reg_covar
@@ -421,10 +429,12 @@ class DiagCovariance(CovarianceModel):
             shift_sum[k], scatter[k] = own[0][0], own[1][0]
         return shift_sum, scatter
 
+    def moved_scatter(self, scatter, sum_resp, shift_sum, step):
+        return scatter - 2.0 * shift_sum * step + sum_resp[:, None] * step**2
+
     def centred_scatter(self, scatter, sum_resp, shift_sum, nk):
         """Diagonals of ``W_k`` around the new means, shape (K, D)."""
-        delta = shift_sum / nk[:, None]
-        return scatter - 2.0 * shift_sum * delta + sum_resp[:, None] * delta**2
+        return self.moved_scatter(scatter, sum_resp, shift_sum, shift_sum / nk[:, None])
 
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
         centred = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
@@ -505,14 +515,16 @@ class SphericalCovariance(DiagCovariance):
         moments = resp @ features.T
         return moments[:, :n_features], moments[:, n_features]
 
-    def centred_scatter(self, scatter, sum_resp, shift_sum, nk):
-        """Traces of ``W_k`` around the new means, shape (K,)."""
-        delta = shift_sum / nk[:, None]
+    def moved_scatter(self, scatter, sum_resp, shift_sum, step):
         return (
             scatter
-            - 2.0 * np.sum(shift_sum * delta, axis=1)
-            + sum_resp * np.sum(delta**2, axis=1)
+            - 2.0 * np.sum(shift_sum * step, axis=1)
+            + sum_resp * np.sum(step**2, axis=1)
         )
+
+    def centred_scatter(self, scatter, sum_resp, shift_sum, nk):
+        """Traces of ``W_k`` around the new means, shape (K,)."""
+        return self.moved_scatter(scatter, sum_resp, shift_sum, shift_sum / nk[:, None])
 
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
         n_features = shift_sum.shape[1]

@@ -14,6 +14,7 @@ from .covariance import CovarianceModel
 
 __all__ = [
     "check_weights_init",
+    "check_user_init",
     "check_means_init",
     "check_precisions_init",
     "check_sample_weight",
@@ -115,3 +116,25 @@ def check_sample_weight(sample_weight, n_samples: int, n_components: int) -> np.
             "decrease n_components."
         )
     return sample_weight
+
+
+def check_user_init(
+    model, n_components: int, n_features: int, weights_init, means_init, precisions_init
+) -> dict:
+    """Validated copies of the user's ``*_init`` arrays, keyed by what they replace.
+
+    Returns
+    -------
+    user_init : dict
+        ``"weights"``, ``"means"`` and ``"precisions"`` for the arrays given.
+    """
+    checked = {}
+    if weights_init is not None:
+        checked["weights"] = check_weights_init(weights_init, n_components)
+    if means_init is not None:
+        checked["means"] = check_means_init(means_init, n_components, n_features)
+    if precisions_init is not None:
+        checked["precisions"] = check_precisions_init(
+            precisions_init, model, n_components, n_features
+        )
+    return checked
