@@ -47,7 +47,7 @@ class _Raw:
 
     def where(self, row: int) -> str:
         if self.first_line is None:
-            return f"row {row} (counting from 0)"
+            return f"row index {row}"
         return f"line {self.first_line + row}"
 
 
