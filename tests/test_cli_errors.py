@@ -78,6 +78,8 @@ CASES = [
     (["predict", "{notjson}", "{good}"], "invalid JSON"),
     (["predict", "{dir}", "{good}"], "is a directory"),
     (["predict", "{model}", "{text}"], "lacks the model's column(s) 'height', 'weight'"),
+    (["predict", "{model}", "{text}", "--columns", "a,species,b"], "column(s) 'species' of"),
+    (["predict", "{model}", "{text}", "--columns", "a,species,b"], "the model needs numbers"),
     (["predict", "{model}", "{good}", "--columns", "0,1"], "has 2 numeric column(s) but the "
      "model expects 3"),
     (["predict", "{plain}", "{good}", "--anomaly-threshold", "0.1"], "holds no training "

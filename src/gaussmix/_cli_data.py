@@ -253,7 +253,7 @@ def _select(raw: _Raw, spec: str | list[int] | None, path: str) -> list[int]:
 def read_table(
     path: str,
     columns: str | list[int] | None = None,
-    drop_non_numeric: bool = False,
+    drop_non_numeric: bool | None = False,
     drop_missing: bool | None = False,
     raw: _Raw | None = None,
 ) -> Table:
@@ -266,8 +266,9 @@ def read_table(
     columns : str or list of int, optional
         Comma-separated column names or 0-based indices, or a list of
         indices; all when None.
-    drop_non_numeric : bool, default=False
-        Leave out columns that hold text instead of refusing them.
+    drop_non_numeric : bool or None, default=False
+        Leave out columns that hold text instead of refusing them; None
+        when the command has no such option, which changes the suggested fix.
     drop_missing : bool or None, default=False
         Leave out rows with an empty, NaN or infinite value instead of
         refusing them; None when the command has no such option, which
@@ -291,10 +292,13 @@ def read_table(
     if text and not drop_non_numeric:
         first = raw.columns[text[0]]
         listed = ", ".join(repr(raw.names[j]) for j in text)
+        fix = (
+            "drop them with --drop-non-numeric or choose columns with --columns"
+            if drop_non_numeric is not None else "the model needs numbers there"
+        )
         raise UsageError(
             f"column(s) {listed} of {path!r} are not numeric ({raw.where(first.row)} "
-            f"holds {first.text!r}); drop them with --drop-non-numeric or choose "
-            "columns with --columns"
+            f"holds {first.text!r}); {fix}"
         )
     kept = [j for j in selected if j not in text]
     if not kept:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 
@@ -61,7 +60,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         threshold = anomaly_threshold(metadata, args.anomaly_threshold, args.model)
     raw = read_raw(args.data)
     spec = _columns_for(model, metadata, raw, args.data, args.columns)
-    table = read_table(args.data, spec, drop_non_numeric=False, drop_missing=None, raw=raw)
+    table = read_table(args.data, spec, drop_non_numeric=None, drop_missing=None, raw=raw)
     if table.X.shape[1] != n_features:
         raise UsageError(
             f"{args.data!r} has {table.X.shape[1]} numeric column(s) but the model expects "
