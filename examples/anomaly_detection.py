@@ -92,7 +92,7 @@ def main(out: str | Path = "examples/output", n_train: int = 3000, n_test: int =
     ax.scatter(*test[flagged & ~is_anomaly].T, marker="+", color="C0", s=60,
                label="normal, flagged (false alarm)")
     ax.legend(loc="upper right", fontsize="small")
-    ax.set_title(f"Held-out points below the 1% training log-density "
+    ax.set_title(f"Held-out points below the {quantile:.0%} training log-density "
                  f"({threshold:.2f}, lowest contour)\nK = {gm.n_components} by BIC; "
                  f"precision {precision:.2f}, recall {recall:.2f}")
     fig.tight_layout()
