@@ -186,9 +186,12 @@ class BlockReader(ABC):
 
 
 class ArrayBlockReader(BlockReader):
-    """Blocks of an array-like with NumPy slicing (``np.memmap``, ``h5py``...).
+    """Blocks of an array-like with NumPy slicing (``h5py`` datasets...).
 
-    Each block is copied out, so that only the blocks in flight are resident.
+    Each block is copied out, so that only the blocks in flight are
+    resident.  Plain ``np.memmap`` arrays are read from their file instead
+    (:func:`gaussmix.sources.reader_for_memmap`): the pages a slice of a map
+    touches stay resident until the map is closed.
     """
 
     def __init__(self, array, feature_names=None):
@@ -380,7 +383,9 @@ def as_dataset(X) -> Dataset | None:
 
         return BlockDataset(open_path(X))
     if isinstance(X, np.memmap) and X.ndim == 2:
-        return BlockDataset(ArrayBlockReader(X))
+        from .sources import reader_for_memmap
+
+        return BlockDataset(reader_for_memmap(X))
     if (type(X).__module__ or "").split(".")[0] == "zarr":
         from .sources import ZarrReader
 
