@@ -309,3 +309,21 @@ def test_plot_uncertainty_overlap_biggest_marker_between_components(tmp_path):
     low, high = np.sort(gmm.means_[:, 0])
     assert low < biggest[0] < high
     save_png(ax, tmp_path / "uncertainty_overlap.png")
+
+
+@pytest.mark.parametrize(
+    "name, family", [("EII", "spherical"), ("EEI", "diag"), ("VEV", "full"), ("EEE", "tied")]
+)
+def test_mclust_models_plot_like_their_kernel_family(name, family):
+    # Four components in four dimensions: the diag and tied layouts have the
+    # same shape, so only the model's family can tell them apart.
+    from gaussmix.plotting import covariances_2d
+
+    X = np.random.default_rng(0).normal(size=(300, 4))
+    reference = GaussianMixture(4, covariance_type=family, random_state=0).fit(X)
+    relabelled = GaussianMixture(4, covariance_type=name)
+    relabelled.means_ = reference.means_
+    relabelled.covariances_ = reference.covariances_
+    np.testing.assert_array_equal(
+        covariances_2d(relabelled, (0, 2)), covariances_2d(reference, (0, 2))
+    )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .covariance import get_covariance_model, kernel_family
 from ._plot_fits import _new_axes, plot_criterion, plot_log_likelihood_trace, plot_selection
 
 __all__ = [
@@ -56,13 +57,16 @@ def covariances_2d(gmm, features: Sequence[int] = (0, 1)) -> np.ndarray:
         )
     f = list(_check_features(features, n_features, size=2))
     kind = gmm.covariance_type
-    if kind == "full":
+    # mclust's models store their covariances in the layout of their kernel
+    # family, one of scikit-learn's four.
+    layout = kernel_family(get_covariance_model(kind)).name
+    if layout == "full":
         return covariances[:, f][:, :, f].copy()
-    if kind == "tied":
+    if layout == "tied":
         return np.repeat(covariances[np.ix_(f, f)][None], n_components, axis=0)
-    if kind == "diag":
+    if layout == "diag":
         return np.stack([np.diag(c[f]) for c in covariances])
-    if kind == "spherical":
+    if layout == "spherical":
         return covariances[:, None, None] * np.eye(2)
     raise ValueError(f"Cannot plot covariance_type {kind!r}.")
 
