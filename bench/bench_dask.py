@@ -14,9 +14,14 @@ parameters, K = 16, full covariance, through the public
   The nanny's ``MALLOC_TRIM_THRESHOLD_=65536`` is unset for the workers
   (``--keep-malloc-trim`` keeps distributed's default).
 
+With ``--repeats R`` the two fits alternate R times (memory, dask, memory,
+...) on the same placed blocks, so that the load of a shared machine
+weighs on both.
+
 Printed and written to JSON (``bench/results/bench_dask-<timestamp>.json``):
 the time of each iteration of each fit (from one E-step to the next), the
-median per-iteration overhead of Dask over memory, the time to place the
+per-iteration overhead of Dask over memory (ratio of the medians, and of the
+fastest iterations), the time to place the
 blocks on the workers (the first pass), and the largest norm-wise relative
 difference of the fitted parameters.  Run from the repository root::
 
@@ -86,6 +91,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--block-rows", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--keep-malloc-trim", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -100,20 +106,16 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     X = make_mixture(n, args.d, args.k, 10.0, seed=0)
     print(f"data: {n} x {args.d} float64, {X.nbytes / 2**30:.2f} GiB, "
-          f"{time.perf_counter() - t0:.1f} s to draw", flush=True)
+          f"{time.perf_counter() - t0:.1f} s to draw; load average {os.getloadavg()}", flush=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = GaussianMixture(args.k, max_iter=1, random_state=0).fit(X[:20_000])
     init = dict(weights_init=start.weights_, means_init=start.means_,
                 precisions_init=start.precisions_)
 
-    memory, memory_iters, memory_total = run_fit(timed(ArrayDataset)(X), init, args.k, args.iters)
-    print(f"in memory ({get_num_threads()} threads): "
-          + " ".join(f"{s:.2f}" for s in memory_iters) + f" s/iter, fit {memory_total:.1f} s",
-          flush=True)
-
     environ = {} if args.keep_malloc_trim else {
         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+    memory_iters, dask_iters, memory_totals, dask_totals = [], [], [], []
     with dask.config.set(environ), distributed.LocalCluster(
         n_workers=args.workers, threads_per_worker=1, processes=True,
         dashboard_address=None, silence_logs=logging.ERROR,
@@ -132,11 +134,22 @@ def main(argv=None) -> dict:
         place_s = time.perf_counter() - t0
         del futures, blocks
         counts = {w: dataset._blocks.owners.count(w) for w in set(dataset._blocks.owners)}
-        fitted, dask_iters, dask_total = run_fit(dataset, init, args.k, args.iters)
-        print(f"dask ({args.workers} workers x 1 thread, {len(dataset._blocks.parts)} blocks of "
-              f"{block_rows} rows, blocks per worker {sorted(counts.values())}): "
-              + " ".join(f"{s:.2f}" for s in dask_iters) + f" s/iter, fit {dask_total:.1f} s; "
-              f"scatter {scatter_s:.1f} s, place {place_s:.1f} s", flush=True)
+        print(f"dask: {args.workers} workers x 1 thread, {len(dataset._blocks.parts)} blocks "
+              f"of {block_rows} rows, blocks per worker {sorted(counts.values())}; scatter "
+              f"{scatter_s:.1f} s, place {place_s:.1f} s", flush=True)
+        # Alternate the two fits so that changes in the machine's load hit both.
+        for repeat in range(args.repeats):
+            memory, iters, total = run_fit(timed(ArrayDataset)(X), init, args.k, args.iters)
+            memory_iters += iters
+            memory_totals.append(total)
+            print(f"[{repeat}] in memory ({get_num_threads()} threads): "
+                  + " ".join(f"{s:.2f}" for s in iters) + f" s/iter, fit {total:.1f} s",
+                  flush=True)
+            fitted, iters, total = run_fit(dataset, init, args.k, args.iters)
+            dask_iters += iters
+            dask_totals.append(total)
+            print(f"[{repeat}] dask: " + " ".join(f"{s:.2f}" for s in iters)
+                  + f" s/iter, fit {total:.1f} s", flush=True)
         dataset.close()
 
     memory_median = statistics.median(memory_iters)
@@ -144,12 +157,14 @@ def main(argv=None) -> dict:
     differences = {name: relative_error(getattr(fitted, name), getattr(memory, name))
                    for name in PARAMS}
     overhead = dask_median / memory_median - 1
+    overhead_min = min(dask_iters) / min(memory_iters) - 1
     print()
     print("| fit | s/iter (median) | iterations (s) |")
     print("|---|---|---|")
     print(f"| in memory | {memory_median:.2f} | {' '.join(f'{s:.2f}' for s in memory_iters)} |")
     print(f"| dask | {dask_median:.2f} | {' '.join(f'{s:.2f}' for s in dask_iters)} |")
-    print(f"\noverhead of dask per iteration: {100 * overhead:+.1f}%")
+    print(f"\noverhead of dask per iteration: {100 * overhead:+.1f}% (medians), "
+          f"{100 * overhead_min:+.1f}% (fastest iterations)")
     print("max norm-wise relative parameter difference: "
           + ", ".join(f"{k} {v:.2e}" for k, v in differences.items()))
     print(f"lower_bound_: memory {memory.lower_bound_!r}, dask {fitted.lower_bound_!r}")
@@ -159,9 +174,11 @@ def main(argv=None) -> dict:
         "workers": args.workers, "block_rows": block_rows, "blocks_per_worker": counts,
         "malloc_trim_threshold": "distributed default (65536)" if args.keep_malloc_trim
         else "unset",
-        "memory_threads": get_num_threads(), "memory_s_per_iter": memory_iters,
-        "dask_s_per_iter": dask_iters, "memory_fit_s": memory_total, "dask_fit_s": dask_total,
+        "repeats": args.repeats, "memory_threads": get_num_threads(),
+        "memory_s_per_iter": memory_iters, "dask_s_per_iter": dask_iters,
+        "memory_fit_s": memory_totals, "dask_fit_s": dask_totals,
         "scatter_s": scatter_s, "place_s": place_s, "overhead": overhead,
+        "overhead_fastest": overhead_min,
         "relative_difference": differences,
         "lower_bound": {"memory": memory.lower_bound_, "dask": fitted.lower_bound_},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),

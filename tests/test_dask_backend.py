@@ -11,8 +11,10 @@ BLAS round differently for the different chunk shapes, hence 1e-4 there.
 from __future__ import annotations
 
 import builtins
+import gc
 import logging
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -90,6 +92,22 @@ def test_blocks_are_spread_over_both_workers(client):
     who_has = client.who_has(dataset._blocks.parts)
     assert all(who_has[f.key] == (w,) or list(who_has[f.key]) == [w]
                for f, w in zip(dataset._blocks.parts, owners))
+
+
+def test_blocks_are_released_after_the_fit(client):
+    X = mixture()
+    GaussianMixture(3, random_state=0, max_iter=3).fit(
+        DaskDataset(da.from_array(X), block_rows=BLOCK_ROWS)
+    )
+    gc.collect()
+    deadline = time.monotonic() + 10  # releases reach the scheduler asynchronously
+    while client.run_on_scheduler(_n_tasks) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.run_on_scheduler(_n_tasks) == 0
+
+
+def _n_tasks(dask_scheduler):
+    return len(dask_scheduler.tasks)
 
 
 def test_float32(client):
@@ -188,8 +206,7 @@ def test_fit_predict_equals_fit_then_predict(client):
 
 
 def test_default_scheduler_without_client():
-    assert distributed.Client.current.__self__ is distributed.Client
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError):  # no client is active
         distributed.Client.current()
     X = mixture()
     init = user_init(X, 3, "full")
