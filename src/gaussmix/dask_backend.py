@@ -17,6 +17,7 @@ collection is fitted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -60,7 +61,8 @@ def _active_client():
     if distributed is None:
         return None
     try:
-        return distributed.default_client()
+        # The client of ``with client.as_current():``, else the default one.
+        return distributed.Client.current()
     except ValueError:
         return None
 
@@ -379,6 +381,8 @@ class DaskDataset(Dataset):
         return np.concatenate(pieces, axis=0)
 
     def passes(self, model: CovarianceModel, params: MixtureParams):
+        if _active_client() is not None:
+            return contextlib.nullcontext()  # worker processes set their own threads
         # Without a client, EM runs here on the computed blocks, chunk by
         # chunk on gaussmix's threads, as for an in-memory array.
         return single_threaded_blas(2)
