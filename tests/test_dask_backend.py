@@ -4,8 +4,9 @@ The dask fit computes the same chunk statistics as the in-memory fit and
 only adds them in a different order (per block on the workers, then over
 blocks on the driver), so parameters agree to a few hundred ulps: the
 norm-wise relative differences measured here were 0 to 8e-14 in float64
-(precisions_cholesky_ the largest), and the tests allow 1e-10.  float32 fits compute each row in float32 and may see
-BLAS round differently for the different chunk shapes, hence 1e-4 there.
+(precisions_cholesky_ the largest), and the tests allow 1e-10.  float32
+fits compute each row in float32 and may see BLAS round differently for the
+different chunk shapes, hence 1e-4 there.
 """
 
 from __future__ import annotations

@@ -92,7 +92,9 @@ def _checked_block(block, index: int, start: int, n_features: int, dtype) -> np.
         _check_block(block, start, n_features)
     except ValueError as error:
         stop = start + block.shape[0] - 1
-        raise ValueError(f"Block {index} (rows {start} to {stop}) of the dask input: {error}") from None
+        raise ValueError(
+            f"Block {index} (rows {start} to {stop}) of the dask input: {error}"
+        ) from None
     return block
 
 
