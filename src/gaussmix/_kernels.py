@@ -68,7 +68,32 @@ def weighted_log_prob(
         centre = mixture_centre(params)
     if prep is None:
         prep = model.prepare(params, centre, X.dtype)
-    return model.log_prob_chunk(X - centre.astype(X.dtype), prep)[0]
+    return _log_prob(model, X, centre.astype(X.dtype), prep)[0]
+
+
+def _log_prob(model: CovarianceModel, X: np.ndarray, centre: np.ndarray, prep: dict):
+    """Weighted log-probabilities of raw rows, and what :func:`_stats` can reuse.
+
+    Models with a ``log_prob_rows`` method centre the rows inside their own
+    kernel (diag and spherical build their features from ``X`` directly);
+    the others get a centred copy of the chunk.
+    """
+    from_rows = getattr(model, "log_prob_rows", None)
+    if from_rows is not None:
+        return from_rows(X, centre, prep)
+    Xc = X - centre
+    weighted, aux = model.log_prob_chunk(Xc, prep)
+    return weighted, (Xc, aux)
+
+
+def _stats(model: CovarianceModel, X, centre, resp, offsets, aux=None):
+    """``(sum_resp, shift_sum, scatter)`` of raw rows, ``aux`` from :func:`_log_prob`."""
+    from_rows = getattr(model, "stats_rows", None)
+    if from_rows is not None:
+        return from_rows(X, centre, resp, offsets, aux)
+    Xc, inner = (X - centre, None) if aux is None else aux
+    shift_sum, scatter = model.chunk_stats(Xc, resp, offsets, inner)
+    return resp.sum(axis=1, dtype=np.float64), shift_sum, scatter
 
 
 def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,8 +157,8 @@ def e_step_chunk(
         prep = model.prepare(params, centre, X.dtype)
     if X.shape[0] == 0:
         return _empty_stats(model, params, prep["shift"])
-    Xc = X - centre.astype(X.dtype)
-    weighted, aux = model.log_prob_chunk(Xc, prep)
+    centre = centre.astype(X.dtype)
+    weighted, aux = _log_prob(model, X, centre, prep)
     log_density, resp = normalise_log_prob(weighted)
     if sample_weight is None:
         log_likelihood = float(np.sum(log_density, dtype=np.float64))
@@ -144,10 +169,10 @@ def e_step_chunk(
         log_likelihood = float(np.dot(sample_weight, log_density.astype(np.float64)))
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
         candidates = np.where(sample_weight > 0, log_density, np.inf)
-    shift_sum, scatter = model.chunk_stats(Xc, resp, prep["offsets"], aux)
+    sum_resp, shift_sum, scatter = _stats(model, X, centre, resp, prep["offsets"], aux)
     worst = int(np.argmin(candidates))
     return SuffStats(
-        sum_resp=resp.sum(axis=1, dtype=np.float64),
+        sum_resp=sum_resp.astype(np.float64),
         shift_sum=shift_sum.astype(np.float64),
         scatter=scatter.astype(np.float64),
         shift=prep["shift"],
@@ -179,9 +204,9 @@ def stats_from_resp_chunk(
         weight_sum = float(X.shape[0])
     # Around each component's own mean: exact however far apart they are.
     offsets = (means - centre).astype(X.dtype)
-    shift_sum, scatter = model.chunk_stats(X - centre.astype(X.dtype), resp, offsets)
+    sum_resp, shift_sum, scatter = _stats(model, X, centre.astype(X.dtype), resp, offsets)
     return SuffStats(
-        sum_resp=resp.sum(axis=1, dtype=np.float64),
+        sum_resp=sum_resp.astype(np.float64),
         shift_sum=shift_sum.astype(np.float64),
         scatter=scatter.astype(np.float64),
         shift=means,

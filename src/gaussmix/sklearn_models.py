@@ -370,12 +370,20 @@ class DiagCovariance(CovarianceModel):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features
 
+    def chunk_width(self, n_components, n_features):
+        return 2 * n_features + 1 + 2 * n_components
+
     def _sq_distances(self, offsets, precisions):
         return np.sum(offsets**2 * precisions, axis=1)
 
-    def _design(self, offsets, precisions):
-        # maha = [Xc^2, Xc] @ [P; -2 (d * P)]^T + sum(d^2 P): one GEMM for all k.
-        return np.concatenate([precisions, -2.0 * offsets * precisions], axis=1)
+    def _design(self, offsets, precisions, sq_distances, const):
+        # log w_k + log N = [Xc^2, Xc, 1] @ [-P/2, d P, const - |d|_P^2 / 2]^T:
+        # the GEMM gives the weighted log-probabilities themselves, with no
+        # pass over the (K, n) result to scale it and add the constants.
+        return np.concatenate(
+            [-0.5 * precisions, offsets * precisions, (const - 0.5 * sq_distances)[:, None]],
+            axis=1,
+        )
 
     def prepare(self, params, centre, dtype):
         n_components, n_features = params.means.shape
@@ -383,50 +391,81 @@ class DiagCovariance(CovarianceModel):
         offsets = params.means - centre
         sq_distances = self._sq_distances(offsets, precisions)
         shift, far = _split_near_far(params.means, centre, sq_distances, dtype)
-        design = self._design(offsets, precisions)
         log_det = self.log_det_cholesky(params.precisions_cholesky, n_components, n_features)
+        const = _const(params, log_det, n_features)
+        design = self._design(offsets, precisions, sq_distances, const)
         return {
             "shift": shift,
             "offsets": (shift - centre).astype(dtype),
             "far": far,
             "far_precisions": precisions[far].astype(dtype),
             "design": np.ascontiguousarray(design, dtype=dtype),
-            "offset_norms": sq_distances.astype(dtype),
-            "const": _const(params, log_det, n_features).astype(dtype),
+            "const": const.astype(dtype),
         }
 
-    def _features(self, Xc):
-        """``[Xc**2, Xc]`` transposed: (2 * n_features, n_samples)."""
-        n_features = Xc.shape[1]
-        features = np.empty((2 * n_features, Xc.shape[0]), dtype=Xc.dtype)
-        features[n_features:] = Xc.T
-        np.multiply(features[n_features:], features[n_features:], out=features[:n_features])
+    def _features(self, X, centre):
+        """``[Xc**2, Xc, 1]`` transposed, ``Xc = X - centre``: (2 * n_features + 1, n_samples).
+
+        Built from the raw rows, so that no centred copy of the chunk is
+        made; the row of ones puts the constants into the log-probability
+        GEMM and the component totals into the moments GEMM.
+        """
+        n_features = X.shape[1]
+        features = np.empty((2 * n_features + 1, X.shape[0]), dtype=X.dtype)
+        centred = features[n_features : 2 * n_features]
+        np.subtract(X.T, centre[:, None], out=centred)
+        np.multiply(centred, centred, out=features[:n_features])
+        features[2 * n_features] = 1.0
         return features
+
+    def _centred_rows(self, features, n_features):
+        """The centred chunk, (n_samples, n_features), as a view of the features."""
+        return features[n_features : 2 * n_features].T
 
     def _far_maha(self, diff, precision):
         return (diff * diff) @ precision
 
+    def log_prob_rows(self, X, centre, prep):
+        """Weighted log-probabilities of raw rows, and the features the statistics reuse."""
+        features = self._features(X, centre)
+        weighted = prep["design"] @ features
+        if len(prep["far"]):
+            Xc = self._centred_rows(features, X.shape[1])
+            for k, precision in zip(prep["far"], prep["far_precisions"]):
+                maha = self._far_maha(Xc - prep["offsets"][k], precision)
+                maha *= -0.5
+                maha += prep["const"][k]
+                weighted[k] = maha
+        return weighted, features
+
     def log_prob_chunk(self, Xc, prep):
-        features = self._features(Xc)
-        maha = prep["design"] @ features
-        maha += prep["offset_norms"][:, None]
-        for k, precision in zip(prep["far"], prep["far_precisions"]):
-            maha[k] = self._far_maha(Xc - prep["offsets"][k], precision)
-        maha *= -0.5
-        maha += prep["const"][:, None]
-        return maha, features
+        return self.log_prob_rows(Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), prep)
 
     def _moments(self, features, resp, n_features):
+        """Component totals, first and second moments: one GEMM."""
         moments = resp @ features.T
-        return moments[:, n_features:], moments[:, :n_features]
+        return moments[:, -1], moments[:, n_features : 2 * n_features], moments[:, :n_features]
+
+    def stats_rows(self, X, centre, resp, offsets, aux=None):
+        """``(sum_resp, shift_sum, scatter)`` of raw rows (see :meth:`chunk_stats`)."""
+        n_features = X.shape[1]
+        features = self._features(X, centre) if aux is None else aux
+        sum_resp, shift_sum, scatter = self._moments(features, resp, n_features)
+        far = np.flatnonzero(np.any(offsets != 0, axis=1))
+        if far.size:
+            # Around their own means, exactly, however far from the centre.
+            Xc = self._centred_rows(features, n_features)
+            for k in far:
+                own = self._moments(
+                    self._features(Xc, offsets[k]), resp[k : k + 1], n_features
+                )
+                shift_sum[k], scatter[k] = own[1][0], own[2][0]
+        return sum_resp, shift_sum, scatter
 
     def chunk_stats(self, Xc, resp, offsets, aux=None):
-        n_features = Xc.shape[1]
-        features = self._features(Xc) if aux is None else aux
-        shift_sum, scatter = self._moments(features, resp, n_features)
-        for k in np.flatnonzero(np.any(offsets != 0, axis=1)):
-            own = self._moments(self._features(Xc - offsets[k]), resp[k : k + 1], n_features)
-            shift_sum[k], scatter[k] = own[0][0], own[1][0]
+        _, shift_sum, scatter = self.stats_rows(
+            Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), resp, offsets, aux
+        )
         return shift_sum, scatter
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
@@ -493,27 +532,42 @@ class SphericalCovariance(DiagCovariance):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components
 
+    def chunk_width(self, n_components, n_features):
+        return n_features + 2 + 2 * n_components
+
     def _sq_distances(self, offsets, precisions):
         return np.sum(offsets**2, axis=1) * precisions
 
-    def _design(self, offsets, precisions):
-        # maha = [Xc, ||Xc||^2] @ [-2 d p; p]^T + ||d||^2 p: one GEMM for all k.
-        return np.concatenate([-2.0 * offsets * precisions[:, None], precisions[:, None]], axis=1)
+    def _design(self, offsets, precisions, sq_distances, const):
+        # log w_k + log N = [Xc, ||Xc||^2, 1] @ [d p, -p/2, const - p ||d||^2 / 2]^T.
+        return np.concatenate(
+            [
+                offsets * precisions[:, None],
+                -0.5 * precisions[:, None],
+                (const - 0.5 * sq_distances)[:, None],
+            ],
+            axis=1,
+        )
 
-    def _features(self, Xc):
-        """``[Xc, ||Xc||**2]`` transposed: (n_features + 1, n_samples)."""
-        n_features = Xc.shape[1]
-        features = np.empty((n_features + 1, Xc.shape[0]), dtype=Xc.dtype)
-        features[:n_features] = Xc.T
-        features[n_features] = np.einsum("nd,nd->n", Xc, Xc)
+    def _features(self, X, centre):
+        """``[Xc, ||Xc||**2, 1]`` transposed, ``Xc = X - centre``: (n_features + 2, n_samples)."""
+        n_features = X.shape[1]
+        features = np.empty((n_features + 2, X.shape[0]), dtype=X.dtype)
+        centred = features[:n_features]
+        np.subtract(X.T, centre[:, None], out=centred)
+        np.einsum("dn,dn->n", centred, centred, out=features[n_features])
+        features[n_features + 1] = 1.0
         return features
+
+    def _centred_rows(self, features, n_features):
+        return features[:n_features].T
 
     def _far_maha(self, diff, precision):
         return np.einsum("nd,nd->n", diff, diff) * precision
 
     def _moments(self, features, resp, n_features):
         moments = resp @ features.T
-        return moments[:, :n_features], moments[:, n_features]
+        return moments[:, -1], moments[:, :n_features], moments[:, n_features]
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
         return (
