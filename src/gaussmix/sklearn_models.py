@@ -71,14 +71,17 @@ def _split_near_far(means, centre, sq_distances, dtype) -> tuple[np.ndarray, np.
     return shift, far
 
 
-def _near_scatter(Xc: np.ndarray, resp: np.ndarray) -> np.ndarray:
+def _near_scatter(centred_t: np.ndarray, resp: np.ndarray) -> np.ndarray:
     """``sum_i r_ki x_i x_i^T`` for every row k of ``resp``: (K, D, D).
 
-    The weighted copies are laid out (K, D, n) so that the broadcast product
-    runs along the long axis, then one batched GEMM forms every matrix.
+    ``centred_t`` holds the rows as columns, (D, n).  The weighted copies are
+    laid out (K, D, n) so that the broadcast product runs along the long
+    axis, then one GEMM forms every matrix.
     """
-    weighted = resp[:, None, :] * np.ascontiguousarray(Xc.T)[None]
-    return np.matmul(weighted, Xc)
+    n_components, n_features = resp.shape[0], centred_t.shape[0]
+    weighted = resp[:, None, :] * centred_t[None]
+    scatter = weighted.reshape(n_components * n_features, -1) @ centred_t.T
+    return scatter.reshape(n_components, n_features, n_features)
 
 
 def _flip(matrix: np.ndarray) -> np.ndarray:
@@ -164,48 +167,75 @@ class FullCovariance(CovarianceModel):
         n_components, n_features = params.means.shape
         chol = params.precisions_cholesky
         offsets = params.means - centre
-        # All components whitened by one GEMM: X @ [U_1 | U_2 | ... | U_K].
-        stacked = np.ascontiguousarray(
-            np.swapaxes(chol, 0, 1).reshape(n_features, n_components * n_features)
-        )
         whitened_offsets = np.einsum("kd,kde->ke", offsets, chol)
         shift, _ = _split_near_far(
             params.means, centre, np.sum(whitened_offsets**2, axis=1), dtype
         )
         log_det = self.log_det_cholesky(chol, n_components, n_features)
+        # All components whitened by one GEMM, [U_1 | ... | U_K]^T @ [Xc^T; 1],
+        # scaled by sqrt(1/2) so that the squared norms are maha / 2; the
+        # last column subtracts the whitened offsets in the same GEMM.
+        stacked = np.swapaxes(chol, 1, 2).reshape(n_components * n_features, n_features)
+        stacked_t = np.empty((n_components * n_features, n_features + 1), dtype=dtype)
+        stacked_t[:, :n_features] = stacked * math.sqrt(0.5)
+        stacked_t[:, n_features] = whitened_offsets.reshape(-1) * -math.sqrt(0.5)
         return {
             "shift": shift,
             "offsets": (shift - centre).astype(dtype),
-            "stacked_t": np.ascontiguousarray(stacked.T, dtype=dtype),
-            "whitened_offsets": whitened_offsets.reshape(-1).astype(dtype),
+            "stacked_t": stacked_t,
             "const": _const(params, log_det, n_features).astype(dtype),
         }
 
-    def log_prob_chunk(self, Xc, prep):
+    def _rows_t(self, X, centre):
+        """``[Xc^T; 1]``, ``Xc = X - centre``: (n_features + 1, n_samples).
+
+        The row of ones puts the offsets into the whitening GEMM and the
+        component totals into the first-moment GEMM.
+        """
+        n_features = X.shape[1]
+        rows_t = np.empty((n_features + 1, X.shape[0]), dtype=X.dtype)
+        np.subtract(X.T, centre[:, None], out=rows_t[:n_features])
+        rows_t[n_features] = 1.0
+        return rows_t
+
+    def log_prob_rows(self, X, centre, prep):
+        """Weighted log-probabilities of raw rows, and ``[Xc^T; 1]`` for the statistics."""
         # Whitening is linear in the offset, so a far centre costs only
         # eps * distance of absolute precision here.
-        n_samples = Xc.shape[0]
+        n_samples = X.shape[0]
         n_components = prep["const"].shape[0]
-        whitened = prep["stacked_t"] @ Xc.T
-        whitened -= prep["whitened_offsets"][:, None]
-        whitened = whitened.reshape(n_components, -1, n_samples)
-        maha = np.einsum("kdn,kdn->kn", whitened, whitened)
-        maha *= -0.5
-        maha += prep["const"][:, None]
-        return maha, None
+        rows_t = self._rows_t(X, centre)
+        half = (prep["stacked_t"] @ rows_t).reshape(n_components, -1, n_samples)
+        weighted = np.einsum("kdn,kdn->kn", half, half)
+        np.subtract(prep["const"][:, None], weighted, out=weighted)
+        return weighted, rows_t
 
-    def chunk_stats(self, Xc, resp, offsets, aux=None):
+    def log_prob_chunk(self, Xc, prep):
+        return self.log_prob_rows(Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), prep)
+
+    def stats_rows(self, X, centre, resp, offsets, aux=None):
+        """``(sum_resp, shift_sum, scatter)`` of raw rows (see :meth:`chunk_stats`)."""
         n_components, n_features = offsets.shape
-        shift_sum = resp @ Xc - resp.sum(axis=1)[:, None] * offsets
+        rows_t = self._rows_t(X, centre) if aux is None else aux
+        centred_t = rows_t[:n_features]
+        moments = resp @ rows_t.T
+        sum_resp = moments[:, n_features]
+        shift_sum = moments[:, :n_features] - sum_resp[:, None] * offsets
         far = np.any(offsets != 0, axis=1)
         if not far.any():
-            return shift_sum, _near_scatter(Xc, resp)
-        scatter = np.empty((n_components, n_features, n_features), dtype=Xc.dtype)
+            return sum_resp, shift_sum, _near_scatter(centred_t, resp)
+        scatter = np.empty((n_components, n_features, n_features), dtype=X.dtype)
         if not far.all():
-            scatter[~far] = _near_scatter(Xc, resp[~far])
+            scatter[~far] = _near_scatter(centred_t, resp[~far])
         for k in np.flatnonzero(far):
-            diff = Xc - offsets[k]
-            scatter[k] = (diff.T * resp[k]) @ diff
+            diff = centred_t - offsets[k][:, None]
+            scatter[k] = (diff * resp[k]) @ diff.T
+        return sum_resp, shift_sum, scatter
+
+    def chunk_stats(self, Xc, resp, offsets, aux=None):
+        _, shift_sum, scatter = self.stats_rows(
+            Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), resp, offsets, aux
+        )
         return shift_sum, scatter
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
