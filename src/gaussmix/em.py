@@ -21,6 +21,7 @@ __all__ = [
     "EMResult",
     "expectation",
     "statistics_from_resp",
+    "statistics_from_labels",
     "maximization",
     "run_em",
     "iterate_em",
@@ -110,6 +111,82 @@ def statistics_from_resp(
         )
 
     return sum_stats(map_chunks(stats, chunks))
+
+
+def statistics_from_labels(
+    model: CovarianceModel,
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    labels: np.ndarray,
+    n_components: int,
+) -> SuffStats:
+    """Statistics of hard assignments, each component around its own mean.
+
+    The same statistics as :func:`statistics_from_resp` with one-hot
+    responsibilities, without forming them: the rows of each component are
+    gathered (a block at a time) and only they enter its sums, so the work
+    is ``n_samples`` rows once instead of ``n_components`` times.
+
+    Parameters
+    ----------
+    model : CovarianceModel
+    X : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,) or None
+    labels : ndarray of shape (n_samples,)
+        Component of each row, ``-1`` for rows in no component.
+    n_components : int
+    """
+    n_samples, n_features = X.shape
+    labels = np.asarray(labels, dtype=np.intp)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n_components + 1))
+    # Per-component scatter (full, diag, spherical) is stacked; a shared one
+    # (tied) is summed over components.
+    one_shape = model.parameter_shape(1, n_features)
+    shared = one_shape == model.parameter_shape(2, n_features)
+    chunk_size = _chunk_size(model, 1, n_features, X.dtype)
+    sum_resp = np.zeros(n_components)
+    shift = np.zeros((n_components, n_features))
+    shift_sum = np.zeros((n_components, n_features))
+    scatters = np.zeros((n_components, *one_shape))
+    no_offset = np.zeros((1, n_features), dtype=X.dtype)
+    for k in range(n_components):
+        members = order[bounds[k] : bounds[k + 1]]
+        weights = None if sample_weight is None else sample_weight[members]
+        total = members.size if weights is None else float(np.sum(weights, dtype=np.float64))
+        if total <= 0:
+            continue  # no data: zero statistics, the mean at the origin, as scikit-learn
+        # The mean, in float64, from a first pass over the component's rows.
+        mean = np.zeros(n_features)
+        for start in range(0, members.size, chunk_size):
+            rows = X[members[start : start + chunk_size]]
+            if weights is None:
+                mean += np.sum(rows, axis=0, dtype=np.float64)
+            else:
+                mean += weights[start : start + chunk_size] @ rows.astype(np.float64, copy=False)
+        centre = (mean / total).astype(X.dtype)
+        shift[k] = centre
+        sum_resp[k] = total
+        for start in range(0, members.size, chunk_size):
+            rows = X[members[start : start + chunk_size]]
+            if weights is None:
+                resp = np.ones((1, rows.shape[0]), dtype=X.dtype)
+            else:
+                resp = weights[None, start : start + chunk_size].astype(X.dtype)
+            _, sums, scatter = _kernels._stats(model, rows, centre, resp, no_offset)
+            shift_sum[k] += sums[0]
+            scatters[k] += scatter
+    weight_sum = float(n_samples if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
+    return SuffStats(
+        sum_resp=sum_resp,
+        shift_sum=shift_sum,
+        scatter=scatters.sum(axis=0) if shared else scatters.reshape(
+            model.parameter_shape(n_components, n_features)
+        ),
+        shift=shift,
+        log_likelihood=0.0,
+        weight_sum=weight_sum,
+    )
 
 
 def maximization(

@@ -70,9 +70,13 @@ class GaussianMixture(InformationCriteriaMixin, DensityMixin, BaseEstimator):
         The number of initializations to perform; the best result is kept.
         Starts after the first are diversified (see ``init_params``).
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', \
-            'hierarchical'}, default='kmeans'
+            'hierarchical', 'kmeans-sample'}, default='kmeans'
         How the initial responsibilities are drawn.  'hierarchical' is
         mclust's model-based agglomerative clustering (deterministic).
+        'kmeans-sample' runs k-means on a random sample of
+        ``max(20000, 200 * n_components)`` rows (all rows if fewer) and
+        labels every row with its nearest centre: for large ``n_samples``
+        it starts much sooner than 'kmeans', from nearly the same point.
         With ``n_init > 1`` the first start uses this method exactly as
         scikit-learn does; later starts add mclust's hierarchical start and
         starts on standardised features (see :func:`gaussmix.init.start_plan`).

@@ -17,65 +17,76 @@ from .params import MixtureParams
 
 __all__ = [
     "INIT_METHODS",
+    "initial_labels",
     "initial_responsibilities",
+    "kmeans_sample_rows",
     "initial_params",
     "start_plan",
     "standardised",
 ]
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hierarchical")
+INIT_METHODS = (
+    "kmeans",
+    "k-means++",
+    "random",
+    "random_from_data",
+    "hierarchical",
+    "kmeans-sample",
+)
+
+# Rows that 'kmeans-sample' clusters: k-means on more rows moves the
+# centres little, and its cost grows with the rows times its iterations.
+KMEANS_SAMPLE_ROWS = 20_000
+KMEANS_SAMPLE_ROWS_PER_COMPONENT = 200
+
+
+def kmeans_sample_rows(n_samples: int, n_components: int) -> int:
+    """Rows clustered by ``init_params='kmeans-sample'``."""
+    return min(n_samples, max(KMEANS_SAMPLE_ROWS, KMEANS_SAMPLE_ROWS_PER_COMPONENT * n_components))
 
 
 def _one_hot(labels: np.ndarray, n_components: int, dtype) -> np.ndarray:
+    """Responsibilities of hard labels; rows labelled -1 are in no component."""
     resp = np.zeros((labels.shape[0], n_components), dtype=dtype)
-    resp[np.arange(labels.shape[0]), labels] = 1
+    assigned = np.flatnonzero(labels >= 0)
+    resp[assigned, labels[assigned]] = 1
     return resp
 
 
-def initial_responsibilities(
+def initial_labels(
     X: np.ndarray,
     n_components: int,
     method: str,
     random_state: np.random.RandomState,
     sample_weight: np.ndarray | None = None,
-) -> np.ndarray:
-    """Responsibilities, shape (n_samples, n_components), to start EM from.
+) -> np.ndarray | None:
+    """Hard initial assignments: the component of each row, ``-1`` for none.
 
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-    n_components : int
-    method : {'kmeans', 'k-means++', 'random', 'random_from_data', 'hierarchical'}
-        'kmeans' labels rows with one run of k-means; 'k-means++' puts one
-        row in each component with k-means++ seeding; 'random' draws uniform
-        responsibilities; 'random_from_data' puts one random row in each;
-        'hierarchical' labels rows as R's mclust does by default: VVV
-        model-based agglomerative clustering of the SVD-transformed data
-        (quantile classes in one dimension), see
-        :func:`gaussmix.hierarchical.hierarchical_labels`.
-    random_state : numpy.random.RandomState
-        Not used by 'hierarchical', which is deterministic.
-    sample_weight : ndarray of shape (n_samples,), optional
-        Row multiplicities. Rows of zero weight are never chosen as seeds.
-        'hierarchical' leaves them out of the clustering and gives them the
-        label of the nearest cluster mean; it counts every row of positive
-        weight once.
+    Every method but 'random' assigns each row to at most one component;
+    'random' (soft responsibilities) returns None.  The random draws are
+    those of :func:`initial_responsibilities`, in the same order.
     """
     n_samples = X.shape[0]
     if method == "hierarchical":
-        labels = hierarchical_labels(X, n_components, sample_weight=sample_weight)
-        return _one_hot(labels, n_components, X.dtype)
+        return hierarchical_labels(X, n_components, sample_weight=sample_weight)
     if method == "kmeans":
-        labels = (
+        return (
             KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
             .fit(X, sample_weight=sample_weight)
             .labels_
         )
-        return _one_hot(labels, n_components, X.dtype)
+    if method == "kmeans-sample":
+        n_rows = kmeans_sample_rows(n_samples, n_components)
+        if n_rows < n_samples:
+            rows = np.sort(random_state.choice(n_samples, size=n_rows, replace=False))
+            sample, weights = X[rows], None if sample_weight is None else sample_weight[rows]
+        else:
+            sample, weights = X, sample_weight
+        kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+        kmeans.fit(sample, sample_weight=weights)
+        return kmeans.labels_ if n_rows == n_samples else kmeans.predict(X)
     if method == "random":
-        resp = np.asarray(random_state.uniform(size=(n_samples, n_components)), dtype=X.dtype)
-        resp /= np.sum(resp, axis=1)[:, None]
-        return resp
+        return None
     if method == "random_from_data":
         if sample_weight is None:
             indices = random_state.choice(n_samples, size=n_components, replace=False)
@@ -91,9 +102,51 @@ def initial_responsibilities(
     else:
         valid = ", ".join(repr(m) for m in INIT_METHODS)
         raise ValueError(f"Unknown init_params {method!r}; valid options are {valid}.")
-    resp = np.zeros((n_samples, n_components), dtype=X.dtype)
-    resp[indices, np.arange(n_components)] = 1
-    return resp
+    labels = np.full(n_samples, -1, dtype=np.intp)
+    labels[indices] = np.arange(n_components)
+    return labels
+
+
+def initial_responsibilities(
+    X: np.ndarray,
+    n_components: int,
+    method: str,
+    random_state: np.random.RandomState,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """Responsibilities, shape (n_samples, n_components), to start EM from.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    n_components : int
+    method : {'kmeans', 'k-means++', 'random', 'random_from_data', 'hierarchical', \
+'kmeans-sample'}
+        'kmeans' labels rows with one run of k-means; 'k-means++' puts one
+        row in each component with k-means++ seeding; 'random' draws uniform
+        responsibilities; 'random_from_data' puts one random row in each;
+        'hierarchical' labels rows as R's mclust does by default: VVV
+        model-based agglomerative clustering of the SVD-transformed data
+        (quantile classes in one dimension), see
+        :func:`gaussmix.hierarchical.hierarchical_labels`; 'kmeans-sample'
+        runs k-means on a random sample of :func:`kmeans_sample_rows` rows
+        and labels every row with its nearest centre.
+    random_state : numpy.random.RandomState
+        Not used by 'hierarchical', which is deterministic.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Row multiplicities. Rows of zero weight are never chosen as seeds.
+        'hierarchical' leaves them out of the clustering and gives them the
+        label of the nearest cluster mean; it counts every row of positive
+        weight once.
+    """
+    labels = initial_labels(X, n_components, method, random_state, sample_weight)
+    if labels is None:
+        resp = np.asarray(
+            random_state.uniform(size=(X.shape[0], n_components)), dtype=X.dtype
+        )
+        resp /= np.sum(resp, axis=1)[:, None]
+        return resp
+    return _one_hot(labels, n_components, X.dtype)
 
 
 def start_plan(init_params: str, start: int) -> tuple[str, bool]:
@@ -162,10 +215,15 @@ def initial_params(
     if len(user_init) < 3:
         method, standardise = start_plan(init_params, start)
         seeds_from = standardised(X) if standardise else X
-        resp = initial_responsibilities(
-            seeds_from, n_components, method, random_state, sample_weight
-        )
-        stats = em.statistics_from_resp(model, X, sample_weight, resp)
+        labels = initial_labels(seeds_from, n_components, method, random_state, sample_weight)
+        if labels is None:
+            resp = initial_responsibilities(
+                seeds_from, n_components, method, random_state, sample_weight
+            )
+            stats = em.statistics_from_resp(model, X, sample_weight, resp)
+        else:
+            # Hard assignments: each row enters only its own component's sums.
+            stats = em.statistics_from_labels(model, X, sample_weight, labels, n_components)
         try:
             estimated, _ = em.maximization(
                 model, stats, reg_covar, X.dtype, reseed_empty=False
