@@ -96,21 +96,42 @@ def _stats(model: CovarianceModel, X, centre, resp, offsets, aux=None):
     return resp.sum(axis=1, dtype=np.float64), shift_sum, scatter
 
 
+# Bounds on the per-row sums of exp(log-probabilities) within which they are
+# computed without subtracting the row maxima first: the largest term is then
+# a normal number far from overflow, and terms that underflow are below the
+# dtype's precision relative to the sum.
+_DIRECT_EXP_RANGE = {
+    np.dtype(np.float64): (1e-250, 1e250),
+    np.dtype(np.float32): (1e-30, 1e30),
+}
+
+
 def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Log-sum-exp over components and responsibilities, overwriting ``weighted``.
+    """Log-sum-exp over components and responsibilities.
 
     Parameters
     ----------
     weighted : ndarray of shape (n_components, n_samples)
+        Left unchanged when the direct sums are in range, overwritten otherwise.
 
     Returns
     -------
     log_density : ndarray of shape (n_samples,)
     resp : ndarray of shape (n_components, n_samples)
-        The same memory as ``weighted``.
     """
     # Reductions across the short component axis of a component-major array
     # are elementwise operations between long rows: fast and vectorised.
+    bounds = _DIRECT_EXP_RANGE.get(weighted.dtype)
+    if bounds is not None and weighted.size:
+        # Log-densities of a fitted mixture rarely leave a few hundred nats,
+        # so exp needs no shift: two passes fewer than log-sum-exp with the
+        # row maxima.  Rows out of range send the chunk to the shifted path.
+        with np.errstate(under="ignore", over="ignore"):
+            resp = np.exp(weighted)
+        total = np.sum(resp, axis=0)
+        if bounds[0] < np.min(total) and np.max(total) < bounds[1]:
+            resp *= 1.0 / total
+            return np.log(total), resp
     col_max = np.max(weighted, axis=0)
     col_max[~np.isfinite(col_max)] = 0.0
     weighted -= col_max
