@@ -71,6 +71,20 @@ def _split_near_far(means, centre, sq_distances, dtype) -> tuple[np.ndarray, np.
     return shift, far
 
 
+def _rows_t(X: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """``[Xc^T; 1]``, ``Xc = X - centre``: (n_features + 1, n_samples).
+
+    The centred rows as columns, for GEMMs along the long axis; the row of
+    ones puts the offsets into the whitening GEMM and the component totals
+    into the first-moment GEMM.
+    """
+    n_features = X.shape[1]
+    rows_t = np.empty((n_features + 1, X.shape[0]), dtype=X.dtype)
+    np.subtract(X.T, centre[:, None], out=rows_t[:n_features])
+    rows_t[n_features] = 1.0
+    return rows_t
+
+
 def _near_scatter(centred_t: np.ndarray, resp: np.ndarray) -> np.ndarray:
     """``sum_i r_ki x_i x_i^T`` for every row k of ``resp``: (K, D, D).
 
@@ -186,25 +200,13 @@ class FullCovariance(CovarianceModel):
             "const": _const(params, log_det, n_features).astype(dtype),
         }
 
-    def _rows_t(self, X, centre):
-        """``[Xc^T; 1]``, ``Xc = X - centre``: (n_features + 1, n_samples).
-
-        The row of ones puts the offsets into the whitening GEMM and the
-        component totals into the first-moment GEMM.
-        """
-        n_features = X.shape[1]
-        rows_t = np.empty((n_features + 1, X.shape[0]), dtype=X.dtype)
-        np.subtract(X.T, centre[:, None], out=rows_t[:n_features])
-        rows_t[n_features] = 1.0
-        return rows_t
-
     def log_prob_rows(self, X, centre, prep):
         """Weighted log-probabilities of raw rows, and ``[Xc^T; 1]`` for the statistics."""
         # Whitening is linear in the offset, so a far centre costs only
         # eps * distance of absolute precision here.
         n_samples = X.shape[0]
         n_components = prep["const"].shape[0]
-        rows_t = self._rows_t(X, centre)
+        rows_t = _rows_t(X, centre)
         half = (prep["stacked_t"] @ rows_t).reshape(n_components, -1, n_samples)
         weighted = np.einsum("kdn,kdn->kn", half, half)
         np.subtract(prep["const"][:, None], weighted, out=weighted)
@@ -216,7 +218,7 @@ class FullCovariance(CovarianceModel):
     def stats_rows(self, X, centre, resp, offsets, aux=None):
         """``(sum_resp, shift_sum, scatter)`` of raw rows (see :meth:`chunk_stats`)."""
         n_components, n_features = offsets.shape
-        rows_t = self._rows_t(X, centre) if aux is None else aux
+        rows_t = _rows_t(X, centre) if aux is None else aux
         centred_t = rows_t[:n_features]
         moments = resp @ rows_t.T
         sum_resp = moments[:, n_features]
@@ -304,6 +306,9 @@ class TiedCovariance(CovarianceModel):
     def n_covariance_parameters(self, n_components, n_features):
         return n_features * (n_features + 1) // 2
 
+    def chunk_width(self, n_components, n_features):
+        return 3 * n_features + 3 + 2 * n_components
+
     def prepare(self, params, centre, dtype):
         n_components, n_features = params.means.shape
         chol = params.precisions_cholesky
@@ -311,39 +316,69 @@ class TiedCovariance(CovarianceModel):
         sq_distances = np.sum(whitened_offsets**2, axis=1)
         shift, far = _split_near_far(params.means, centre, sq_distances, dtype)
         log_det = self.log_det_cholesky(chol, n_components, n_features)
+        const = _const(params, log_det, n_features)
+        # log w_k + log N = [y, ||y||^2, 1] @ [b_k, -1/2, const_k - ||b_k||^2 / 2]
+        # with y = Xc U and b_k the whitened offset: one GEMM for all k.
+        design = np.concatenate(
+            [
+                whitened_offsets,
+                np.full((n_components, 1), -0.5),
+                (const - 0.5 * sq_distances)[:, None],
+            ],
+            axis=1,
+        )
         return {
             "shift": shift,
             "offsets": (shift - centre).astype(dtype),
             "far": far,
-            "chol": chol.astype(dtype),
+            "chol_t": np.ascontiguousarray(chol.T, dtype=dtype),
             "whitened_offsets": whitened_offsets.astype(dtype),
-            "offset_norms": sq_distances.astype(dtype),
-            "const": _const(params, log_det, n_features).astype(dtype),
+            "design": np.ascontiguousarray(design, dtype=dtype),
+            "const": const.astype(dtype),
         }
 
-    def log_prob_chunk(self, Xc, prep):
-        whitened = Xc @ prep["chol"]
-        # ||y - b_k||^2 = ||y||^2 - 2 y.b_k + ||b_k||^2, one GEMM for all k;
-        # far components, where that would cancel, directly.
-        maha = prep["whitened_offsets"] @ whitened.T
-        maha *= -2.0
-        maha += np.einsum("nd,nd->n", whitened, whitened)
-        maha += prep["offset_norms"][:, None]
+    def log_prob_rows(self, X, centre, prep):
+        """Weighted log-probabilities of raw rows, and ``[Xc^T; 1]`` for the statistics."""
+        n_features = X.shape[1]
+        rows_t = _rows_t(X, centre)
+        features = np.empty((n_features + 2, X.shape[0]), dtype=X.dtype)
+        whitened_t = features[:n_features]
+        np.matmul(prep["chol_t"], rows_t[:n_features], out=whitened_t)
+        np.einsum("dn,dn->n", whitened_t, whitened_t, out=features[n_features])
+        features[n_features + 1] = 1.0
+        weighted = prep["design"] @ features
+        # Far components, where the expansion of the square would cancel, directly.
         for k in prep["far"]:
-            diff = whitened - prep["whitened_offsets"][k]
-            maha[k] = np.einsum("nd,nd->n", diff, diff)
-        maha *= -0.5
-        maha += prep["const"][:, None]
-        return maha, None
+            diff = whitened_t - prep["whitened_offsets"][k][:, None]
+            maha = np.einsum("dn,dn->n", diff, diff)
+            maha *= -0.5
+            maha += prep["const"][k]
+            weighted[k] = maha
+        return weighted, rows_t
 
-    def chunk_stats(self, Xc, resp, offsets, aux=None):
-        shift_sum = resp @ Xc - resp.sum(axis=1)[:, None] * offsets
+    def log_prob_chunk(self, Xc, prep):
+        return self.log_prob_rows(Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), prep)
+
+    def stats_rows(self, X, centre, resp, offsets, aux=None):
+        """``(sum_resp, shift_sum, scatter)`` of raw rows (see :meth:`chunk_stats`)."""
+        n_features = X.shape[1]
+        rows_t = _rows_t(X, centre) if aux is None else aux
+        centred_t = rows_t[:n_features]
+        moments = resp @ rows_t.T
+        sum_resp = moments[:, n_features]
+        shift_sum = moments[:, :n_features] - sum_resp[:, None] * offsets
         far = np.any(offsets != 0, axis=1)
         near_weight = resp[~far].sum(axis=0) if far.any() else resp.sum(axis=0)
-        scatter = (Xc.T * near_weight) @ Xc
+        scatter = (centred_t * near_weight) @ centred_t.T
         for k in np.flatnonzero(far):
-            diff = Xc - offsets[k]
-            scatter += (diff.T * resp[k]) @ diff
+            diff = centred_t - offsets[k][:, None]
+            scatter += (diff * resp[k]) @ diff.T
+        return sum_resp, shift_sum, scatter
+
+    def chunk_stats(self, Xc, resp, offsets, aux=None):
+        _, shift_sum, scatter = self.stats_rows(
+            Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), resp, offsets, aux
+        )
         return shift_sum, scatter
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
