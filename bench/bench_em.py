@@ -407,8 +407,30 @@ def seed_comparison(spec: dict, n_seeds: int, blas: str, options, tally) -> list
                 runs.append({"seed": seed, **{f"{lib}_{key}": run[lib][key]
                                               for lib in run for key in ("time_s", "n_iter",
                                                                          "lower_bound")}})
+                if options.seeds_init:
+                    # gaussmix with another start, against the same default sk fit.
+                    seconds, other = timed_fit(
+                        "gm", {**kwargs, "init_params": options.seeds_init}, X, tally, "seeds"
+                    )
+                    runs[-1].update(init_time_s=seconds, init_n_iter=int(other.n_iter_),
+                                    init_lower_bound=float(other.lower_bound_))
         results.append(summarise_seeds(spec, cov, blas, runs))
+        if options.seeds_init:
+            results[-1].update(init_params=options.seeds_init, **summarise_other_init(runs))
     return results
+
+
+def summarise_other_init(runs: list[dict]) -> dict:
+    """gaussmix from ``--seeds-init`` against scikit-learn's default fit."""
+    return {
+        "init_mean_lower_bound": statistics.fmean(r["init_lower_bound"] for r in runs),
+        "init_mean_n_iter": statistics.fmean(r["init_n_iter"] for r in runs),
+        "init_mean_time_ratio_sk_over_gm": statistics.fmean(
+            r["sk_time_s"] / r["init_time_s"] for r in runs
+        ),
+        "init_higher_ll": sum(higher(r["init_lower_bound"], r["sk_lower_bound"]) for r in runs),
+        "init_lower_ll": sum(higher(r["sk_lower_bound"], r["init_lower_bound"]) for r in runs),
+    }
 
 
 def summarise_seeds(spec: dict, cov: str, blas: str, runs: list[dict]) -> dict:
@@ -637,6 +659,11 @@ def print_seeds(results: list[dict]) -> None:
               f"(within {LL_TIE_RTOL:g} relative)")
         print(f"  mean n_iter_ sk {r['sk_mean_n_iter']:.1f}, gm {r['gm_mean_n_iter']:.1f}; "
               f"mean time ratio sk/gm {r['mean_time_ratio_sk_over_gm']:.2f}")
+        if "init_params" in r:
+            print(f"  gm init_params={r['init_params']!r}: mean lower_bound_ "
+                  f"{r['init_mean_lower_bound']:.6f} (higher than sk {r['init_higher_ll']}, "
+                  f"lower {r['init_lower_ll']}), mean n_iter_ {r['init_mean_n_iter']:.1f}, "
+                  f"mean time ratio sk/gm {r['init_mean_time_ratio_sk_over_gm']:.2f}")
 
 
 def print_gemm(result: dict | None) -> None:
@@ -733,6 +760,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="EM iterations of the fixed-init runs (default 10, 5 at N>=1e6)")
     parser.add_argument("--seeds", type=int,
                         help="seeds of the whole-fit comparison (default 10, quick 5; 0 skips)")
+    parser.add_argument("--seeds-n", type=parse_n,
+                        help="rows of the whole-fit comparison (default 1e5, quick 1e4)")
+    parser.add_argument("--seeds-init",
+                        help="also fit gaussmix with this init_params in the seed comparison, "
+                             "e.g. kmeans-sample")
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM-peak fraction")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc runs")
     parser.add_argument("--seed", type=int, default=0, help="data and init seed (default 0)")
@@ -775,7 +807,10 @@ def main(argv=None) -> int:
     tally = WarningTally()
     rows = run_grid(grid, shapes, float32_covs, options, tally)
     seeds_blas = "default" if "default" in grid["blas"] else grid["blas"][0]
-    seeds = (seed_comparison(SEEDS_CELL_QUICK if options.quick else SEEDS_CELL, n_seeds,
+    seeds_cell = dict(SEEDS_CELL_QUICK if options.quick else SEEDS_CELL)
+    if options.seeds_n:
+        seeds_cell["n"] = options.seeds_n
+    seeds = (seed_comparison(seeds_cell, n_seeds,
                              seeds_blas, options, tally) if n_seeds > 0 else [])
     gemm = (None if options.no_gemm
             else gemm_fraction(rows, dgemm_peak(), options.quick, options, tally))

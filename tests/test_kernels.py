@@ -1,0 +1,107 @@
+"""Chunk kernels: the folded log-probability GEMMs and the log-sum-exp paths."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from gaussmix import _kernels
+from gaussmix.covariance import get_covariance_model
+from gaussmix.params import MixtureParams
+
+from _helpers import COVARIANCE_TYPES, spd_matrix
+
+
+def random_params(covariance_type, rng, n_components=4, n_features=3, spread=1.0):
+    means = rng.standard_normal((n_components, n_features)) * 3
+    if covariance_type == "full":
+        covs = np.stack([spd_matrix(rng, n_features, spread) for _ in range(n_components)])
+    elif covariance_type == "tied":
+        covs = spd_matrix(rng, n_features, spread)
+    elif covariance_type == "diag":
+        covs = rng.uniform(0.5, 2.0, size=(n_components, n_features)) * spread
+    else:
+        covs = rng.uniform(0.5, 2.0, size=n_components) * spread
+    model = get_covariance_model(covariance_type)
+    weights = rng.dirichlet(np.ones(n_components))
+    return model, MixtureParams(weights, means, covs, model.precision_cholesky(covs))
+
+
+def full_covariances(covariance_type, params):
+    k, d = params.means.shape
+    covs = params.covariances
+    if covariance_type == "tied":
+        return np.broadcast_to(covs, (k, d, d))
+    if covariance_type == "diag":
+        return np.stack([np.diag(c) for c in covs])
+    if covariance_type == "spherical":
+        return covs[:, None, None] * np.eye(d)
+    return covs
+
+
+def expected_weighted_log_prob(covariance_type, params, X):
+    covs = full_covariances(covariance_type, params)
+    return np.stack(
+        [
+            np.log(w) + multivariate_normal(mean, cov).logpdf(X)
+            for w, mean, cov in zip(params.weights, params.means, covs)
+        ]
+    )
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_weighted_log_prob_from_raw_rows_is_the_mixture_log_density(covariance_type):
+    rng = np.random.default_rng(0)
+    model, params = random_params(covariance_type, rng)
+    X = rng.standard_normal((300, 3)) * 3
+    got = _kernels.weighted_log_prob(model, X, params)
+    # O(10) log-densities, each from O(1) terms in float64.
+    np.testing.assert_allclose(got, expected_weighted_log_prob(covariance_type, params, X),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_far_component_is_computed_around_its_own_mean(covariance_type):
+    rng = np.random.default_rng(1)
+    model, params = random_params(covariance_type, rng, spread=1e-4)
+    # One component 1e5 standard deviations from the mixture mean: expanding
+    # its square around the centre would cancel all but a few digits.
+    params.means[0] += 10.0
+    X = params.means[0] + rng.standard_normal((200, 3)) * 1e-2
+    centre = _kernels.mixture_centre(params)
+    prep = model.prepare(params, centre, X.dtype)
+    assert np.any(prep["offsets"][0] != 0)
+    got = _kernels.weighted_log_prob(model, X, params, centre, prep)[0]
+    expected = expected_weighted_log_prob(covariance_type, params, X)[0]
+    # Log-densities of O(1e4) from whitened values of O(1e2): eps * 1e4 each.
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_direct_and_shifted_log_sum_exp_agree(dtype):
+    rng = np.random.default_rng(2)
+    weighted = (-20 + 5 * rng.standard_normal((5, 400))).astype(dtype)
+    direct_density, direct_resp = _kernels.normalise_log_prob(weighted.copy())
+    # A row beyond the direct range sends the chunk to the shifted path.
+    shifted_input = np.concatenate([weighted, np.full((5, 1), -2000, dtype=dtype)], axis=1)
+    shifted_density, shifted_resp = _kernels.normalise_log_prob(shifted_input)
+    reference = logsumexp(weighted.astype(np.float64), axis=0)
+    # Sums of 5 terms in the dtype, then a log of a value near e^-20.
+    atol = 1e-13 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(direct_density, reference, atol=atol)
+    np.testing.assert_allclose(shifted_density[:-1], reference, atol=atol)
+    np.testing.assert_allclose(direct_resp, shifted_resp[:, :-1], atol=10 * np.finfo(dtype).eps)
+    assert shifted_density[-1] == pytest.approx(-2000 + np.log(5), rel=1e-6)
+
+
+def test_log_sum_exp_out_of_range_rows_without_warnings():
+    # Beyond exp's range above and below, and a component of zero weight.
+    weighted = np.array([[800.0, -1e4, 0.0, -np.inf], [799.0, -1e4 - 1, -1.0, -5.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        log_density, resp = _kernels.normalise_log_prob(weighted.copy())
+    np.testing.assert_allclose(log_density, logsumexp(weighted, axis=0), rtol=1e-14)
+    np.testing.assert_allclose(resp.sum(axis=0), 1.0, rtol=1e-14)
+    assert resp[0, 3] == 0.0
