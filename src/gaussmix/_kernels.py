@@ -106,13 +106,20 @@ _DIRECT_EXP_RANGE = {
 }
 
 
-def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normalise_log_prob(
+    weighted: np.ndarray, pass_state: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Log-sum-exp over components and responsibilities.
 
     Parameters
     ----------
     weighted : ndarray of shape (n_components, n_samples)
         Left unchanged when the direct sums are in range, overwritten otherwise.
+    pass_state : dict, optional
+        Shared by the chunks of one pass (the ``prepare`` dict): once a chunk
+        needs the shifted log-sum-exp, the following ones go to it directly
+        instead of computing exp twice (float32 at high dimension, where
+        log-densities are often beyond exp's range).
 
     Returns
     -------
@@ -122,16 +129,19 @@ def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Reductions across the short component axis of a component-major array
     # are elementwise operations between long rows: fast and vectorised.
     bounds = _DIRECT_EXP_RANGE.get(weighted.dtype)
-    if bounds is not None and weighted.size:
+    shifted = pass_state is not None and pass_state.get("shifted_log_sum_exp", False)
+    if bounds is not None and weighted.size and not shifted:
         # Log-densities of a fitted mixture rarely leave a few hundred nats,
         # so exp needs no shift: two passes fewer than log-sum-exp with the
         # row maxima.  Rows out of range send the chunk to the shifted path.
         with np.errstate(under="ignore", over="ignore"):
             resp = np.exp(weighted)
-        total = np.sum(resp, axis=0)
-        if bounds[0] < np.min(total) and np.max(total) < bounds[1]:
+        total = resp.sum(axis=0)
+        if bounds[0] < total.min() and total.max() < bounds[1]:
             resp *= 1.0 / total
             return np.log(total), resp
+        if pass_state is not None:
+            pass_state["shifted_log_sum_exp"] = True
     col_max = np.max(weighted, axis=0)
     col_max[~np.isfinite(col_max)] = 0.0
     weighted -= col_max
@@ -180,7 +190,7 @@ def e_step_chunk(
         return _empty_stats(model, params, prep["shift"])
     centre = centre.astype(X.dtype)
     weighted, aux = _log_prob(model, X, centre, prep)
-    log_density, resp = normalise_log_prob(weighted)
+    log_density, resp = normalise_log_prob(weighted, prep)
     if sample_weight is None:
         log_likelihood = float(np.sum(log_density, dtype=np.float64))
         weight_sum = float(X.shape[0])
