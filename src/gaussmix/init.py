@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import em
+from ._parallel import threadpool_controller
 from .covariance import kernel_family
 from .hierarchical import hierarchical_labels
 from .params import MixtureParams
@@ -38,6 +39,24 @@ INIT_METHODS = (
 # centres little, and its cost grows with the rows times its iterations.
 KMEANS_SAMPLE_ROWS = 20_000
 KMEANS_SAMPLE_ROWS_PER_COMPONENT = 200
+
+
+# k-means with at most this many rows * features * components per iteration
+# runs on one OpenMP thread: its iterations take a millisecond or less, too
+# short for a second thread to gain on idle cores, and on busy cores each
+# iteration's barrier waits for a descheduled thread (two threads measured
+# 5-25x slower than one at 1e4-1e5 rows on 2 loaded cores).  The labels are
+# those of the same algorithm; only the grouping of its float sums differs.
+KMEANS_SERIAL_WORK = 1 << 20
+
+
+def _kmeans(X, n_components, random_state, sample_weight):
+    """scikit-learn's KMeans as its GaussianMixture runs it (one init), fitted."""
+    kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+    if X.shape[0] * X.shape[1] * n_components > KMEANS_SERIAL_WORK:
+        return kmeans.fit(X, sample_weight=sample_weight)
+    with threadpool_controller().limit(limits=1, user_api="openmp"):
+        return kmeans.fit(X, sample_weight=sample_weight)
 
 
 def kmeans_sample_rows(n_samples: int, n_components: int) -> int:
@@ -70,11 +89,7 @@ def initial_labels(
     if method == "hierarchical":
         return hierarchical_labels(X, n_components, sample_weight=sample_weight)
     if method == "kmeans":
-        return (
-            KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-            .fit(X, sample_weight=sample_weight)
-            .labels_
-        )
+        return _kmeans(X, n_components, random_state, sample_weight).labels_
     if method == "kmeans-sample":
         n_rows = kmeans_sample_rows(n_samples, n_components)
         if n_rows < n_samples:
@@ -82,8 +97,7 @@ def initial_labels(
             sample, weights = X[rows], None if sample_weight is None else sample_weight[rows]
         else:
             sample, weights = X, sample_weight
-        kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-        kmeans.fit(sample, sample_weight=weights)
+        kmeans = _kmeans(sample, n_components, random_state, weights)
         return kmeans.labels_ if n_rows == n_samples else kmeans.predict(X)
     if method == "random":
         return None
