@@ -15,9 +15,11 @@ file of many gigabytes means the whole file.
 
 from __future__ import annotations
 
+import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -242,19 +244,13 @@ def reader_for_memmap(X: np.memmap) -> BlockReader:
         try:
             base = np.frombuffer(mapping, dtype=np.uint8)
             # The map starts at the allocation boundary at or before X.offset.
-            map_start = X.offset - X.offset % _allocation_granularity()
+            map_start = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY
             offset = map_start + (X.ctypes.data - base.ctypes.data)
             del base
             return _FileRowsReader(filename, offset, X.shape, X.dtype)
         except (ValueError, TypeError, OSError):
             pass
     return ArrayBlockReader(X)
-
-
-def _allocation_granularity() -> int:
-    import mmap
-
-    return mmap.ALLOCATIONGRANULARITY
 
 
 # ------------------------------------------------------------------- Parquet
@@ -291,7 +287,7 @@ class ParquetReader(BlockReader):
         must be numeric (integer, float or boolean) and free of nulls.
     """
 
-    def __init__(self, path: str | os.PathLike, columns=None):
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str] | None = None):
         pa, pq = _pyarrow()
         path = Path(os.fspath(path))
         self.files = _parquet_files_in(path) if path.is_dir() else [path]
@@ -431,7 +427,7 @@ class ZarrReader(BlockReader):
         An open array, or the path of one.
     """
 
-    def __init__(self, array_or_path):
+    def __init__(self, array_or_path: Any):
         if isinstance(array_or_path, (str, os.PathLike)):
             array = _open_zarr(Path(os.fspath(array_or_path)))
         else:
