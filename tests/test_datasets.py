@@ -190,3 +190,16 @@ def test_fit_from_a_block_dataset_equals_the_array_fit():
     np.testing.assert_array_equal(from_blocks.means_, in_memory.means_)
     np.testing.assert_array_equal(from_blocks.covariances_, in_memory.covariances_)
     assert from_blocks.n_iter_ == in_memory.n_iter_
+
+
+def test_a_float32_file_is_scored_in_the_float64_of_the_model(tmp_path):
+    # As for arrays, the computation takes the wider of the two dtypes, so a
+    # float64 model gives the same scores whether float32 rows come from an
+    # array or from a file.
+    X = np.random.default_rng(3).normal(size=(2000, 3))
+    model = GaussianMixture(3, random_state=0).fit(X)
+    path = tmp_path / "rows.npy"
+    np.save(path, X.astype(np.float32))
+    from_file = model.score_samples(str(path))
+    assert from_file.dtype == np.float64
+    np.testing.assert_array_equal(from_file, model.score_samples(X.astype(np.float32)))
