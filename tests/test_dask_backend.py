@@ -212,6 +212,15 @@ def test_inference_on_a_dask_array(client, method):
     np.testing.assert_allclose(result, getattr(model, method)(X), rtol=1e-12, atol=1e-12)
 
 
+def test_float32_rows_under_a_float64_model(client):
+    X = mixture()
+    model = GaussianMixture(3, random_state=0).fit(X)
+    X32 = X.astype(np.float32)
+    np.testing.assert_allclose(
+        model.score_samples(da.from_array(X32)), model.score_samples(X32), rtol=1e-12
+    )
+
+
 def test_fit_predict_equals_fit_then_predict(client):
     X = mixture()
     model = GaussianMixture(3, random_state=0)
