@@ -10,7 +10,9 @@ the number of threads.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +23,7 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "map_chunks",
+    "imap_chunks",
     "single_threaded_blas",
     "limited_threads",
     "threadpool_controller",
@@ -125,3 +128,32 @@ def map_chunks(function: Callable[[slice], T], chunks: Sequence[slice]) -> list[
     if n_threads <= 1 or threading.current_thread().name.startswith("gaussmix"):
         return [function(rows) for rows in chunks]
     return list(_pool(n_threads).map(function, chunks))
+
+
+def imap_chunks(function: Callable[[slice], T], chunks: Sequence[slice]) -> Iterator[T]:
+    """``function(c)`` for each chunk, yielded in chunk order as they complete.
+
+    At most a few chunks per thread are in flight, so a pass over millions
+    of rows reduced on the fly (statistics summed as they arrive) holds a
+    handful of chunk results instead of one per chunk.
+    """
+    n_threads = min(get_num_threads(), len(chunks))
+    if n_threads <= 1 or threading.current_thread().name.startswith("gaussmix"):
+        yield from (function(rows) for rows in chunks)
+        return
+    pool = _pool(n_threads)
+    remaining = iter(chunks)
+    pending = collections.deque(
+        pool.submit(function, rows) for rows in itertools.islice(remaining, 4 * n_threads)
+    )
+    try:
+        while pending:
+            result = pending.popleft().result()
+            following = next(remaining, None)
+            if following is not None:
+                pending.append(pool.submit(function, following))
+            yield result
+    finally:
+        # A consumer that stops early (an error in a chunk) leaves nothing queued.
+        for future in pending:
+            future.cancel()

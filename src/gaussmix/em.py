@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels
-from ._parallel import map_chunks, single_threaded_blas
+from ._parallel import imap_chunks, map_chunks, single_threaded_blas
 from .covariance import CovarianceModel, ill_defined_covariance_error
 from .params import MixtureParams
 from .suffstats import SuffStats, sum_stats
@@ -76,7 +76,7 @@ def expectation(
         weights = _chunk_weights(sample_weight, rows)
         return _kernels.e_step_chunk(model, X[rows], weights, params, centre, prep)
 
-    return sum_stats(map_chunks(e_step, _kernels.iter_chunks(X.shape[0], chunk_size)))
+    return sum_stats(imap_chunks(e_step, _kernels.iter_chunks(X.shape[0], chunk_size)))
 
 
 def statistics_from_resp(
@@ -110,7 +110,7 @@ def statistics_from_resp(
             model, X[rows], weights, resp[rows], means, centre
         )
 
-    return sum_stats(map_chunks(stats, chunks))
+    return sum_stats(imap_chunks(stats, chunks))
 
 
 def statistics_from_labels(

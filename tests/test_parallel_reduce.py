@@ -1,0 +1,77 @@
+"""Chunk results reduced as they arrive: order, errors and memory."""
+
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from gaussmix import em
+from gaussmix._parallel import imap_chunks, limited_threads, map_chunks
+from gaussmix.covariance import get_covariance_model
+from gaussmix.params import MixtureParams
+
+
+def test_results_come_in_chunk_order_on_several_threads():
+    chunks = [slice(i, i + 1) for i in range(200)]
+
+    def slow_for_even(rows):
+        # Uneven work, so that later chunks often finish first.
+        if rows.start % 2 == 0:
+            sum(range(2000))
+        return rows.start, threading.current_thread().name
+
+    with limited_threads(2):
+        streamed = list(imap_chunks(slow_for_even, chunks))
+        mapped = map_chunks(slow_for_even, chunks)
+    assert [start for start, _ in streamed] == list(range(200))
+    assert [start for start, _ in mapped] == list(range(200))
+
+
+def test_an_error_in_a_chunk_reaches_the_consumer():
+    def fails_at_seven(rows):
+        if rows.start == 7:
+            raise ValueError("chunk seven")
+        return rows.start
+
+    with limited_threads(2), pytest.raises(ValueError, match="chunk seven"):
+        list(imap_chunks(fails_at_seven, [slice(i, i + 1) for i in range(50)]))
+
+
+def _params(n_components, n_features, rng):
+    model = get_covariance_model("full")
+    covariances = np.stack([np.eye(n_features)] * n_components)
+    return model, MixtureParams(
+        np.full(n_components, 1.0 / n_components),
+        rng.normal(size=(n_components, n_features)),
+        covariances,
+        model.precision_cholesky(covariances),
+    )
+
+
+def test_an_e_step_pass_holds_a_few_chunk_results_not_one_per_chunk():
+    rng = np.random.default_rng(0)
+    model, params = _params(16, 16, rng)
+    small, large = rng.normal(size=(20_000, 16)), rng.normal(size=(400_000, 16))
+    peaks = []
+    with limited_threads(2):
+        for X in (small, large):
+            tracemalloc.start()
+            em.expectation(model, X, None, params)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+    # Twenty times the rows (hundreds of chunks, each with 16 x 16 x 16
+    # scatter statistics) must not need more memory than the small pass.
+    assert peaks[1] < 1.5 * peaks[0]
+
+
+def test_statistics_do_not_depend_on_the_number_of_threads():
+    rng = np.random.default_rng(1)
+    model, params = _params(4, 3, rng)
+    X = rng.normal(size=(50_000, 3))
+    with limited_threads(1):
+        one = em.expectation(model, X, None, params)
+    with limited_threads(2):
+        two = em.expectation(model, X, None, params)
+    np.testing.assert_array_equal(one.scatter, two.scatter)
+    assert one.log_likelihood == two.log_likelihood
