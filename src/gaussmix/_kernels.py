@@ -192,7 +192,7 @@ def e_step_chunk(
     weighted, aux = _log_prob(model, X, centre, prep)
     log_density, resp = normalise_log_prob(weighted, prep)
     if sample_weight is None:
-        log_likelihood = float(np.sum(log_density, dtype=np.float64))
+        log_likelihood = float(log_density.sum(dtype=np.float64))
         weight_sum = float(X.shape[0])
         candidates = log_density
     else:
@@ -201,7 +201,7 @@ def e_step_chunk(
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
         candidates = np.where(sample_weight > 0, log_density, np.inf)
     sum_resp, shift_sum, scatter = _stats(model, X, centre, resp, prep["offsets"], aux)
-    worst = int(np.argmin(candidates))
+    worst = int(candidates.argmin())
     return SuffStats(
         sum_resp=sum_resp.astype(np.float64),
         shift_sum=shift_sum.astype(np.float64),

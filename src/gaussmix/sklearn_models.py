@@ -223,7 +223,7 @@ class FullCovariance(CovarianceModel):
         moments = resp @ rows_t.T
         sum_resp = moments[:, n_features]
         shift_sum = moments[:, :n_features] - sum_resp[:, None] * offsets
-        far = np.any(offsets != 0, axis=1)
+        far = offsets.any(axis=1)
         if not far.any():
             return sum_resp, shift_sum, _near_scatter(centred_t, resp)
         scatter = np.empty((n_components, n_features, n_features), dtype=X.dtype)
@@ -367,7 +367,7 @@ class TiedCovariance(CovarianceModel):
         moments = resp @ rows_t.T
         sum_resp = moments[:, n_features]
         shift_sum = moments[:, :n_features] - sum_resp[:, None] * offsets
-        far = np.any(offsets != 0, axis=1)
+        far = offsets.any(axis=1)
         near_weight = resp[~far].sum(axis=0) if far.any() else resp.sum(axis=0)
         scatter = (centred_t * near_weight) @ centred_t.T
         for k in np.flatnonzero(far):
@@ -516,7 +516,7 @@ class DiagCovariance(CovarianceModel):
         n_features = X.shape[1]
         features = self._features(X, centre) if aux is None else aux
         sum_resp, shift_sum, scatter = self._moments(features, resp, n_features)
-        far = np.flatnonzero(np.any(offsets != 0, axis=1))
+        far = np.flatnonzero(offsets.any(axis=1))
         if far.size:
             # Around their own means, exactly, however far from the centre.
             Xc = self._centred_rows(features, n_features)
