@@ -107,14 +107,8 @@ def test_log_sum_exp_out_of_range_rows_without_warnings():
     assert resp[0, 3] == 0.0
 
 
-def test_chunks_after_an_out_of_range_one_go_to_the_shifted_path():
-    state = {}
-    in_range = np.array([[-1.0, -2.0], [-3.0, -0.5]])
-    _kernels.normalise_log_prob(in_range.copy(), state)
-    assert not state.get("shifted_log_sum_exp", False)
-    _kernels.normalise_log_prob(np.array([[-3000.0], [-3001.0]]), state)
-    assert state["shifted_log_sum_exp"]
-    # Same result on the shifted path for the next chunk.
-    log_density, resp = _kernels.normalise_log_prob(in_range.copy(), state)
-    np.testing.assert_allclose(log_density, logsumexp(in_range, axis=0), rtol=1e-15)
-    np.testing.assert_allclose(resp, np.exp(in_range - log_density), rtol=1e-15)
+def test_one_component_has_responsibility_exactly_one():
+    weighted = np.array([[-1.0, -700.0, 3.5, -0.25]])
+    log_density, resp = _kernels.normalise_log_prob(weighted.copy())
+    np.testing.assert_array_equal(resp, 1.0)
+    np.testing.assert_array_equal(log_density, weighted[0])

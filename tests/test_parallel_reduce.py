@@ -52,7 +52,7 @@ def _params(n_components, n_features, rng):
 def test_an_e_step_pass_holds_a_few_chunk_results_not_one_per_chunk():
     rng = np.random.default_rng(0)
     model, params = _params(16, 16, rng)
-    small, large = rng.normal(size=(20_000, 16)), rng.normal(size=(400_000, 16))
+    small, large = rng.normal(size=(10_000, 16)), rng.normal(size=(200_000, 16))
     peaks = []
     with limited_threads(2):
         for X in (small, large):

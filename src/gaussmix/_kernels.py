@@ -106,20 +106,16 @@ _DIRECT_EXP_RANGE = {
 }
 
 
-def normalise_log_prob(
-    weighted: np.ndarray, pass_state: dict | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Log-sum-exp over components and responsibilities.
+
+    Each chunk chooses its path from its own values only, so that results do
+    not depend on which thread ran which chunk first.
 
     Parameters
     ----------
     weighted : ndarray of shape (n_components, n_samples)
         Left unchanged when the direct sums are in range, overwritten otherwise.
-    pass_state : dict, optional
-        Shared by the chunks of one pass (the ``prepare`` dict): once a chunk
-        needs the shifted log-sum-exp, the following ones go to it directly
-        instead of computing exp twice (float32 at high dimension, where
-        log-densities are often beyond exp's range).
 
     Returns
     -------
@@ -129,8 +125,9 @@ def normalise_log_prob(
     # Reductions across the short component axis of a component-major array
     # are elementwise operations between long rows: fast and vectorised.
     bounds = _DIRECT_EXP_RANGE.get(weighted.dtype)
-    shifted = pass_state is not None and pass_state.get("shifted_log_sum_exp", False)
-    if bounds is not None and weighted.size and not shifted:
+    # One component has responsibility exactly one, as the shifted path gives
+    # (exp(w) / exp(w) need not round to one).
+    if bounds is not None and weighted.size and weighted.shape[0] > 1:
         # Log-densities of a fitted mixture rarely leave a few hundred nats,
         # so exp needs no shift: two passes fewer than log-sum-exp with the
         # row maxima.  Rows out of range send the chunk to the shifted path.
@@ -140,8 +137,6 @@ def normalise_log_prob(
         if bounds[0] < total.min() and total.max() < bounds[1]:
             resp *= 1.0 / total
             return np.log(total), resp
-        if pass_state is not None:
-            pass_state["shifted_log_sum_exp"] = True
     col_max = np.max(weighted, axis=0)
     col_max[~np.isfinite(col_max)] = 0.0
     weighted -= col_max
@@ -190,7 +185,7 @@ def e_step_chunk(
         return _empty_stats(model, params, prep["shift"])
     centre = centre.astype(X.dtype)
     weighted, aux = _log_prob(model, X, centre, prep)
-    log_density, resp = normalise_log_prob(weighted, prep)
+    log_density, resp = normalise_log_prob(weighted)
     if sample_weight is None:
         log_likelihood = float(log_density.sum(dtype=np.float64))
         weight_sum = float(X.shape[0])
