@@ -100,9 +100,9 @@ def _stats(model: CovarianceModel, X, centre, resp, offsets, aux=None):
 # computed without subtracting the row maxima first: the largest term is then
 # a normal number far from overflow, and terms that underflow are below the
 # dtype's precision relative to the sum.
-_DIRECT_EXP_RANGE = {
-    np.dtype(np.float64): (1e-250, 1e250),
-    np.dtype(np.float32): (1e-30, 1e30),
+_DIRECT_LOG_RANGE = {
+    np.dtype(np.float64): (np.log(1e-250), np.log(1e250)),
+    np.dtype(np.float32): (np.log(1e-30), np.log(1e30)),
 }
 
 
@@ -115,7 +115,7 @@ def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Parameters
     ----------
     weighted : ndarray of shape (n_components, n_samples)
-        Left unchanged when the direct sums are in range, overwritten otherwise.
+        Overwritten by the responsibilities.
 
     Returns
     -------
@@ -124,20 +124,25 @@ def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     # Reductions across the short component axis of a component-major array
     # are elementwise operations between long rows: fast and vectorised.
-    bounds = _DIRECT_EXP_RANGE.get(weighted.dtype)
-    # One component has responsibility exactly one, as the shifted path gives
-    # (exp(w) / exp(w) need not round to one).
-    if bounds is not None and weighted.size and weighted.shape[0] > 1:
-        # Log-densities of a fitted mixture rarely leave a few hundred nats,
-        # so exp needs no shift: two passes fewer than log-sum-exp with the
-        # row maxima.  Rows out of range send the chunk to the shifted path.
-        with np.errstate(under="ignore", over="ignore"):
-            resp = np.exp(weighted)
-        total = resp.sum(axis=0)
-        if bounds[0] < total.min() and total.max() < bounds[1]:
-            resp *= 1.0 / total
-            return np.log(total), resp
     col_max = np.max(weighted, axis=0)
+    bounds = _DIRECT_LOG_RANGE.get(weighted.dtype)
+    n_components = weighted.shape[0]
+    # Each row's sum lies between exp(its max) and n_components times that:
+    # when both ends are in range, exp needs no shift, which saves the pass
+    # that subtracts the maxima.  One component keeps responsibility exactly
+    # one, as the shifted path gives (exp(w) / exp(w) need not round to one).
+    if (
+        bounds is not None
+        and n_components > 1
+        and col_max.size
+        and bounds[0] < col_max.min()
+        and col_max.max() + np.log(n_components) < bounds[1]
+    ):
+        with np.errstate(under="ignore"):
+            np.exp(weighted, out=weighted)
+        total = weighted.sum(axis=0)
+        weighted *= 1.0 / total
+        return np.log(total), weighted
     col_max[~np.isfinite(col_max)] = 0.0
     weighted -= col_max
     with np.errstate(under="ignore"):
