@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from numbers import Integral, Real
 
@@ -12,31 +11,20 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import em, online
+from . import em
 from .covariance import covariance_model_names, get_covariance_model
 from .exceptions import ConvergenceWarning, EmptyComponentWarning
 from .init import INIT_METHODS, initial_params
-from .datasets import ArrayDataset, Dataset, as_dataset, check_dataset_shape, is_dataset_like
+from .datasets import ArrayDataset, Dataset, as_dataset, check_dataset_shape
 from .params import MixtureParams
 from ._criteria import InformationCriteriaMixin
+from ._partial_fit import PartialFitMixin, rollback_on_error
 from ._reporting import FitReporter, verbose_logging
 from .validation import check_sample_weight, check_user_init
 
 __all__ = ["GaussianMixture"]
 
-@contextlib.contextmanager
-def _rollback_on_error(estimator):
-    """Leave the estimator exactly as it was if fitting raises."""
-    saved = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved)
-        raise
-
-
-class GaussianMixture(InformationCriteriaMixin, DensityMixin, BaseEstimator):
+class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture model fitted by expectation-maximization.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -259,7 +247,7 @@ class GaussianMixture(InformationCriteriaMixin, DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight, want_labels: bool = True) -> np.ndarray | None:
         self._validate_params()
-        with _rollback_on_error(self), verbose_logging(self.verbose):
+        with rollback_on_error(self), verbose_logging(self.verbose):
             return self._fit_validated(X, sample_weight, want_labels)
 
     def _training_data(self, X, sample_weight) -> Dataset:
@@ -385,79 +373,6 @@ class GaussianMixture(InformationCriteriaMixin, DensityMixin, BaseEstimator):
                 lower_bound=start_bound,
                 on_iteration=reporter.iteration,
             )
-
-    def partial_fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
-        """Update the model with one batch of a stream (stepwise online EM).
-
-        The first batch initialises the model as :meth:`fit` would (with
-        ``init_params`` and the ``*_init`` arrays) unless the model is
-        already fitted, in which case the stream starts from the fitted
-        parameters.  Each call then runs one E-step on the batch under the
-        current parameters, moves the running sufficient statistics towards
-        it by ``(learning_offset + t) ** -learning_decay`` and takes the
-        M-step (see :mod:`gaussmix.online`).  :meth:`fit` starts a new stream.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            One batch; the first must have at least ``n_components`` rows.
-        y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
-            Row multiplicities, see :meth:`fit`.
-
-        Returns
-        -------
-        self : GaussianMixture
-        """
-        self._validate_params()
-        with _rollback_on_error(self), verbose_logging(self.verbose):
-            self._partial_fit(X, sample_weight)
-        return self
-
-    def _partial_fit(self, X, sample_weight) -> None:
-        if is_dataset_like(X) and not isinstance(X, np.memmap):
-            raise TypeError(
-                "partial_fit takes one in-memory batch (an array); fit reads "
-                "files and Dask collections block by block."
-            )
-        state = getattr(self, "_online_state", None)
-        fitted = hasattr(self, "means_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not fitted)
-        if fitted:
-            X = X.astype(self.means_.dtype, copy=False)
-        sample_weight = check_sample_weight(sample_weight, X.shape[0], self.n_components)
-        model = get_covariance_model(self.covariance_type)
-        if fitted:
-            params = self._fitted_params().astype(np.float64)
-        else:
-            if X.shape[0] < self.n_components:
-                raise ValueError(
-                    f"The first batch given to partial_fit has {X.shape[0]} rows, "
-                    f"fewer than n_components={self.n_components}: the model is "
-                    "initialised from it. Start the stream with a larger batch."
-                )
-            user_init = self._checked_user_init(model, X.shape[1])
-            params = self._initial_params(
-                model, X, sample_weight, check_random_state(self.random_state), user_init
-            )
-        batch = ArrayDataset(X, sample_weight)
-        with batch.passes(model, params):
-            batch_stats = batch.expectation(model, params)
-        state, new_params, reseeded = online.update(
-            model, state, batch_stats, reg_covar=self.reg_covar, dtype=X.dtype,
-            learning_decay=self.learning_decay, learning_offset=self.learning_offset,
-        )
-        self._warn_reseeded(em.EMResult(new_params, 0.0, reseeded=[
-            (state.n_steps, k, batch_stats.worst_log_density) for k in reseeded
-        ]))
-        self._set_fitted(model, new_params.astype(X.dtype))
-        self._online_state = state
-        self.n_batch_iter_ = self.n_iter_ = state.n_steps
-        self.converged_ = False
-        # The running log-likelihood: each batch's, under the parameters it met.
-        self.lower_bound_ = state.stats.log_likelihood
-        previous = list(self.lower_bounds_) if state.n_steps > 1 else []
-        self.lower_bounds_ = previous + [batch_stats.mean_log_likelihood]
 
     def _warn_reseeded(self, result: em.EMResult) -> None:
         for n_iter, k, log_density in result.reseeded:

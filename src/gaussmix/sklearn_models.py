@@ -31,6 +31,20 @@ import math
 import numpy as np
 from scipy import linalg
 
+from ._covariance_numerics import (
+    _centred_second_moment,
+    _check_positive,
+    _check_symmetric_positive_definite,
+    _const,
+    _moved_second_moment,
+    _near_scatter,
+    _precision_cholesky_of_matrix,
+    _rows_t,
+    _split_near_far,
+    _upper_factor_of_precision,
+    far_threshold,
+    RowKernels,
+)
 from .covariance import CovarianceModel, ill_defined_covariance_error
 
 __all__ = [
@@ -41,129 +55,8 @@ __all__ = [
     "far_threshold",
 ]
 
-LOG_2PI = math.log(2.0 * math.pi)
 
-
-def _const(params, log_det: np.ndarray, n_features: int) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        log_weights = np.log(params.weights)
-    return log_weights + log_det - 0.5 * n_features * LOG_2PI
-
-
-def far_threshold(dtype) -> float:
-    """Squared whitened distance from the centre beyond which a component is "far".
-
-    Second moments accumulated around the centre lose about
-    ``eps * distance**2`` of relative precision.  Components closer than this
-    bound keep that loss below 1e-12 (float64) or 1e-5 (float32) and are
-    computed with one GEMM for all of them; farther ones are computed around
-    their own means, exactly.
-    """
-    budget = 1e-5 if np.dtype(dtype) == np.float32 else 1e-12
-    return budget / np.finfo(dtype).eps
-
-
-def _split_near_far(means, centre, sq_distances, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Shifts (float64) and the indices of far components."""
-    far = np.flatnonzero(sq_distances > far_threshold(dtype))
-    shift = np.array(np.broadcast_to(centre, means.shape))
-    shift[far] = means[far]
-    return shift, far
-
-
-def _rows_t(X: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """``[Xc^T; 1]``, ``Xc = X - centre``: (n_features + 1, n_samples).
-
-    The centred rows as columns, for GEMMs along the long axis; the row of
-    ones puts the offsets into the whitening GEMM and the component totals
-    into the first-moment GEMM.
-    """
-    n_features = X.shape[1]
-    rows_t = np.empty((n_features + 1, X.shape[0]), dtype=X.dtype)
-    np.subtract(X.T, centre[:, None], out=rows_t[:n_features])
-    rows_t[n_features] = 1.0
-    return rows_t
-
-
-def _near_scatter(centred_t: np.ndarray, resp: np.ndarray) -> np.ndarray:
-    """``sum_i r_ki x_i x_i^T`` for every row k of ``resp``: (K, D, D).
-
-    ``centred_t`` holds the rows as columns, (D, n).  The weighted copies are
-    laid out (K, D, n) so that the broadcast product runs along the long
-    axis, then one GEMM forms every matrix.
-    """
-    n_components, n_features = resp.shape[0], centred_t.shape[0]
-    weighted = resp[:, None, :] * centred_t[None]
-    scatter = weighted.reshape(n_components * n_features, -1) @ centred_t.T
-    return scatter.reshape(n_components, n_features, n_features)
-
-
-def _flip(matrix: np.ndarray) -> np.ndarray:
-    """Reverse the last two axes (conjugation by the exchange matrix)."""
-    return matrix[..., ::-1, ::-1]
-
-
-def _precision_cholesky_of_matrix(covariance: np.ndarray) -> np.ndarray:
-    """Upper factors ``U`` of ``inv(covariance) = U @ U.T``.
-
-    Accepts one matrix or a stack; NumPy's batched routines make one call for
-    all components, which matters for small models fitted many times.
-
-    Raises
-    ------
-    ValueError
-        If a covariance is not positive-definite, with the remedies.
-    """
-    try:
-        cov_chol = np.linalg.cholesky(covariance)
-    except (np.linalg.LinAlgError, ValueError):
-        raise ill_defined_covariance_error(covariance.dtype) from None
-    return np.swapaxes(np.tril(np.linalg.inv(cov_chol)), -1, -2)
-
-
-def _upper_factor_of_precision(precision: np.ndarray) -> np.ndarray:
-    """Upper ``U`` with ``precision = U @ U.T`` (Cholesky of the flipped matrix)."""
-    return _flip(linalg.cholesky(_flip(precision), lower=True, check_finite=False))
-
-
-def _check_symmetric_positive_definite(precision: np.ndarray, name: str) -> None:
-    if not (
-        np.allclose(precision, precision.T)
-        and np.all(np.linalg.eigvalsh(precision) > 0.0)
-    ):
-        raise ValueError(f"'{name} precision' should be symmetric, positive-definite")
-
-
-def _check_positive(precision: np.ndarray, name: str) -> None:
-    if np.any(np.less_equal(precision, 0.0)):
-        raise ValueError(f"'{name} precision' should be positive")
-
-
-def _moved_second_moment(
-    scatter: np.ndarray, sum_resp: np.ndarray, shift_sum: np.ndarray, step: np.ndarray
-) -> np.ndarray:
-    """Full scatter around ``shift + step``: ``S - s d^T - d s^T + R d d^T``."""
-    outer_sd = shift_sum[:, :, None] * step[:, None, :]
-    return (
-        scatter
-        - outer_sd
-        - np.swapaxes(outer_sd, 1, 2)
-        + sum_resp[:, None, None] * step[:, :, None] * step[:, None, :]
-    )
-
-
-def _centred_second_moment(
-    scatter: np.ndarray, sum_resp: np.ndarray, shift_sum: np.ndarray, nk: np.ndarray
-) -> np.ndarray:
-    """Scatter around the new means from scatter around the shift.
-
-    The new means are ``shift + shift_sum / nk``.  The shift is close to
-    them, so the correction is small and nothing cancels.
-    """
-    return _moved_second_moment(scatter, sum_resp, shift_sum, shift_sum / nk[:, None])
-
-
-class FullCovariance(CovarianceModel):
+class FullCovariance(RowKernels, CovarianceModel):
     """Each component has its own general covariance matrix (mclust's VVV)."""
 
     name = "full"
@@ -212,9 +105,6 @@ class FullCovariance(CovarianceModel):
         np.subtract(prep["const"][:, None], weighted, out=weighted)
         return weighted, rows_t
 
-    def log_prob_chunk(self, Xc, prep):
-        return self.log_prob_rows(Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), prep)
-
     def stats_rows(self, X, centre, resp, offsets, aux=None):
         """``(sum_resp, shift_sum, scatter)`` of raw rows (see :meth:`chunk_stats`)."""
         n_components, n_features = offsets.shape
@@ -233,12 +123,6 @@ class FullCovariance(CovarianceModel):
             diff = centred_t - offsets[k][:, None]
             scatter[k] = (diff * resp[k]) @ diff.T
         return sum_resp, shift_sum, scatter
-
-    def chunk_stats(self, Xc, resp, offsets, aux=None):
-        _, shift_sum, scatter = self.stats_rows(
-            Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), resp, offsets, aux
-        )
-        return shift_sum, scatter
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
         return _moved_second_moment(scatter, sum_resp, shift_sum, step)
@@ -295,7 +179,7 @@ class FullCovariance(CovarianceModel):
         return out
 
 
-class TiedCovariance(CovarianceModel):
+class TiedCovariance(RowKernels, CovarianceModel):
     """All components share one general covariance matrix (mclust's EEE)."""
 
     name = "tied"
@@ -356,9 +240,6 @@ class TiedCovariance(CovarianceModel):
             weighted[k] = maha
         return weighted, rows_t
 
-    def log_prob_chunk(self, Xc, prep):
-        return self.log_prob_rows(Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), prep)
-
     def stats_rows(self, X, centre, resp, offsets, aux=None):
         """``(sum_resp, shift_sum, scatter)`` of raw rows (see :meth:`chunk_stats`)."""
         n_features = X.shape[1]
@@ -374,12 +255,6 @@ class TiedCovariance(CovarianceModel):
             diff = centred_t - offsets[k][:, None]
             scatter += (diff * resp[k]) @ diff.T
         return sum_resp, shift_sum, scatter
-
-    def chunk_stats(self, Xc, resp, offsets, aux=None):
-        _, shift_sum, scatter = self.stats_rows(
-            Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), resp, offsets, aux
-        )
-        return shift_sum, scatter
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
         outer_sd = shift_sum.T @ step
@@ -424,7 +299,7 @@ class TiedCovariance(CovarianceModel):
         return covariances.copy()
 
 
-class DiagCovariance(CovarianceModel):
+class DiagCovariance(RowKernels, CovarianceModel):
     """Each component has its own diagonal covariance matrix (mclust's VVI)."""
 
     name = "diag"
@@ -503,9 +378,6 @@ class DiagCovariance(CovarianceModel):
                 weighted[k] = maha
         return weighted, features
 
-    def log_prob_chunk(self, Xc, prep):
-        return self.log_prob_rows(Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), prep)
-
     def _moments(self, features, resp, n_features):
         """Component totals, first and second moments: one GEMM."""
         moments = resp @ features.T
@@ -526,12 +398,6 @@ class DiagCovariance(CovarianceModel):
                 )
                 shift_sum[k], scatter[k] = own[1][0], own[2][0]
         return sum_resp, shift_sum, scatter
-
-    def chunk_stats(self, Xc, resp, offsets, aux=None):
-        _, shift_sum, scatter = self.stats_rows(
-            Xc, np.zeros(Xc.shape[1], dtype=Xc.dtype), resp, offsets, aux
-        )
-        return shift_sum, scatter
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
         return scatter - 2.0 * shift_sum * step + sum_resp[:, None] * step**2

@@ -1,0 +1,111 @@
+"""``partial_fit``: the estimator's glue to stepwise online EM.
+
+A mixin, so that :mod:`gaussmix.estimator` keeps batch fitting and
+inference; the numerics of the stream live in :mod:`gaussmix.online`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
+
+from . import em, online
+from ._reporting import verbose_logging
+from .covariance import get_covariance_model
+from .datasets import ArrayDataset, is_dataset_like
+from .validation import check_sample_weight
+
+__all__ = ["PartialFitMixin", "rollback_on_error"]
+
+
+@contextlib.contextmanager
+def rollback_on_error(estimator):
+    """Leave the estimator exactly as it was if fitting raises."""
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise
+
+
+
+class PartialFitMixin:
+    """``partial_fit`` for :class:`~gaussmix.GaussianMixture`."""
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the model with one batch of a stream (stepwise online EM).
+
+        The first batch initialises the model as :meth:`fit` would (with
+        ``init_params`` and the ``*_init`` arrays) unless the model is
+        already fitted, in which case the stream starts from the fitted
+        parameters.  Each call then runs one E-step on the batch under the
+        current parameters, moves the running sufficient statistics towards
+        it by ``(learning_offset + t) ** -learning_decay`` and takes the
+        M-step (see :mod:`gaussmix.online`).  :meth:`fit` starts a new stream.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One batch; the first must have at least ``n_components`` rows.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row multiplicities, see :meth:`fit`.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        self._validate_params()
+        with rollback_on_error(self), verbose_logging(self.verbose):
+            self._partial_fit(X, sample_weight)
+        return self
+
+    def _partial_fit(self, X, sample_weight) -> None:
+        if is_dataset_like(X) and not isinstance(X, np.memmap):
+            raise TypeError(
+                "partial_fit takes one in-memory batch (an array); fit reads "
+                "files and Dask collections block by block."
+            )
+        state = getattr(self, "_online_state", None)
+        fitted = hasattr(self, "means_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not fitted)
+        if fitted:
+            X = X.astype(self.means_.dtype, copy=False)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0], self.n_components)
+        model = get_covariance_model(self.covariance_type)
+        if fitted:
+            params = self._fitted_params().astype(np.float64)
+        else:
+            if X.shape[0] < self.n_components:
+                raise ValueError(
+                    f"The first batch given to partial_fit has {X.shape[0]} rows, "
+                    f"fewer than n_components={self.n_components}: the model is "
+                    "initialised from it. Start the stream with a larger batch."
+                )
+            user_init = self._checked_user_init(model, X.shape[1])
+            params = self._initial_params(
+                model, X, sample_weight, check_random_state(self.random_state), user_init
+            )
+        batch = ArrayDataset(X, sample_weight)
+        with batch.passes(model, params):
+            batch_stats = batch.expectation(model, params)
+        state, new_params, reseeded = online.update(
+            model, state, batch_stats, reg_covar=self.reg_covar, dtype=X.dtype,
+            learning_decay=self.learning_decay, learning_offset=self.learning_offset,
+        )
+        self._warn_reseeded(em.EMResult(new_params, 0.0, reseeded=[
+            (state.n_steps, k, batch_stats.worst_log_density) for k in reseeded
+        ]))
+        self._set_fitted(model, new_params.astype(X.dtype))
+        self._online_state = state
+        self.n_batch_iter_ = self.n_iter_ = state.n_steps
+        self.converged_ = False
+        # The running log-likelihood: each batch's, under the parameters it met.
+        self.lower_bound_ = state.stats.log_likelihood
+        previous = list(self.lower_bounds_) if state.n_steps > 1 else []
+        self.lower_bounds_ = previous + [batch_stats.mean_log_likelihood]
