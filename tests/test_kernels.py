@@ -112,3 +112,43 @@ def test_one_component_has_responsibility_exactly_one():
     log_density, resp = _kernels.normalise_log_prob(weighted.copy())
     np.testing.assert_array_equal(resp, 1.0)
     np.testing.assert_array_equal(log_density, weighted[0])
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 9, 16, 17, 33, 40, 64, 70])
+def test_full_blocks_cover_the_features_in_order(n_features):
+    from gaussmix._covariance_numerics import feature_blocks
+
+    blocks = feature_blocks(n_features)
+    assert blocks[0][0] == 0 and blocks[-1][1] == n_features
+    assert all(stop > start for start, stop in blocks)
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+
+
+@pytest.mark.parametrize("n_features", [1, 9, 17, 40, 70])
+@pytest.mark.parametrize("far", [False, True])
+def test_full_block_triangular_kernels_match_direct_computation(n_features, far):
+    # Several feature blocks (and one), every component near the centre or
+    # one far from it: log-densities against scipy, scatter against the
+    # weighted outer products summed row by row.
+    rng = np.random.default_rng(n_features)
+    model, params = random_params("full", rng, n_components=3, n_features=n_features)
+    if far:
+        params.means[0] += 1e5 * np.sqrt(np.diag(params.covariances[0]))
+    X = params.means[rng.integers(0, 3, 400)] + rng.standard_normal((400, n_features))
+    centre = _kernels.mixture_centre(params)
+    prep = model.prepare(params, centre, X.dtype)
+    assert bool(np.any(prep["offsets"][0] != 0)) == far
+    weighted, aux = model.log_prob_rows(X, centre, prep)
+    expected = expected_weighted_log_prob("full", params, X)
+    # O(1e11) log-densities of the far component from whitened values of
+    # O(1e5): relative eps * 1e5 each; O(10) otherwise.
+    np.testing.assert_allclose(weighted, expected, rtol=1e-9 if far else 1e-12, atol=1e-10)
+    resp = rng.dirichlet(np.ones(3), size=400).T.copy()
+    sum_resp, shift_sum, scatter = model.stats_rows(X, centre, resp, prep["offsets"], aux)
+    shifts = prep["shift"]
+    np.testing.assert_allclose(sum_resp, resp.sum(axis=1), rtol=1e-13)
+    for k in range(3):
+        diff = X - shifts[k]
+        np.testing.assert_allclose(shift_sum[k], resp[k] @ diff, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(scatter[k], (diff * resp[k][:, None]).T @ diff,
+                                   rtol=1e-10, atol=1e-9)

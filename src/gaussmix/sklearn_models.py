@@ -37,12 +37,14 @@ from ._covariance_numerics import (
     _check_symmetric_positive_definite,
     _const,
     _moved_second_moment,
-    _near_scatter,
+    _blocked_scatter,
+    _ones_rows_t,
     _precision_cholesky_of_matrix,
     _rows_t,
     _split_near_far,
     _upper_factor_of_precision,
     far_threshold,
+    feature_blocks,
     RowKernels,
 )
 from .covariance import CovarianceModel, ill_defined_covariance_error
@@ -68,7 +70,8 @@ class FullCovariance(RowKernels, CovarianceModel):
         return n_components * n_features * (n_features + 1) // 2
 
     def chunk_width(self, n_components, n_features):
-        return n_components * n_features + n_components
+        widest = max(stop - start for start, stop in feature_blocks(n_features))
+        return n_components * widest + n_components + n_features
 
     def prepare(self, params, centre, dtype):
         n_components, n_features = params.means.shape
@@ -79,46 +82,59 @@ class FullCovariance(RowKernels, CovarianceModel):
             params.means, centre, np.sum(whitened_offsets**2, axis=1), dtype
         )
         log_det = self.log_det_cholesky(chol, n_components, n_features)
-        # All components whitened by one GEMM, [U_1 | ... | U_K]^T @ [Xc^T; 1],
-        # scaled by sqrt(1/2) so that the squared norms are maha / 2; the
-        # last column subtracts the whitened offsets in the same GEMM.
-        stacked = np.swapaxes(chol, 1, 2).reshape(n_components * n_features, n_features)
-        stacked_t = np.empty((n_components * n_features, n_features + 1), dtype=dtype)
-        stacked_t[:, :n_features] = stacked * math.sqrt(0.5)
-        stacked_t[:, n_features] = whitened_offsets.reshape(-1) * -math.sqrt(0.5)
+        # Whitening is y_k = U_k^T (x - c) - U_k^T (mu_k - c), and U_k^T is
+        # lower-triangular: features [a, b) of y need only the first b of x.
+        # Per block, one GEMM whitens every component, [1; Xc^T][:1 + b]
+        # against the rows of [-U_k^T (mu_k - c) | U_k^T[a:b, :b]], scaled by
+        # sqrt(1/2) so that the squared norms are maha / 2.
+        lower = np.swapaxes(chol, 1, 2) * math.sqrt(0.5)
+        shifted = whitened_offsets * -math.sqrt(0.5)
+        whiteners = []
+        for start, stop in feature_blocks(n_features):
+            block = np.empty((n_components, stop - start, stop + 1), dtype=dtype)
+            block[:, :, 0] = shifted[:, start:stop]
+            block[:, :, 1:] = lower[:, start:stop, :stop]
+            whiteners.append((stop, block.reshape(n_components * (stop - start), stop + 1)))
         return {
             "shift": shift,
             "offsets": (shift - centre).astype(dtype),
-            "stacked_t": stacked_t,
+            "whiteners": whiteners,
             "const": _const(params, log_det, n_features).astype(dtype),
         }
 
     def log_prob_rows(self, X, centre, prep):
-        """Weighted log-probabilities of raw rows, and ``[Xc^T; 1]`` for the statistics."""
+        """Weighted log-probabilities of raw rows, and ``[1; Xc^T]`` for the statistics."""
         # Whitening is linear in the offset, so a far centre costs only
         # eps * distance of absolute precision here.
         n_samples = X.shape[0]
         n_components = prep["const"].shape[0]
-        rows_t = _rows_t(X, centre)
-        half = (prep["stacked_t"] @ rows_t).reshape(n_components, -1, n_samples)
-        weighted = np.einsum("kdn,kdn->kn", half, half)
+        rows_t = _ones_rows_t(X, centre)
+        weighted = None
+        for stop, whitener in prep["whiteners"]:
+            half = (whitener @ rows_t[: stop + 1]).reshape(n_components, -1, n_samples)
+            block_norms = np.einsum("kdn,kdn->kn", half, half)
+            if weighted is None:
+                weighted = block_norms
+            else:
+                weighted += block_norms
         np.subtract(prep["const"][:, None], weighted, out=weighted)
         return weighted, rows_t
 
     def stats_rows(self, X, centre, resp, offsets, aux=None):
         """``(sum_resp, shift_sum, scatter)`` of raw rows (see :meth:`chunk_stats`)."""
         n_components, n_features = offsets.shape
-        rows_t = _rows_t(X, centre) if aux is None else aux
-        centred_t = rows_t[:n_features]
+        rows_t = _ones_rows_t(X, centre) if aux is None else aux
+        centred_t = rows_t[1:]
         moments = resp @ rows_t.T
-        sum_resp = moments[:, n_features]
-        shift_sum = moments[:, :n_features] - sum_resp[:, None] * offsets
+        sum_resp = moments[:, 0]
+        shift_sum = moments[:, 1:] - sum_resp[:, None] * offsets
+        blocks = feature_blocks(n_features)
         far = offsets.any(axis=1)
         if not far.any():
-            return sum_resp, shift_sum, _near_scatter(centred_t, resp)
+            return sum_resp, shift_sum, _blocked_scatter(centred_t, resp, blocks)
         scatter = np.empty((n_components, n_features, n_features), dtype=X.dtype)
         if not far.all():
-            scatter[~far] = _near_scatter(centred_t, resp[~far])
+            scatter[~far] = _blocked_scatter(centred_t, resp[~far], blocks)
         for k in np.flatnonzero(far):
             diff = centred_t - offsets[k][:, None]
             scatter[k] = (diff * resp[k]) @ diff.T
