@@ -259,7 +259,9 @@ def iterations_for(n: int, override: int | None) -> int:
 
 
 def rel_diff(a: float, b: float) -> float:
-    """``|a - b| / max(|a|, |b|)`` (0 when both are 0)."""
+    """``|a - b| / max(|a|, |b|)`` (0 when both are 0, None when one is missing)."""
+    if a is None or b is None:
+        return None
     scale = max(abs(a), abs(b))
     return abs(a - b) / scale if scale else 0.0
 
@@ -285,10 +287,12 @@ def measure_cell(cell: dict, X: np.ndarray, init: dict, options, tally) -> dict:
         fixed = alternate(
             {**base, **init, "tol": 0.0, "max_iter": n_iter}, X, options.repeats, tally, "fixed"
         )
+        memory = {"sk": None, "gm": None}
+        if options.fit_max_n is not None and cell["n"] > options.fit_max_n:
+            return summarise_cell(cell, fixed, None, memory)
         default = alternate(
             {**base, "random_state": options.seed}, X, options.repeats, tally, "default"
         )
-        memory = {"sk": None, "gm": None}
         if not options.no_memory:
             mem_kwargs = {**base, "random_state": options.seed, "max_iter": MEMORY_MAX_ITER}
             for library in ("sk", "gm"):
@@ -296,8 +300,16 @@ def measure_cell(cell: dict, X: np.ndarray, init: dict, options, tally) -> dict:
     return summarise_cell(cell, fixed, default, memory)
 
 
-def summarise_cell(cell: dict, fixed: dict, default: dict, memory: dict) -> dict:
-    """Flatten the measurements of one cell into a row with the ratios."""
+_NO_FIT = {"time_s": None, "n_iter": None, "converged": None, "lower_bound": None}
+
+
+def summarise_cell(cell: dict, fixed: dict, default: dict | None, memory: dict) -> dict:
+    """Flatten the measurements of one cell into a row with the ratios.
+
+    ``default`` is None where the whole default fit was skipped (``--fit-max-n``).
+    """
+    if default is None:
+        default = {"sk": _NO_FIT, "gm": _NO_FIT}
     per_iter = {lib: fixed[lib]["time_s"] / max(fixed[lib]["n_iter"], 1) for lib in fixed}
     mem_mb = {lib: None if memory[lib] is None else memory[lib] / 2**20 for lib in memory}
     return {
@@ -347,8 +359,12 @@ def warm_up(tally: WarningTally) -> None:
         timed_fit(library, kwargs, X, tally, "warm-up")
 
 
-def run_grid(grid: dict, shapes, float32_covs, options, tally) -> list[dict]:
-    """Measure every cell, printing each row as soon as it is done."""
+def run_grid(grid: dict, shapes, float32_covs, options, tally, checkpoint) -> list[dict]:
+    """Measure every cell, printing each row as soon as it is done.
+
+    ``checkpoint(rows)`` is called after every cell, so that a long run that
+    is stopped keeps what it measured.
+    """
     rows = []
     warm_up(tally)
     print_table_header()
@@ -364,6 +380,7 @@ def run_grid(grid: dict, shapes, float32_covs, options, tally) -> list[dict]:
             row = measure_cell(cell, data[cell["dtype"]], inits[cell["cov"]], options, tally)
             rows.append(row)
             print_table_row(row)
+            checkpoint(rows)
         del X64, data
     return rows
 
@@ -565,6 +582,8 @@ def print_table_header() -> None:
 def iterations_cell(row: dict) -> str:
     """'sk/gm' iterations, '*' marking a fit that did not converge."""
     def one(lib):
+        if row[f"{lib}_n_iter"] is None:
+            return "-"
         return f"{row[f'{lib}_n_iter']}{'' if row[f'{lib}_converged'] else '*'}"
     return f"{one('sk')}/{one('gm')}"
 
@@ -615,6 +634,7 @@ def print_summary(summary: dict) -> None:
 
 def convergence_counts(rows: list[dict]) -> dict:
     """How many whole default fits of the grid did not converge, per library."""
+    rows = [r for r in rows if r["sk_n_iter"] is not None]
     return {
         "cells": len(rows),
         "sk_not_converged": sum(not r["sk_converged"] for r in rows),
@@ -765,6 +785,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds-init",
                         help="also fit gaussmix with this init_params in the seed comparison, "
                              "e.g. kmeans-sample")
+    parser.add_argument("--fit-max-n", type=parse_n,
+                        help="skip the whole default fits (and memory runs) of cells with "
+                             "more rows than this; their per-iteration runs still run")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                        help="measure nothing: print the table and summary of the rows of "
+                             "these result files together, and write them as one file")
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM-peak fraction")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc runs")
     parser.add_argument("--seed", type=int, default=0, help="data and init seed (default 0)")
@@ -787,13 +813,46 @@ def resolve_grid(options):
     return grid, shapes, float32_covs
 
 
+def merge(options, timestamp: str) -> int:
+    """Print and write the rows and extras of several result files as one run."""
+    runs = [json.loads(path.read_text()) for path in options.merge]
+    rows = [row for run in runs for row in run["rows"]]
+    summaries = [run.get("summary") or {} for run in runs]
+    gemm = [s["gemm"] for s in summaries if s.get("gemm")]
+    summary = {
+        "ratio_medians": ratio_medians(rows), "float32": float32_comparison(rows),
+        "seeds": [seeds for s in summaries for seeds in s.get("seeds", [])],
+        "gemm": gemm[-1] if gemm else None, "convergence": convergence_counts(rows),
+        "warnings": [w for s in summaries for w in s.get("warnings", [])],
+    }
+    for path, run in zip(options.merge, runs):
+        env = run["environment"]
+        print(f"{path}: {len(run['rows'])} cells, {run.get('total_s', 0):.0f} s, load "
+              f"{env.get('loadavg_start')} -> {env.get('loadavg_end')}, "
+              f"OPENBLAS_CORETYPE={env['env'].get('OPENBLAS_CORETYPE')}")
+    print()
+    print_table_header()
+    for row in rows:
+        print_table_row(row)
+    print_summary(summary)
+    write_json(options, timestamp, {
+        "merged_from": [str(path) for path in options.merge],
+        "environments": [run["environment"] for run in runs],
+        "rows": rows, "summary": summary,
+        "total_s": sum(run.get("total_s", 0) for run in runs),
+    })
+    return 0
+
+
 def main(argv=None) -> int:
     options = build_parser().parse_args(argv)
+    timestamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if options.merge:
+        return merge(options, timestamp)
     options.repeats = options.repeats or (1 if options.quick else 2)
     n_seeds = options.seeds if options.seeds is not None else (5 if options.quick else 10)
     grid, shapes, float32_covs = resolve_grid(options)
     started = time.perf_counter()
-    timestamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     env = environment()
     print_environment(env)
     print(f"Grid: shapes (N, D, K) {list(shapes)}; cov {list(grid['cov'])}; sep "
@@ -805,7 +864,11 @@ def main(argv=None) -> int:
     print_legend(options, iters_note)
 
     tally = WarningTally()
-    rows = run_grid(grid, shapes, float32_covs, options, tally)
+    def checkpoint(rows):
+        write_json(options, timestamp, {"environment": env, "rows": rows, "partial": True,
+                                        "total_s": time.perf_counter() - started}, quiet=True)
+
+    rows = run_grid(grid, shapes, float32_covs, options, tally, checkpoint)
     seeds_blas = "default" if "default" in grid["blas"] else grid["blas"][0]
     seeds_cell = dict(SEEDS_CELL_QUICK if options.quick else SEEDS_CELL)
     if options.seeds_n:
@@ -835,12 +898,13 @@ def main(argv=None) -> int:
     return 0
 
 
-def write_json(options, timestamp: str, payload: dict) -> None:
+def write_json(options, timestamp: str, payload: dict, quiet: bool = False) -> None:
     default = Path(__file__).resolve().parent / "results" / f"bench_em-{timestamp}.json"
     path = options.json or default
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1, default=_json_default))
-    print(f"Results written to {path}")
+    if not quiet:
+        print(f"Results written to {path}")
 
 
 def _json_default(value):

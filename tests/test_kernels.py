@@ -152,3 +152,28 @@ def test_full_block_triangular_kernels_match_direct_computation(n_features, far)
         np.testing.assert_allclose(shift_sum[k], resp[k] @ diff, rtol=1e-10, atol=1e-9)
         np.testing.assert_allclose(scatter[k], (diff * resp[k][:, None]).T @ diff,
                                    rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("offset", [0.0, -30.0, 40.0])
+def test_log_sum_exp_never_makes_subnormal_responsibilities(dtype, offset):
+    # Terms whose exp would be subnormal (10-20x slower to compute with) are
+    # raised to a floor far below the rounding of their row's sum: every
+    # responsibility is zero or normal, and the results are unchanged.
+    rng = np.random.default_rng(3)
+    tiny = np.finfo(dtype).tiny
+    spread = -np.log(tiny) * 1.5
+    weighted = (offset - rng.uniform(0, spread, size=(8, 500))).astype(dtype)
+    weighted[:, ::7] = offset  # some rows far from the floor everywhere
+    weighted[5] = -np.inf  # a component of zero weight
+    expected_density = logsumexp(weighted.astype(np.float64), axis=0)
+    expected_resp = np.exp(weighted.astype(np.float64) - expected_density)
+    log_density, resp = _kernels.normalise_log_prob(weighted.copy())
+    eps = np.finfo(dtype).eps
+    nonzero = resp[resp != 0]
+    assert np.all(np.abs(nonzero) >= tiny)
+    assert np.all(resp[5] == 0)
+    np.testing.assert_allclose(log_density, expected_density, rtol=10 * eps, atol=10 * eps)
+    np.testing.assert_allclose(resp.sum(axis=0), 1.0, rtol=10 * eps)
+    # exp(w) carries the rounding of w, eps * |w| relative, up to eps * spread.
+    np.testing.assert_allclose(resp, expected_resp, rtol=2 * eps * spread, atol=10 * eps)

@@ -8,6 +8,7 @@ that gives every row-based kernel its chunk form.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -59,7 +60,8 @@ def _rows_t(X: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return rows_t
 
 
-def feature_blocks(n_features: int) -> list[tuple[int, int]]:
+@functools.lru_cache(maxsize=64)
+def feature_blocks(n_features: int) -> tuple[tuple[int, int], ...]:
     """Bounds of the blocks of features that full-covariance kernels work in.
 
     Working block by block skips the zero half of the triangular whitening
@@ -70,7 +72,7 @@ def feature_blocks(n_features: int) -> list[tuple[int, int]]:
     width = 8 if n_features <= 32 else 16
     n_blocks = max(1, round(n_features / width))
     edges = np.linspace(0, n_features, n_blocks + 1).round().astype(int).tolist()
-    return list(zip(edges[:-1], edges[1:]))
+    return tuple(zip(edges[:-1], edges[1:]))
 
 
 def _ones_rows_t(X: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -86,7 +88,7 @@ def _ones_rows_t(X: np.ndarray, centre: np.ndarray) -> np.ndarray:
 
 
 def _blocked_scatter(
-    centred_t: np.ndarray, resp: np.ndarray, blocks: list[tuple[int, int]]
+    centred_t: np.ndarray, resp: np.ndarray, blocks: tuple[tuple[int, int], ...]
 ) -> np.ndarray:
     """``sum_i r_ki x_i x_i^T`` for every row k of ``resp``, block by block: (K, D, D).
 
