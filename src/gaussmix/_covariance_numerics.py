@@ -104,12 +104,17 @@ def _blocked_scatter(
         scatter[:, start:stop, :stop] = (weighted @ centred_t[:stop].T).reshape(
             n_components, stop - start, stop
         )
+    _mirror_blocks(scatter, blocks)
+    return scatter
+
+
+def _mirror_blocks(scatter: np.ndarray, blocks: tuple[tuple[int, int], ...]) -> None:
+    """Fill the blocks above the diagonal of each matrix from those below."""
     for row, (start, stop) in enumerate(blocks):
         for low, high in blocks[row + 1 :]:
             scatter[:, start:stop, low:high] = np.swapaxes(
                 scatter[:, low:high, start:stop], 1, 2
             )
-    return scatter
 
 
 def _flip(matrix: np.ndarray) -> np.ndarray:

@@ -360,23 +360,24 @@ class DiagCovariance(RowKernels, CovarianceModel):
         }
 
     def _features(self, X, centre):
-        """``[Xc**2, Xc, 1]`` transposed, ``Xc = X - centre``: (2 * n_features + 1, n_samples).
+        """``[Xc**2, Xc, 1]``, ``Xc = X - centre``: (n_samples, 2 * n_features + 1).
 
         Built from the raw rows, so that no centred copy of the chunk is
-        made; the row of ones puts the constants into the log-probability
-        GEMM and the component totals into the moments GEMM.
+        made, and row by row (the GEMMs take it transposed: a transposed
+        copy of the chunk cost as much as both GEMMs at 64 features); the
+        column of ones puts the constants into the log-probability GEMM and
+        the component totals into the moments GEMM.
         """
         n_features = X.shape[1]
-        features = np.empty((2 * n_features + 1, X.shape[0]), dtype=X.dtype)
-        centred = features[n_features : 2 * n_features]
-        np.subtract(X.T, centre[:, None], out=centred)
-        np.multiply(centred, centred, out=features[:n_features])
-        features[2 * n_features] = 1.0
+        features = np.empty((X.shape[0], 2 * n_features + 1), dtype=X.dtype)
+        centred = features[:, n_features : 2 * n_features]
+        np.subtract(X, centre, out=centred)
+        np.multiply(centred, centred, out=features[:, :n_features])
+        features[:, 2 * n_features] = 1.0
         return features
 
     def _centred_rows(self, features, n_features):
-        """The centred chunk, (n_samples, n_features), as a view of the features."""
-        return features[n_features : 2 * n_features].T
+        return features[:, n_features : 2 * n_features]
 
     def _far_maha(self, diff, precision):
         return (diff * diff) @ precision
@@ -384,7 +385,7 @@ class DiagCovariance(RowKernels, CovarianceModel):
     def log_prob_rows(self, X, centre, prep):
         """Weighted log-probabilities of raw rows, and the features the statistics reuse."""
         features = self._features(X, centre)
-        weighted = prep["design"] @ features
+        weighted = prep["design"] @ features.T
         if len(prep["far"]):
             Xc = self._centred_rows(features, X.shape[1])
             for k, precision in zip(prep["far"], prep["far_precisions"]):
@@ -396,7 +397,7 @@ class DiagCovariance(RowKernels, CovarianceModel):
 
     def _moments(self, features, resp, n_features):
         """Component totals, first and second moments: one GEMM."""
-        moments = resp @ features.T
+        moments = resp @ features
         return moments[:, -1], moments[:, n_features : 2 * n_features], moments[:, :n_features]
 
     def stats_rows(self, X, centre, resp, offsets, aux=None):
@@ -497,23 +498,23 @@ class SphericalCovariance(DiagCovariance):
         )
 
     def _features(self, X, centre):
-        """``[Xc, ||Xc||**2, 1]`` transposed, ``Xc = X - centre``: (n_features + 2, n_samples)."""
+        """``[Xc, ||Xc||**2, 1]``, ``Xc = X - centre``: (n_samples, n_features + 2)."""
         n_features = X.shape[1]
-        features = np.empty((n_features + 2, X.shape[0]), dtype=X.dtype)
-        centred = features[:n_features]
-        np.subtract(X.T, centre[:, None], out=centred)
-        np.einsum("dn,dn->n", centred, centred, out=features[n_features])
-        features[n_features + 1] = 1.0
+        features = np.empty((X.shape[0], n_features + 2), dtype=X.dtype)
+        centred = features[:, :n_features]
+        np.subtract(X, centre, out=centred)
+        np.einsum("nd,nd->n", centred, centred, out=features[:, n_features])
+        features[:, n_features + 1] = 1.0
         return features
 
     def _centred_rows(self, features, n_features):
-        return features[:n_features].T
+        return features[:, :n_features]
 
     def _far_maha(self, diff, precision):
         return np.einsum("nd,nd->n", diff, diff) * precision
 
     def _moments(self, features, resp, n_features):
-        moments = resp @ features.T
+        moments = resp @ features
         return moments[:, -1], moments[:, :n_features], moments[:, n_features]
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
