@@ -796,7 +796,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "more rows than this; their per-iteration runs still run")
     parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
                         help="measure nothing: print the table and summary of the rows of "
-                             "these result files together, and write them as one file")
+                             "these result files together (a cell in a later file replaces "
+                             "the same cell in an earlier one), and write them as one file")
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM-peak fraction")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc runs")
     parser.add_argument("--seed", type=int, default=0, help="data and init seed (default 0)")
@@ -819,10 +820,18 @@ def resolve_grid(options):
     return grid, shapes, float32_covs
 
 
+CELL_KEYS = ("n", "d", "k", "cov", "sep", "dtype", "blas")
+
+
 def merge(options, timestamp: str) -> int:
     """Print and write the rows and extras of several result files as one run."""
     runs = [json.loads(path.read_text()) for path in options.merge]
-    rows = [row for run in runs for row in run["rows"]]
+    # A cell measured again in a later file replaces the earlier measurement.
+    cells = {}
+    for run in runs:
+        for row in run["rows"]:
+            cells[tuple(row[key] for key in CELL_KEYS)] = row
+    rows = list(cells.values())
     summaries = [run.get("summary") or {} for run in runs]
     gemm = [s["gemm"] for s in summaries if s.get("gemm")]
     summary = {

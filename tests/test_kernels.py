@@ -177,3 +177,46 @@ def test_log_sum_exp_never_makes_subnormal_responsibilities(dtype, offset):
     np.testing.assert_allclose(resp.sum(axis=0), 1.0, rtol=10 * eps)
     # exp(w) carries the rounding of w, eps * |w| relative, up to eps * spread.
     np.testing.assert_allclose(resp, expected_resp, rtol=2 * eps * spread, atol=10 * eps)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_features", [5, 40])
+@pytest.mark.parametrize("far", [False, True])
+def test_kernels_match_direct_computation_at_few_and_many_features(
+    covariance_type, n_features, far
+):
+    # Diagonal models lay their features out differently from 32 features
+    # on; both layouts, near and far components, against scipy and sums of
+    # weighted outer products row by row.
+    rng = np.random.default_rng(n_features + 100 * far)
+    model, params = random_params(covariance_type, rng, n_components=3, n_features=n_features)
+    if far:
+        params.means[0] += 1e5
+    X = params.means[rng.integers(0, 3, 300)] + rng.standard_normal((300, n_features))
+    centre = _kernels.mixture_centre(params)
+    prep = model.prepare(params, centre, X.dtype)
+    assert bool(np.any(prep["offsets"][0] != 0)) == far
+    weighted, aux = model.log_prob_rows(X, centre, prep)
+    expected = expected_weighted_log_prob(covariance_type, params, X)
+    # Far: log-densities of O(1e10) from O(1e5) whitened values.
+    np.testing.assert_allclose(weighted, expected, rtol=1e-9 if far else 1e-11, atol=1e-9)
+    resp = rng.dirichlet(np.ones(3), size=300).T.copy()
+    sum_resp, shift_sum, scatter = model.stats_rows(X, centre, resp, prep["offsets"], aux)
+    np.testing.assert_allclose(sum_resp, resp.sum(axis=1), rtol=1e-13)
+    for k in range(3):
+        diff = X - prep["shift"][k]
+        np.testing.assert_allclose(shift_sum[k], resp[k] @ diff, rtol=1e-10, atol=1e-8)
+    if covariance_type in ("diag", "spherical"):
+        per_feature = np.stack([np.einsum("n,nd->d", resp[k], (X - prep["shift"][k]) ** 2)
+                                for k in range(3)])
+        wanted = per_feature if covariance_type == "diag" else per_feature.sum(axis=1)
+        np.testing.assert_allclose(scatter, wanted, rtol=1e-10, atol=1e-8)
+    elif covariance_type == "full":
+        for k in range(3):
+            diff = X - prep["shift"][k]
+            np.testing.assert_allclose(scatter[k], (diff * resp[k][:, None]).T @ diff,
+                                       rtol=1e-10, atol=1e-8)
+    else:  # tied: one scatter, each component's rows around its own shift
+        wanted = sum((X - prep["shift"][k]).T @ ((X - prep["shift"][k]) * resp[k][:, None])
+                     for k in range(3))
+        np.testing.assert_allclose(scatter, wanted, rtol=1e-10, atol=1e-8)

@@ -315,6 +315,11 @@ class TiedCovariance(RowKernels, CovarianceModel):
         return covariances.copy()
 
 
+# From this many features on, diagonal models keep Xc and Xc**2 apart (see
+# DiagCovariance._features).
+_CONTIGUOUS_FEATURES = 32
+
+
 class DiagCovariance(RowKernels, CovarianceModel):
     """Each component has its own diagonal covariance matrix (mclust's VVI)."""
 
@@ -360,15 +365,20 @@ class DiagCovariance(RowKernels, CovarianceModel):
         }
 
     def _features(self, X, centre):
-        """``[Xc**2, Xc, 1]``, ``Xc = X - centre``: (n_samples, 2 * n_features + 1).
+        """``[Xc**2, Xc, 1]`` (n_samples, 2 * n_features + 1), or ``(Xc, Xc**2)``.
 
-        Built from the raw rows, so that no centred copy of the chunk is
-        made, and row by row (the GEMMs take it transposed: a transposed
-        copy of the chunk cost as much as both GEMMs at 64 features); the
-        column of ones puts the constants into the log-probability GEMM and
-        the component totals into the moments GEMM.
+        Built from the raw rows, so that no other centred copy of the chunk
+        is made.  The GEMMs take the features transposed.  From 32 features
+        on, two contiguous arrays were measured 1.4x faster (at 64) than one
+        strided array; below, the one array, whose column of ones puts the
+        constants into the log-probability GEMM and the component totals
+        into the moments GEMM, saves more (passes over (n_components,
+        n_samples)) than its strided writes cost.
         """
         n_features = X.shape[1]
+        if n_features >= _CONTIGUOUS_FEATURES:
+            centred = X - centre
+            return centred, centred * centred
         features = np.empty((X.shape[0], 2 * n_features + 1), dtype=X.dtype)
         centred = features[:, n_features : 2 * n_features]
         np.subtract(X, centre, out=centred)
@@ -377,7 +387,19 @@ class DiagCovariance(RowKernels, CovarianceModel):
         return features
 
     def _centred_rows(self, features, n_features):
+        if isinstance(features, tuple):
+            return features[0]
         return features[:, n_features : 2 * n_features]
+
+    def _weighted(self, design, features, n_features):
+        """``log w_k + log N(x | mu_k, Sigma_k)`` of the chunk: (n_components, n_samples)."""
+        if not isinstance(features, tuple):
+            return design @ features.T
+        centred, squared = features
+        weighted = design[:, :n_features] @ squared.T
+        weighted += design[:, n_features : 2 * n_features] @ centred.T
+        weighted += design[:, 2 * n_features, None]
+        return weighted
 
     def _far_maha(self, diff, precision):
         return (diff * diff) @ precision
@@ -385,7 +407,7 @@ class DiagCovariance(RowKernels, CovarianceModel):
     def log_prob_rows(self, X, centre, prep):
         """Weighted log-probabilities of raw rows, and the features the statistics reuse."""
         features = self._features(X, centre)
-        weighted = prep["design"] @ features.T
+        weighted = self._weighted(prep["design"], features, X.shape[1])
         if len(prep["far"]):
             Xc = self._centred_rows(features, X.shape[1])
             for k, precision in zip(prep["far"], prep["far_precisions"]):
@@ -396,7 +418,10 @@ class DiagCovariance(RowKernels, CovarianceModel):
         return weighted, features
 
     def _moments(self, features, resp, n_features):
-        """Component totals, first and second moments: one GEMM."""
+        """Component totals, first and second moments."""
+        if isinstance(features, tuple):
+            centred, squared = features
+            return resp.sum(axis=1), resp @ centred, resp @ squared
         moments = resp @ features
         return moments[:, -1], moments[:, n_features : 2 * n_features], moments[:, :n_features]
 
@@ -506,6 +531,9 @@ class SphericalCovariance(DiagCovariance):
         np.einsum("nd,nd->n", centred, centred, out=features[:, n_features])
         features[:, n_features + 1] = 1.0
         return features
+
+    def _weighted(self, design, features, n_features):
+        return design @ features.T
 
     def _centred_rows(self, features, n_features):
         return features[:, :n_features]
