@@ -437,16 +437,28 @@ def seed_comparison(spec: dict, n_seeds: int, blas: str, options, tally) -> list
     return results
 
 
+def _mean(runs: list[dict], key: str) -> float:
+    return statistics.fmean(r[key] for r in runs)
+
+
+def _wins(runs: list[dict], winner: str, loser: str) -> int:
+    """Seeds where ``winner``'s final lower bound beats ``loser``'s (ties excluded)."""
+    return sum(higher(r[f"{winner}_lower_bound"], r[f"{loser}_lower_bound"]) for r in runs)
+
+
+def _time_ratio(runs: list[dict], fit: str) -> float:
+    """Mean over seeds of scikit-learn's time over ``fit``'s."""
+    return statistics.fmean(r["sk_time_s"] / r[f"{fit}_time_s"] for r in runs)
+
+
 def summarise_other_init(runs: list[dict]) -> dict:
     """gaussmix from ``--seeds-init`` against scikit-learn's default fit."""
     return {
-        "init_mean_lower_bound": statistics.fmean(r["init_lower_bound"] for r in runs),
-        "init_mean_n_iter": statistics.fmean(r["init_n_iter"] for r in runs),
-        "init_mean_time_ratio_sk_over_gm": statistics.fmean(
-            r["sk_time_s"] / r["init_time_s"] for r in runs
-        ),
-        "init_higher_ll": sum(higher(r["init_lower_bound"], r["sk_lower_bound"]) for r in runs),
-        "init_lower_ll": sum(higher(r["sk_lower_bound"], r["init_lower_bound"]) for r in runs),
+        "init_mean_lower_bound": _mean(runs, "init_lower_bound"),
+        "init_mean_n_iter": _mean(runs, "init_n_iter"),
+        "init_mean_time_ratio_sk_over_gm": _time_ratio(runs, "init"),
+        "init_higher_ll": _wins(runs, "init", "sk"),
+        "init_lower_ll": _wins(runs, "sk", "init"),
     }
 
 
@@ -455,15 +467,13 @@ def summarise_seeds(spec: dict, cov: str, blas: str, runs: list[dict]) -> dict:
     return {
         "n": spec["n"], "d": spec["d"], "k": spec["k"], "sep": spec["sep"], "cov": cov,
         "blas": blas, "seeds": len(runs), "runs": runs,
-        "sk_mean_lower_bound": statistics.fmean(r["sk_lower_bound"] for r in runs),
-        "gm_mean_lower_bound": statistics.fmean(r["gm_lower_bound"] for r in runs),
-        "sk_mean_n_iter": statistics.fmean(r["sk_n_iter"] for r in runs),
-        "gm_mean_n_iter": statistics.fmean(r["gm_n_iter"] for r in runs),
-        "mean_time_ratio_sk_over_gm": statistics.fmean(
-            r["sk_time_s"] / r["gm_time_s"] for r in runs
-        ),
-        "gm_higher_ll": sum(higher(r["gm_lower_bound"], r["sk_lower_bound"]) for r in runs),
-        "sk_higher_ll": sum(higher(r["sk_lower_bound"], r["gm_lower_bound"]) for r in runs),
+        "sk_mean_lower_bound": _mean(runs, "sk_lower_bound"),
+        "gm_mean_lower_bound": _mean(runs, "gm_lower_bound"),
+        "sk_mean_n_iter": _mean(runs, "sk_n_iter"),
+        "gm_mean_n_iter": _mean(runs, "gm_n_iter"),
+        "mean_time_ratio_sk_over_gm": _time_ratio(runs, "gm"),
+        "gm_higher_ll": _wins(runs, "gm", "sk"),
+        "sk_higher_ll": _wins(runs, "sk", "gm"),
     }
 
 
@@ -823,6 +833,15 @@ def resolve_grid(options):
 CELL_KEYS = ("n", "d", "k", "cov", "sep", "dtype", "blas")
 
 
+def grid_summary(rows: list[dict], *, seeds: list, gemm, warnings: list) -> dict:
+    """The summary printed and written: the grid's medians and counts, and the extras."""
+    return {
+        "ratio_medians": ratio_medians(rows), "float32": float32_comparison(rows),
+        "seeds": seeds, "gemm": gemm, "convergence": convergence_counts(rows),
+        "warnings": warnings,
+    }
+
+
 def merge(options, timestamp: str) -> int:
     """Print and write the rows and extras of several result files as one run."""
     runs = [json.loads(path.read_text()) for path in options.merge]
@@ -834,12 +853,11 @@ def merge(options, timestamp: str) -> int:
     rows = list(cells.values())
     summaries = [run.get("summary") or {} for run in runs]
     gemm = [s["gemm"] for s in summaries if s.get("gemm")]
-    summary = {
-        "ratio_medians": ratio_medians(rows), "float32": float32_comparison(rows),
-        "seeds": [seeds for s in summaries for seeds in s.get("seeds", [])],
-        "gemm": gemm[-1] if gemm else None, "convergence": convergence_counts(rows),
-        "warnings": [w for s in summaries for w in s.get("warnings", [])],
-    }
+    summary = grid_summary(
+        rows, seeds=[seeds for s in summaries for seeds in s.get("seeds", [])],
+        gemm=gemm[-1] if gemm else None,
+        warnings=[w for s in summaries for w in s.get("warnings", [])],
+    )
     for path, run in zip(options.merge, runs):
         env = run["environment"]
         print(f"{path}: {len(run['rows'])} cells, {run.get('total_s', 0):.0f} s, load "
@@ -892,12 +910,8 @@ def main(argv=None) -> int:
                              seeds_blas, options, tally) if n_seeds > 0 else [])
     gemm = (None if options.no_gemm
             else gemm_fraction(rows, dgemm_peak(), options.quick, options, tally))
-    summary = {
-        "ratio_medians": ratio_medians(rows), "float32": float32_comparison(rows),
-        "seeds": seeds, "gemm": gemm, "convergence": convergence_counts(rows),
-        "warnings": tally.as_json(),
-        "warning_examples": tally.examples,
-    }
+    summary = grid_summary(rows, seeds=seeds, gemm=gemm, warnings=tally.as_json())
+    summary["warning_examples"] = tally.examples
     print_summary(summary)
     elapsed = time.perf_counter() - started
     env["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None

@@ -105,14 +105,22 @@ def initial_parameters(path: Path, init_rows: int, seed: int, out: Path) -> floa
 
 
 # ------------------------------------------------------------ child process
-def _peak_rss_bytes() -> int:
+def _proc_status_bytes(field: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` in bytes; None where there is none."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def _peak_rss_bytes() -> int:
+    peak = _proc_status_bytes("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     # ru_maxrss is in kB on Linux, bytes on macOS.
@@ -121,14 +129,7 @@ def _peak_rss_bytes() -> int:
 
 
 def _current_rss_bytes() -> int:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_status_bytes("VmRSS") or 0
 
 
 def _cpu_seconds() -> float:

@@ -105,13 +105,6 @@ def _e_step_task(block, weights, model, params, driver_pid: int) -> SuffStats:
 
 def _infer_task(block, weights, model, params, want: str, driver_pid: int) -> np.ndarray:
     _configure_worker(driver_pid)
-    return _infer_block(model, block, params, want)
-
-
-def _infer_block(model, block, params, want: str) -> np.ndarray:
-    # As for arrays: float32 rows under a float64 model are scored in float64.
-    if block.dtype != params.means.dtype:
-        block = block.astype(np.result_type(block.dtype, params.means.dtype))
     return em.log_prob_norm_and_labels(model, block, params, want=want)
 
 
@@ -374,7 +367,7 @@ class DaskDataset(Dataset):
         client = self._blocks.client if self._blocks.parts is not None else _active_client()
         if client is None:
             parts, _ = self._parts()
-            pieces = [_infer_block(model, b, params, want) for b in parts]
+            pieces = [em.log_prob_norm_and_labels(model, b, params, want=want) for b in parts]
         elif self._blocks.parts is None:
             # One pass: compute straight from the graph, without holding blocks.
             dask, _ = _import_dask()

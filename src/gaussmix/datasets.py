@@ -319,12 +319,8 @@ class BlockDataset(Dataset):
         return X, weights
 
     def infer(self, model, params, want):
-        # As for arrays: a float32 file under a float64 model is scored in float64.
-        dtype = np.result_type(self.dtype, np.asarray(params.means).dtype)
-        pieces = [
-            em.log_prob_norm_and_labels(model, block.astype(dtype, copy=False), params, want=want)
-            for _, block in self._blocks()
-        ]
+        pieces = [em.log_prob_norm_and_labels(model, block, params, want=want)
+                  for _, block in self._blocks()]
         return np.concatenate(pieces, axis=0)
 
     def passes(self, model, params):

@@ -337,6 +337,8 @@ def log_prob_norm_and_labels(
 
     ``want`` is ``"score"``, ``"labels"`` or ``"proba"``.
     """
+    # float32 rows under a float64 model are scored in float64, as it was fitted.
+    X = X.astype(np.result_type(X.dtype, params.means.dtype), copy=False)
     chunk_size = _chunk_size(model, params.n_components, params.n_features, X.dtype)
     centre = _kernels.mixture_centre(params)
     prep = model.prepare(params, centre, X.dtype)

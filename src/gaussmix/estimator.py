@@ -429,10 +429,7 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
             with dataset.passes(model, params):
                 return dataset.infer(model, params, want)
         X = self._validated_input(X)
-        params = self._fitted_params()
-        if X.dtype != params.means.dtype:
-            X = X.astype(np.result_type(X.dtype, params.means.dtype))
-        return em.log_prob_norm_and_labels(model, X, params, want=want)
+        return em.log_prob_norm_and_labels(model, X, self._fitted_params(), want=want)
 
     def score_samples(self, X) -> np.ndarray:
         """Log-likelihood of each sample under the model.

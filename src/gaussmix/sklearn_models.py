@@ -532,9 +532,6 @@ class SphericalCovariance(DiagCovariance):
         features[:, n_features + 1] = 1.0
         return features
 
-    def _weighted(self, design, features, n_features):
-        return design @ features.T
-
     def _centred_rows(self, features, n_features):
         return features[:, :n_features]
 
