@@ -10,7 +10,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from gaussmix import GaussianMixture
-from gaussmix import _kernels
+from gaussmix import _kernels, em
 from gaussmix.covariance import get_covariance_model
 from gaussmix.em import (
     EMResult,
@@ -216,12 +216,16 @@ def test_statistics_from_resp_do_not_depend_on_chunk_size(n_samples, covariance_
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_expectation_does_not_depend_on_the_number_of_threads(covariance_type):
-    """Chunks may run on several threads but are summed in order: bitwise equal."""
+@pytest.mark.parametrize("n_chunks", [5, 2 * em._MIN_TASKS + 3])
+def test_expectation_does_not_depend_on_the_number_of_threads(covariance_type, n_chunks):
+    """Chunks may run on several threads but are summed in order: bitwise equal.
+
+    With many chunks a thread takes runs of them and sums each run itself.
+    """
     from gaussmix import _parallel
 
     rng = np.random.RandomState(8)
-    X = rng.standard_normal((5 * _kernels.chunk_size_for(3, 3) + 11, 3))
+    X = rng.standard_normal((n_chunks * _kernels.chunk_size_for(3, 3) + 11, 3))
     X[::2] += 4
     model = get_covariance_model(covariance_type)
     params = short_fit_params(X[:500], 3, covariance_type)
@@ -246,6 +250,25 @@ def test_chunks_cover_the_rows_exactly_once():
             np.testing.assert_array_equal(covered, np.arange(n_samples))
             assert all(c.stop > c.start for c in chunks)
             assert all(c.stop - c.start <= chunk_size for c in chunks)
+
+
+def test_tasks_are_runs_of_whole_chunks_independent_of_threads():
+    for n_samples in (1, 1000, 8 * 100, 8 * 100 + 1, 17 * 100 + 5, 200 * 100, 10**6):
+        chunk_size = 100
+        tasks = em._tasks(n_samples, chunk_size)
+        covered = np.concatenate([np.arange(n_samples)[t] for t in tasks])
+        np.testing.assert_array_equal(covered, np.arange(n_samples))
+        n_chunks = -(-n_samples // chunk_size)
+        # Every task but the last is a whole number of chunks, never more than the cap.
+        sizes = [t.stop - t.start for t in tasks]
+        assert all(size % chunk_size == 0 for size in sizes[:-1])
+        assert max(sizes) <= em._CHUNKS_PER_TASK * chunk_size
+        assert len(tasks) >= min(n_chunks, em._MIN_TASKS)
+
+
+def test_chunks_within_a_task_start_at_its_offset():
+    chunks = _kernels.iter_chunks(250, 100, offset=1000)
+    assert chunks == [slice(1000, 1100), slice(1100, 1200), slice(1200, 1250)]
 
 
 def test_chunk_size_is_a_positive_bounded_int_shrinking_with_width():

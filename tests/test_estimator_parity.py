@@ -25,7 +25,6 @@ from _helpers import (
     FITTED_ATTRIBUTES,
     INIT_METHODS,
     assert_params_close,
-    assert_same_mixture,
     make_data,
     relative_error,
     user_init,

@@ -89,6 +89,28 @@ def test_sum_stats_adds_in_order():
     assert total.worst_log_density == -4.0
 
 
+def test_sum_stats_leaves_its_parts_unchanged_and_keeps_the_first_worst_row():
+    rng = np.random.RandomState(5)
+    shift = np.zeros((2, 3))
+    parts = [make_stats(rng, shift, worst=w) for w in (-2.0, -5.0, -5.0)]
+    before = [{name: np.copy(getattr(p, name)) for name in STAT_FIELDS} for p in parts]
+    total = sum_stats(iter(parts))
+    for part, saved in zip(parts, before):
+        for name in STAT_FIELDS:
+            np.testing.assert_array_equal(getattr(part, name), saved[name])
+    # Ties keep the earlier chunk's row, as ``+`` does.
+    assert total.worst_sample is parts[1].worst_sample
+    assert (parts[0] + parts[1] + parts[2]).worst_sample is parts[1].worst_sample
+    assert sum_stats([parts[0]]) is parts[0]
+
+
+def test_sum_stats_refuses_different_shifts():
+    rng = np.random.RandomState(6)
+    parts = [make_stats(rng, np.zeros((2, 3))), make_stats(rng, np.ones((2, 3)))]
+    with pytest.raises(ValueError, match="different shifts"):
+        sum_stats(parts)
+
+
 # ------------------------------------------------------ chunk invariance
 def fitted_params(X, n_components, covariance_type):
     """Parameters of a short fit: a realistic, non-degenerate E-step point."""

@@ -42,11 +42,12 @@ def chunk_size_for(
     return int(min(max(rows, 256), 16384))
 
 
-def iter_chunks(n_samples: int, chunk_size: int) -> list[slice]:
-    """Consecutive row slices covering ``range(n_samples)``."""
+def iter_chunks(n_samples: int, chunk_size: int, offset: int = 0) -> list[slice]:
+    """Consecutive row slices covering ``range(offset, offset + n_samples)``."""
+    stop = offset + n_samples
     return [
-        slice(start, min(start + chunk_size, n_samples))
-        for start in range(0, n_samples, chunk_size)
+        slice(start, min(start + chunk_size, stop))
+        for start in range(offset, stop, chunk_size)
     ]
 
 

@@ -365,36 +365,36 @@ class DiagCovariance(RowKernels, CovarianceModel):
         }
 
     def _features(self, X, centre):
-        """``[Xc**2, Xc, 1]`` (n_samples, 2 * n_features + 1), or ``(Xc, Xc**2)``.
+        """``[Xc**2; Xc; 1]`` (2 * n_features + 1, n_samples), or ``(Xc, Xc**2)``.
 
         Built from the raw rows, so that no other centred copy of the chunk
-        is made.  The GEMMs take the features transposed.  From 32 features
-        on, two contiguous arrays were measured 1.4x faster (at 64) than one
-        strided array; below, the one array, whose column of ones puts the
-        constants into the log-probability GEMM and the component totals
-        into the moments GEMM, saves more (passes over (n_components,
-        n_samples)) than its strided writes cost.
+        is made.  Below 32 features one array, feature-major, whose row of
+        ones puts the constants into the log-probability GEMM and the
+        component totals into the moments GEMM: against rows of length
+        2D+1 it was measured 1.2-6x faster (6x at D=2, 1.6x at D=16),
+        against two arrays 1.2-1.5x.  From 32 features on, the two
+        contiguous arrays ``(Xc, Xc**2)`` were measured 1.2-1.4x faster.
         """
         n_features = X.shape[1]
         if n_features >= _CONTIGUOUS_FEATURES:
             centred = X - centre
             return centred, centred * centred
-        features = np.empty((X.shape[0], 2 * n_features + 1), dtype=X.dtype)
-        centred = features[:, n_features : 2 * n_features]
-        np.subtract(X, centre, out=centred)
-        np.multiply(centred, centred, out=features[:, :n_features])
-        features[:, 2 * n_features] = 1.0
+        features = np.empty((2 * n_features + 1, X.shape[0]), dtype=X.dtype)
+        centred_t = features[n_features : 2 * n_features]
+        np.subtract(X.T, centre[:, None], out=centred_t)
+        np.multiply(centred_t, centred_t, out=features[:n_features])
+        features[2 * n_features] = 1.0
         return features
 
     def _centred_rows(self, features, n_features):
         if isinstance(features, tuple):
             return features[0]
-        return features[:, n_features : 2 * n_features]
+        return features[n_features : 2 * n_features].T
 
     def _weighted(self, design, features, n_features):
         """``log w_k + log N(x | mu_k, Sigma_k)`` of the chunk: (n_components, n_samples)."""
         if not isinstance(features, tuple):
-            return design @ features.T
+            return design @ features
         centred, squared = features
         weighted = design[:, :n_features] @ squared.T
         weighted += design[:, n_features : 2 * n_features] @ centred.T
@@ -422,7 +422,7 @@ class DiagCovariance(RowKernels, CovarianceModel):
         if isinstance(features, tuple):
             centred, squared = features
             return resp.sum(axis=1), resp @ centred, resp @ squared
-        moments = resp @ features
+        moments = resp @ features.T
         return moments[:, -1], moments[:, n_features : 2 * n_features], moments[:, :n_features]
 
     def stats_rows(self, X, centre, resp, offsets, aux=None):
@@ -523,23 +523,35 @@ class SphericalCovariance(DiagCovariance):
         )
 
     def _features(self, X, centre):
-        """``[Xc, ||Xc||**2, 1]``, ``Xc = X - centre``: (n_samples, n_features + 2)."""
+        """``[Xc; ||Xc||**2; 1]``, ``Xc = X - centre``: (n_features + 2, n_samples).
+
+        Feature-major below 32 features; from 32 on, a view of rows
+        ``[Xc, ||Xc||**2, 1]``, measured faster there (D=64, K=16: 0.029-0.042
+        against 0.044-0.057 s per iteration at N=1e5).
+        """
         n_features = X.shape[1]
-        features = np.empty((X.shape[0], n_features + 2), dtype=X.dtype)
-        centred = features[:, :n_features]
-        np.subtract(X, centre, out=centred)
-        np.einsum("nd,nd->n", centred, centred, out=features[:, n_features])
-        features[:, n_features + 1] = 1.0
+        if n_features >= _CONTIGUOUS_FEATURES:
+            features = np.empty((X.shape[0], n_features + 2), dtype=X.dtype)
+            centred = features[:, :n_features]
+            np.subtract(X, centre, out=centred)
+            np.einsum("nd,nd->n", centred, centred, out=features[:, n_features])
+            features[:, n_features + 1] = 1.0
+            return features.T
+        features = np.empty((n_features + 2, X.shape[0]), dtype=X.dtype)
+        centred_t = features[:n_features]
+        np.subtract(X.T, centre[:, None], out=centred_t)
+        np.einsum("dn,dn->n", centred_t, centred_t, out=features[n_features])
+        features[n_features + 1] = 1.0
         return features
 
     def _centred_rows(self, features, n_features):
-        return features[:, :n_features]
+        return features[:n_features].T
 
     def _far_maha(self, diff, precision):
         return np.einsum("nd,nd->n", diff, diff) * precision
 
     def _moments(self, features, resp, n_features):
-        moments = resp @ features
+        moments = resp @ features.T
         return moments[:, -1], moments[:, :n_features], moments[:, n_features]
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):

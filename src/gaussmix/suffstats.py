@@ -20,6 +20,14 @@ import numpy as np
 __all__ = ["SuffStats", "sum_stats"]
 
 
+def _check_same_shift(a: SuffStats, b: SuffStats) -> None:
+    if a.shift is not b.shift and not np.array_equal(a.shift, b.shift):
+        raise ValueError(
+            "Cannot add sufficient statistics accumulated around different "
+            "shifts; accumulate every chunk of one pass around the same means."
+        )
+
+
 @dataclass(frozen=True)
 class SuffStats:
     """Sufficient statistics of a weighted Gaussian-mixture E-step.
@@ -56,11 +64,7 @@ class SuffStats:
     def __add__(self, other: SuffStats) -> SuffStats:
         if not isinstance(other, SuffStats):
             return NotImplemented
-        if self.shift is not other.shift and not np.array_equal(self.shift, other.shift):
-            raise ValueError(
-                "Cannot add sufficient statistics accumulated around different "
-                "shifts; accumulate every chunk of one pass around the same means."
-            )
+        _check_same_shift(self, other)
         if other.worst_log_density < self.worst_log_density:
             worst = (other.worst_log_density, other.worst_sample)
         else:
@@ -82,13 +86,47 @@ class SuffStats:
         return self.log_likelihood / self.weight_sum
 
 
+def _accumulator(array: np.ndarray) -> np.ndarray:
+    return np.array(array, dtype=np.promote_types(array.dtype, np.float64))
+
+
 def sum_stats(stats: Iterable[SuffStats]) -> SuffStats:
-    """Add statistics of disjoint chunks, in order."""
+    """Add statistics of disjoint chunks, in order.
+
+    The same sums as ``functools.reduce(operator.add, stats)``, accumulated
+    in place: a pass sums over a hundred chunks, and a new set of arrays
+    for each addition cost as much as a small chunk's E-step.
+    """
     iterator = iter(stats)
     try:
-        total = next(iterator)
+        first = next(iterator)
     except StopIteration:
         raise ValueError("No statistics to add: the data had no chunks.") from None
+    sum_resp = _accumulator(first.sum_resp)
+    shift_sum = _accumulator(first.shift_sum)
+    scatter = _accumulator(first.scatter)
+    log_likelihood, weight_sum = first.log_likelihood, first.weight_sum
+    worst_log_density, worst_sample = first.worst_log_density, first.worst_sample
+    count = 1
     for item in iterator:
-        total = total + item
-    return total
+        _check_same_shift(first, item)
+        sum_resp += item.sum_resp
+        shift_sum += item.shift_sum
+        scatter += item.scatter
+        log_likelihood += item.log_likelihood
+        weight_sum += item.weight_sum
+        if item.worst_log_density < worst_log_density:
+            worst_log_density, worst_sample = item.worst_log_density, item.worst_sample
+        count += 1
+    if count == 1:
+        return first
+    return SuffStats(
+        sum_resp=sum_resp,
+        shift_sum=shift_sum,
+        scatter=scatter,
+        shift=first.shift,
+        log_likelihood=log_likelihood,
+        weight_sum=weight_sum,
+        worst_log_density=worst_log_density,
+        worst_sample=worst_sample,
+    )
