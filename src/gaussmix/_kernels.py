@@ -6,6 +6,8 @@ guarantee finite inputs of matching shapes and a floating dtype.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .covariance import CovarianceModel
@@ -107,6 +109,7 @@ _DIRECT_LOG_RANGE = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def _underflow_floor(dtype: np.dtype, n_components: int) -> float:
     """Lowest log-responsibility computed, relative to its row's maximum.
 
