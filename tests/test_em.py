@@ -225,9 +225,10 @@ def test_expectation_does_not_depend_on_the_number_of_threads(covariance_type, n
     from gaussmix import _parallel
 
     rng = np.random.RandomState(8)
-    X = rng.standard_normal((n_chunks * _kernels.chunk_size_for(3, 3) + 11, 3))
-    X[::2] += 4
     model = get_covariance_model(covariance_type)
+    chunk_size = em._chunk_size(model, 3, 3, np.float64)
+    X = rng.standard_normal((n_chunks * chunk_size + 11, 3))
+    X[::2] += 4
     params = short_fit_params(X[:500], 3, covariance_type)
     results = []
     try:
@@ -269,6 +270,21 @@ def test_tasks_are_runs_of_whole_chunks_independent_of_threads():
 def test_chunks_within_a_task_start_at_its_offset():
     chunks = _kernels.iter_chunks(250, 100, offset=1000)
     assert chunks == [slice(1000, 1100), slice(1100, 1200), slice(1200, 1250)]
+
+
+def test_a_model_may_take_larger_chunks():
+    # Rows are the budget over the bytes of a row of the widest temporary.
+    assert _kernels.chunk_size_for(16, 16, width=128) == (1 << 20) // (128 * 8)
+    larger = _kernels.chunk_size_for(16, 16, width=128, chunk_bytes=1 << 21)
+    assert larger == (1 << 21) // (128 * 8)
+    for name in ("diag", "spherical", "tied"):
+        model = get_covariance_model(name)
+        assert model.chunk_bytes == 1 << 21
+        width = model.chunk_width(16, 16)
+        assert em._chunk_size(model, 16, 16, np.float64) == (1 << 21) // (width * 8)
+    full = get_covariance_model("full")
+    assert full.chunk_bytes is None
+    assert em._chunk_size(full, 16, 16, np.float64) == (1 << 20) // (full.chunk_width(16, 16) * 8)
 
 
 def test_chunk_size_is_a_positive_bounded_int_shrinking_with_width():

@@ -31,16 +31,22 @@ _CHUNK_BYTES = 1 << 20
 
 
 def chunk_size_for(
-    n_components: int, n_features: int, itemsize: int = 8, width: int | None = None
+    n_components: int,
+    n_features: int,
+    itemsize: int = 8,
+    width: int | None = None,
+    chunk_bytes: int | None = None,
 ) -> int:
     """Rows per chunk so that one chunk's temporaries stay cache-sized.
 
     ``width`` is the model's :meth:`~gaussmix.covariance.CovarianceModel.chunk_width`;
     by default the widest of all models, ``n_components * n_features``.
+    ``chunk_bytes`` is the model's ``chunk_bytes``, by default 1 MiB.
     """
     if width is None:
         width = max(n_components * n_features, 2 * n_features + n_components)
-    rows = _CHUNK_BYTES // max(1, width * itemsize)
+    budget = _CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    rows = budget // max(1, width * itemsize)
     return int(min(max(rows, 256), 16384))
 
 

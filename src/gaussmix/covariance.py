@@ -77,6 +77,12 @@ class CovarianceModel(ABC):
         )
 
     # ---------------------------------------------------------- chunk kernels
+    # Bytes of the widest per-chunk temporary; None: the engine's default
+    # (1 MiB, cache-sized).  Models whose kernels make many short numpy calls
+    # per row take larger chunks: every call holds the interpreter lock for
+    # a few microseconds, and two threads then wait on each other.
+    chunk_bytes: int | None = None
+
     def chunk_width(self, n_components: int, n_features: int) -> int:
         """Columns of the widest per-row temporary of the chunk kernels.
 

@@ -48,7 +48,9 @@ class EMResult:
 
 def _chunk_size(model: CovarianceModel, n_components: int, n_features: int, dtype) -> int:
     width = model.chunk_width(n_components, n_features)
-    return _kernels.chunk_size_for(n_components, n_features, np.dtype(dtype).itemsize, width)
+    return _kernels.chunk_size_for(
+        n_components, n_features, np.dtype(dtype).itemsize, width, model.chunk_bytes
+    )
 
 
 # A thread takes up to this many consecutive chunks at a time and sums their

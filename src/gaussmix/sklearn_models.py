@@ -199,6 +199,9 @@ class TiedCovariance(RowKernels, CovarianceModel):
     """All components share one general covariance matrix (mclust's EEE)."""
 
     name = "tied"
+    # Measured on 2 threads at N=1e5 against 1 MiB chunks: D=16, K=16
+    # 27.7 -> 21.0 ms per iteration, D=16, K=64 54.2 -> 40.1 ms.
+    chunk_bytes = 1 << 21
 
     def parameter_shape(self, n_components, n_features):
         return (n_features, n_features)
@@ -324,6 +327,10 @@ class DiagCovariance(RowKernels, CovarianceModel):
     """Each component has its own diagonal covariance matrix (mclust's VVI)."""
 
     name = "diag"
+    # Measured on 2 threads at N=1e5 against 1 MiB chunks: D=16, K=16
+    # 13.7 -> 11.1 ms per iteration, D=16, K=64 40.0 -> 33.6 ms; 8 MiB was
+    # slower again.
+    chunk_bytes = 1 << 21
 
     def parameter_shape(self, n_components, n_features):
         return (n_components, n_features)
