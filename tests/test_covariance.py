@@ -308,3 +308,32 @@ def test_pooled_tied_is_unchanged():
     model = get_covariance_model("tied")
     cov = spd_matrix(rng, D)
     np.testing.assert_array_equal(model.pooled(cov, np.ones(K) / K, 0), cov)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_a_variance_within_rounding_of_zero_is_zero(covariance_type):
+    """A component collapsed onto rows sharing a value: its centred moment is
+    a difference of moments around the shift, and noise of either sign there
+    must not pass for a variance (it gave a fit an unbounded likelihood)."""
+    model = get_covariance_model(covariance_type)
+    nk = np.array([4.0, 4.0])
+    mean = np.array([[3.0, 1.0], [0.5, 2.0]])
+    shift_sum = nk[:, None] * mean  # the shift is at the origin
+    exact = nk[:, None] * mean**2  # every row at its component's mean
+    # Rounding-sized noise on the moment around the shift, and one real spread.
+    scatter = exact * (1 + 8 * np.finfo(float).eps)
+    scatter[1] += nk[1] * np.array([0.25, 0.04])
+    if covariance_type == "spherical":
+        scatter = scatter.sum(axis=1)
+    covariances = model.estimate_covariances(scatter, nk, shift_sum, nk, 0.0)
+    if covariance_type == "diag":
+        np.testing.assert_array_equal(covariances[0], 0.0)
+        np.testing.assert_allclose(covariances[1], [0.25, 0.04], rtol=1e-12)
+    else:
+        assert covariances[0] == 0.0
+        np.testing.assert_allclose(covariances[1], 0.145, rtol=1e-12)
+    with pytest.raises(ValueError, match="ill-defined"):
+        model.precision_cholesky(covariances)
+    # reg_covar lifts the collapsed variance, as in scikit-learn.
+    lifted = model.estimate_covariances(scatter, nk, shift_sum, nk, 1e-6)
+    assert np.all(lifted >= 1e-6)

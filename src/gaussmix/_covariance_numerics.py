@@ -117,6 +117,26 @@ def _mirror_blocks(scatter: np.ndarray, blocks: tuple[tuple[int, int], ...]) -> 
             )
 
 
+# A centred second moment at most this fraction of the moment around the
+# shift that it was computed from is within that computation's rounding.
+_COLLAPSE_SLACK = 64 * np.finfo(np.float64).eps
+
+
+def _zero_within_rounding(centred: np.ndarray, around_shift: np.ndarray) -> np.ndarray:
+    """Set to zero, in place, the centred moments that rounding cannot tell from zero.
+
+    A component that collapsed onto rows sharing a value has a true variance
+    of (nearly) zero there; computed as a difference of moments around the
+    shift it comes out as noise of either sign, and a positive speck of noise
+    would pass for a variance and give the fit an unbounded likelihood.
+    Zero makes it ill-defined, as scikit-learn calls a variance of zero, unless
+    ``reg_covar`` lifts it.
+    """
+    # Non-finite moments stay, for the M-step to report.
+    centred[(centred <= _COLLAPSE_SLACK * around_shift) & np.isfinite(around_shift)] = 0.0
+    return centred
+
+
 def _flip(matrix: np.ndarray) -> np.ndarray:
     """Reverse the last two axes (conjugation by the exchange matrix)."""
     return matrix[..., ::-1, ::-1]

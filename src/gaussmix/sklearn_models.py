@@ -43,6 +43,7 @@ from ._covariance_numerics import (
     _rows_t,
     _split_near_far,
     _upper_factor_of_precision,
+    _zero_within_rounding,
     far_threshold,
     feature_blocks,
     RowKernels,
@@ -456,7 +457,9 @@ class DiagCovariance(RowKernels, CovarianceModel):
         return self.moved_scatter(scatter, sum_resp, shift_sum, shift_sum / nk[:, None])
 
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
-        centred = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
+        centred = _zero_within_rounding(
+            self.centred_scatter(scatter, sum_resp, shift_sum, nk), scatter
+        )
         return centred / nk[:, None] + reg_covar
 
     def precision_cholesky(self, covariances):
@@ -574,7 +577,9 @@ class SphericalCovariance(DiagCovariance):
 
     def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
         n_features = shift_sum.shape[1]
-        centred = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
+        centred = _zero_within_rounding(
+            self.centred_scatter(scatter, sum_resp, shift_sum, nk), scatter
+        )
         return centred / (nk * n_features) + reg_covar
 
     def log_det_cholesky(self, precisions_chol, n_components, n_features):
