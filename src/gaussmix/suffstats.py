@@ -20,14 +20,6 @@ import numpy as np
 __all__ = ["SuffStats", "sum_stats"]
 
 
-def _check_same_shift(a: SuffStats, b: SuffStats) -> None:
-    if a.shift is not b.shift and not np.array_equal(a.shift, b.shift):
-        raise ValueError(
-            "Cannot add sufficient statistics accumulated around different "
-            "shifts; accumulate every chunk of one pass around the same means."
-        )
-
-
 @dataclass(frozen=True)
 class SuffStats:
     """Sufficient statistics of a weighted Gaussian-mixture E-step.
@@ -64,21 +56,7 @@ class SuffStats:
     def __add__(self, other: SuffStats) -> SuffStats:
         if not isinstance(other, SuffStats):
             return NotImplemented
-        _check_same_shift(self, other)
-        if other.worst_log_density < self.worst_log_density:
-            worst = (other.worst_log_density, other.worst_sample)
-        else:
-            worst = (self.worst_log_density, self.worst_sample)
-        return SuffStats(
-            sum_resp=self.sum_resp + other.sum_resp,
-            shift_sum=self.shift_sum + other.shift_sum,
-            scatter=self.scatter + other.scatter,
-            shift=self.shift,
-            log_likelihood=self.log_likelihood + other.log_likelihood,
-            weight_sum=self.weight_sum + other.weight_sum,
-            worst_log_density=worst[0],
-            worst_sample=worst[1],
-        )
+        return sum_stats((self, other))
 
     @property
     def mean_log_likelihood(self) -> float:
@@ -93,9 +71,9 @@ def _accumulator(array: np.ndarray) -> np.ndarray:
 def sum_stats(stats: Iterable[SuffStats]) -> SuffStats:
     """Add statistics of disjoint chunks, in order.
 
-    The same sums as ``functools.reduce(operator.add, stats)``, accumulated
-    in place: a pass sums over a hundred chunks, and a new set of arrays
-    for each addition cost as much as a small chunk's E-step.
+    Accumulated in place (``a + b`` is ``sum_stats((a, b))``): a pass sums
+    over a hundred chunks, and a new set of arrays for each addition cost as
+    much as a small chunk's E-step.  Ties for the worst row keep the earlier.
     """
     iterator = iter(stats)
     try:
@@ -109,7 +87,11 @@ def sum_stats(stats: Iterable[SuffStats]) -> SuffStats:
     worst_log_density, worst_sample = first.worst_log_density, first.worst_sample
     count = 1
     for item in iterator:
-        _check_same_shift(first, item)
+        if item.shift is not first.shift and not np.array_equal(item.shift, first.shift):
+            raise ValueError(
+                "Cannot add sufficient statistics accumulated around different "
+                "shifts; accumulate every chunk of one pass around the same means."
+            )
         sum_resp += item.sum_resp
         shift_sum += item.shift_sum
         scatter += item.scatter
