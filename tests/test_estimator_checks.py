@@ -9,6 +9,7 @@ ESTIMATORS = [
     GaussianMixture(n_components=2, covariance_type="tied", random_state=0),
     GaussianMixture(n_components=2, covariance_type="diag", init_params="k-means++"),
     GaussianMixture(n_components=2, covariance_type="spherical", init_params="random"),
+    GaussianMixture(n_components=2, acceleration="squarem", random_state=0),
 ]
 
 
