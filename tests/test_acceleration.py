@@ -45,7 +45,7 @@ def test_squarem_reaches_the_optimum_of_plain_em_in_fewer_passes(covariance_type
     assert fast.n_iter_ < 0.25 * plain.n_iter_
 
 
-def test_squarem_default_tol_is_no_worse_and_no_slower():
+def test_squarem_at_default_tol_on_three_overlapping_clusters():
     X = _overlapping(seed=1)
     plain = _fit(X, "full", None, tol=1e-3)
     fast = _fit(X, "full", "squarem", tol=1e-3)
