@@ -188,3 +188,41 @@ def test_squarem_on_a_file_equals_squarem_on_the_array(tmp_path):
     in_memory = GaussianMixture(3, **kwargs).fit(X)
     assert from_file.n_iter_ == in_memory.n_iter_
     np.testing.assert_allclose(from_file.means_, in_memory.means_, rtol=1e-10, atol=1e-12)
+
+
+def test_a_jump_whose_m_step_fails_falls_back_to_the_em_step(monkeypatch):
+    """An M-step that raises after a kept jump sends the run back to plain EM's point."""
+    X = _overlapping(seed=8)
+    plain = _fit(X, "full", None, tol=1e-6)
+    armed = []
+    real_maximization = acceleration.maximization
+
+    def jump_to_p2(model, p0, p1, p2, step):
+        armed.append(True)
+        return p2  # kept (its log-likelihood is at least p1's) ...
+
+    def failing_once(*args, **kwargs):
+        if armed:
+            armed.clear()  # ... and the M-step after it fails
+            raise ValueError("ill-defined covariance")
+        return real_maximization(*args, **kwargs)
+
+    monkeypatch.setattr(acceleration, "_jump", jump_to_p2)
+    monkeypatch.setattr(acceleration, "maximization", failing_once)
+    fast = _fit(X, "full", "squarem", tol=1e-6)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(plain, name))
+    assert fast.lower_bound_ == plain.lower_bound_
+
+
+def test_an_m_step_failure_without_a_jump_is_raised(monkeypatch):
+    X = _overlapping(n_per_component=100, seed=9)
+
+    def failing(*args, **kwargs):
+        raise ValueError("ill-defined covariance")
+
+    monkeypatch.setattr(acceleration, "maximization", failing)
+    gm = GaussianMixture(3, random_state=0, acceleration="squarem")
+    with pytest.raises(ValueError, match="ill-defined covariance"):
+        gm.fit(X)
+    assert not hasattr(gm, "means_")

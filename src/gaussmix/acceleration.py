@@ -180,8 +180,25 @@ def iterate_squarem(
     stats, value = one_pass(params)
     # Gain of the pass just made if it followed a plain EM step, else None.
     gain: float | None = value - lower_bound
+    # The EM step that the kept jump extrapolated, and its log-likelihood.
+    fallback: tuple[MixtureParams, float] | None = None
     while True:
-        p1, reseeded = m_step(stats)
+        try:
+            p1, reseeded = m_step(stats)
+        except ValueError:
+            # A jump can land where the next M-step finds a covariance
+            # ill-defined (with reg_covar=0); the EM step it extrapolated
+            # does not, so go on from there.
+            if fallback is None:
+                raise
+            params, value1 = fallback
+            fallback = None
+            if n_passes == max_iter:
+                return EMResult(params, value1, lower_bounds, n_passes, False, reseed_events)
+            stats, value = one_pass(params)
+            gain = value - value1
+            continue
+        fallback = None
         if gain is not None and abs(gain) < tol:
             return EMResult(p1, value, lower_bounds, n_passes, True, reseed_events)
         if n_passes == max_iter:
@@ -200,6 +217,7 @@ def iterate_squarem(
             jump_stats, jump_value = one_pass(jump)
             if jump_value >= value1:
                 params, stats, value, gain = jump, jump_stats, jump_value, None
+                fallback = (p2, value1)
                 continue
             step_max = max(1.0, step_max / _STEP_FACTOR)
             if n_passes == max_iter:
