@@ -226,3 +226,45 @@ def test_an_m_step_failure_without_a_jump_is_raised(monkeypatch):
     with pytest.raises(ValueError, match="ill-defined covariance"):
         gm.fit(X)
     assert not hasattr(gm, "means_")
+
+
+def test_select_model_accelerates_the_models_it_serves_and_runs_plain_em_elsewhere():
+    from gaussmix import select_model
+
+    X = _overlapping(n_per_component=150, seed=10)
+    kwargs = dict(n_components=[3], covariance_types=["full", "VEV"], random_state=0,
+                  n_jobs=1, tol=1e-8, max_iter=3000)
+    fast = select_model(X, acceleration="squarem", **kwargs)
+    plain = select_model(X, **kwargs)
+    rows = {r["covariance_type"]: r for r in fast.table}
+    plain_rows = {r["covariance_type"]: r for r in plain.table}
+    assert all(r["error"] is None for r in fast.table)
+    # VEV cannot be extrapolated: its cell is plain EM, to the bit.
+    assert rows["VEV"]["n_iter"] == plain_rows["VEV"]["n_iter"]
+    assert rows["VEV"]["log_likelihood"] == plain_rows["VEV"]["log_likelihood"]
+    assert rows["full"]["n_iter"] < plain_rows["full"]["n_iter"]
+
+
+def test_cli_squarem_flag(tmp_path):
+    from gaussmix import load
+    from gaussmix.cli import main
+
+    X = _overlapping(n_per_component=150, seed=11)
+    data = tmp_path / "data.csv"
+    np.savetxt(data, X, delimiter=",")
+    runs = {}
+    for name, extra in (("plain", []), ("squarem", ["--squarem"])):
+        out = tmp_path / name
+        argv = ["fit", str(data), "--k", "3", "--tol", "1e-8", "--max-iter", "3000",
+                "--out", str(out), "-q", *extra]
+        assert main(argv) == 0
+        runs[name] = load(out / "model.json")
+    assert runs["squarem"].acceleration == "squarem"
+    assert runs["plain"].acceleration is None
+    assert runs["squarem"].n_iter_ < runs["plain"].n_iter_
+    # A model SQUAREM cannot serve is fitted with plain EM, not refused.
+    out = tmp_path / "vev"
+    argv = ["fit", str(data), "--k", "3", "--covariance", "VEV", "--out", str(out),
+            "-q", "--no-plots", "--squarem"]
+    assert main(argv) == 0
+    assert load(out / "model.json").acceleration is None

@@ -13,7 +13,8 @@ import numpy as np
 from ._cli_data import Table, UsageError, read_table, write_table
 from ._cli_model import Preprocessing, log_likelihood_quantiles, row_log_likelihood
 from ._progress import ProgressBar
-from .covariance import covariance_model_names
+from .acceleration import supported_acceleration
+from .covariance import covariance_model_names, get_covariance_model
 from .estimator import GaussianMixture
 
 __all__ = ["cmd_fit", "cmd_select", "parse_k", "parse_k_range"]
@@ -88,6 +89,7 @@ def _gmm_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "n_init": args.n_init, "random_state": args.seed, "max_iter": args.max_iter,
         "tol": args.tol, "reg_covar": args.reg_covar,
+        "acceleration": "squarem" if args.squarem else None,
     }  # fmt: skip
 
 
@@ -124,7 +126,11 @@ def _fit_one(args: argparse.Namespace, Z: np.ndarray, table: Table) -> GaussianM
 
     _check_rows(Z.shape[0], args.k, table.path)
     (covariance,) = covariance_types(args.covariance or "full", Z.shape[1], single=True)
-    gmm = GaussianMixture(args.k, covariance_type=covariance, **_gmm_options(args))
+    options = _gmm_options(args)
+    options["acceleration"] = supported_acceleration(
+        options["acceleration"], get_covariance_model(covariance)
+    )
+    gmm = GaussianMixture(args.k, covariance_type=covariance, **options)
     max_iter = max(args.max_iter, 1)
     total = args.n_init * max_iter
     with ProgressBar(total, "fitting", enabled=False if args.quiet else None) as bar:

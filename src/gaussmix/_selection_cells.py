@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.base import clone
 
 from ._parallel import get_num_threads, limited_threads
+from .acceleration import supported_acceleration
 from .covariance import get_covariance_model
 from .estimator import GaussianMixture
 
@@ -79,6 +80,11 @@ def _fit_cell(
     gmm = clone(prototype).set_params(
         n_components=n_components, covariance_type=covariance_type
     )
+    # SQUAREM serves the models it cannot take out of themselves; the others
+    # of the grid run plain EM.
+    gmm.set_params(acceleration=supported_acceleration(
+        gmm.acceleration, get_covariance_model(covariance_type)
+    ))
     try:
         gmm.fit(X, sample_weight=sample_weight)
         row.update(_criteria(gmm, X, sample_weight))

@@ -33,7 +33,13 @@ from .em import EMResult, maximization
 from .params import MixtureParams
 from .suffstats import SuffStats
 
-__all__ = ["ACCELERATIONS", "SQUAREM_MODELS", "check_acceleration", "iterate_squarem"]
+__all__ = [
+    "ACCELERATIONS",
+    "SQUAREM_MODELS",
+    "check_acceleration",
+    "iterate_squarem",
+    "supported_acceleration",
+]
 
 ACCELERATIONS = (None, "squarem")
 
@@ -62,6 +68,11 @@ def check_acceleration(acceleration: str | None, model: CovarianceModel) -> None
             f"{model.name!r}: its covariances do not stay in the model under "
             f"linear combinations. Use one of {supported}, or acceleration=None."
         )
+
+
+def supported_acceleration(acceleration: str | None, model: CovarianceModel) -> str | None:
+    """``acceleration`` if it can serve ``model``, else None (plain EM)."""
+    return acceleration if model.name in SQUAREM_MODELS else None
 
 
 def _step_norms(

@@ -197,6 +197,11 @@ def _add_fit_options(parser: argparse.ArgumentParser, selecting_only: bool) -> N
     parser.add_argument("--reg-covar", metavar="X", type=_non_negative_float, default=1e-6,
                         help="added to the covariance diagonals for stability "
                         "(default: 1e-6)")
+    parser.add_argument("--squarem", action="store_true",
+                        help="extrapolate EM along its own steps (SQUAREM): fewer passes "
+                        "where clusters overlap; for full, tied, diag, spherical, EII and "
+                        "EEI, the other models run plain EM (default: plain EM, as "
+                        "scikit-learn)")
     parser.add_argument("--n-jobs", metavar="N", type=_n_jobs, default=None,
                         help="(model, K) fits run at once in worker processes; -1 or "
                         "unset: every core, 1: one after another")

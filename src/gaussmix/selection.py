@@ -393,7 +393,9 @@ def select_model(
         instance to draw a progress bar.
     **gmm_kwargs
         Further :class:`GaussianMixture` parameters (``tol``, ``reg_covar``,
-        ``max_iter``, ...), the same for every cell.
+        ``max_iter``, ...), the same for every cell.  ``acceleration='squarem'``
+        applies to the models that it keeps in themselves (see
+        :data:`gaussmix.acceleration.SQUAREM_MODELS`); the others run plain EM.
 
     Returns
     -------
