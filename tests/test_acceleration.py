@@ -146,13 +146,16 @@ def test_sample_weights_equal_repeated_rows():
 
 
 @pytest.mark.parametrize("covariance_type", ["EII", "EEI", "VVV", "E", "V"])
-def test_models_closed_under_extrapolation_are_accepted(covariance_type):
+def test_models_closed_under_extrapolation_reach_plain_ems_optimum(covariance_type):
     n_features = 1 if covariance_type in ("E", "V") else 2
     X = make_data("overlapping", n_features, n_per_component=300)
-    fast = _fit(X, covariance_type, "squarem", tol=1e-8)
-    plain = _fit(X, covariance_type, None, tol=1e-8)
-    assert fast.converged_
-    assert fast.lower_bound_ >= plain.lower_bound_ - 1e-6
+    plain = _fit(X, covariance_type, None, tol=1e-13, max_iter=50_000)
+    fast = _fit(X, covariance_type, "squarem", tol=1e-13, max_iter=50_000)
+    assert plain.converged_ and fast.converged_
+    # As in the test of the four scikit-learn types above.
+    assert fast.lower_bound_ == pytest.approx(plain.lower_bound_, abs=1e-9)
+    np.testing.assert_allclose(fast.means_, plain.means_, atol=1e-3)
+    assert fast.n_iter_ < plain.n_iter_
 
 
 @pytest.mark.parametrize("covariance_type", ["VEI", "EVI", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV"])
@@ -268,3 +271,79 @@ def test_cli_squarem_flag(tmp_path):
             "-q", "--no-plots", "--squarem"]
     assert main(argv) == 0
     assert load(out / "model.json").acceleration is None
+
+
+def test_a_jump_below_the_em_step_is_rejected(monkeypatch):
+    """A jump back to the cycle's start (below p1 while EM still gains) is never kept."""
+    X = _overlapping(seed=12)
+    plain = _fit(X, "full", None, tol=1e-6)
+    monkeypatch.setattr(acceleration, "_jump", lambda model, p0, p1, p2, step: p0)
+    fast = _fit(X, "full", "squarem", tol=1e-6)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(plain, name))
+    assert fast.lower_bound_ == plain.lower_bound_
+
+
+@pytest.mark.parametrize("covariance_type", sorted(acceleration.SQUAREM_MODELS))
+def test_the_first_four_passes_are_plain_em(covariance_type):
+    """The step bound starts at 1: no jump before the second cycle (pass 5)."""
+    X = _overlapping(n_per_component=200, seed=13)
+    for max_iter in range(1, 5):
+        plain = _fit(X, covariance_type, None, tol=1e-12, max_iter=max_iter)
+        fast = _fit(X, covariance_type, "squarem", tol=1e-12, max_iter=max_iter)
+        assert fast.n_iter_ == plain.n_iter_ == max_iter
+        assert fast.lower_bound_ == plain.lower_bound_
+        for name in ("weights_", "means_", "covariances_"):
+            np.testing.assert_array_equal(getattr(fast, name), getattr(plain, name))
+
+
+def test_the_result_is_the_m_step_of_the_pass_it_reports(monkeypatch):
+    """As in plain EM: parameters M(E(p)) and lower bound LL(p), for the last point p."""
+    X = _overlapping(n_per_component=300, seed=14)
+    real_maximization = acceleration.maximization
+    for max_iter in range(5, 31, 5):
+        steps = []
+
+        def recording(model, stats, *args, **kwargs):
+            result = real_maximization(model, stats, *args, **kwargs)
+            steps.append((stats.mean_log_likelihood, result[0]))
+            return result
+
+        monkeypatch.setattr(acceleration, "maximization", recording)
+        fast = _fit(X, "full", "squarem", tol=1e-12, max_iter=max_iter)
+        matching = [params for value, params in steps if value == fast.lower_bound_]
+        assert matching, "the reported lower bound is the value of no pass"
+        np.testing.assert_array_equal(fast.means_, matching[-1].means)
+        np.testing.assert_array_equal(fast.covariances_, matching[-1].covariances)
+
+
+def test_warm_start_of_a_converged_fit_stops_after_one_pass():
+    X = _overlapping(n_per_component=200, seed=15)
+    for name in (None, "squarem"):
+        gm = GaussianMixture(3, random_state=0, tol=1e-4, max_iter=5000, acceleration=name,
+                             warm_start=True)
+        gm.fit(X)
+        gm.fit(X)
+        assert gm.n_iter_ == 1 and gm.converged_
+
+
+def test_no_jump_in_a_cycle_that_reseeded_a_component(monkeypatch):
+    """A re-seeded component's step is no direction to extrapolate along."""
+    X = _overlapping(n_per_component=200, seed=16)
+    plain = _fit(X, "diag", None, tol=1e-6)
+    real_maximization = acceleration.maximization
+
+    def reporting_a_reseed(*args, **kwargs):
+        params, _ = real_maximization(*args, **kwargs)
+        return params, [0]
+
+    def no_jump(*args, **kwargs):
+        raise AssertionError("extrapolated across a re-seeded component")
+
+    monkeypatch.setattr(acceleration, "maximization", reporting_a_reseed)
+    monkeypatch.setattr(acceleration, "_valid_jump", no_jump)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = _fit(X, "diag", "squarem", tol=1e-6)
+    np.testing.assert_array_equal(fast.means_, plain.means_)
+    assert fast.n_iter_ == plain.n_iter_

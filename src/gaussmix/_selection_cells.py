@@ -80,7 +80,7 @@ def _fit_cell(
     gmm = clone(prototype).set_params(
         n_components=n_components, covariance_type=covariance_type
     )
-    # SQUAREM serves the models it cannot take out of themselves; the others
+    # SQUAREM serves only the models its jumps keep in themselves; the others
     # of the grid run plain EM.
     gmm.set_params(acceleration=supported_acceleration(
         gmm.acceleration, get_covariance_model(covariance_type)

@@ -103,7 +103,8 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
         lower the log-likelihood: where clusters overlap it reaches the same
         optimum in fewer passes over the data.  ``n_iter_`` and ``max_iter``
         then count passes.  For 'full', 'tied', 'diag', 'spherical', 'EII'
-        and 'EEI' (and their aliases).
+        and 'EEI' (and their aliases).  :meth:`fit` only; :meth:`partial_fit`
+        runs online EM whatever it says.
 
     Attributes
     ----------
