@@ -128,11 +128,14 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
     converged_ : bool
         Whether the best run of EM converged.
     n_iter_ : int
-        Number of EM iterations of the best run.
+        Number of EM iterations of the best run (passes over the data with
+        ``acceleration='squarem'``).
     lower_bound_ : float
         Mean log-likelihood per sample of the best run.
     lower_bounds_ : list of float
-        Mean log-likelihood at each iteration of the best run.
+        Mean log-likelihood at each iteration of the best run; with
+        ``acceleration='squarem'`` at each pass, where a rejected jump shows
+        as a dip that the run did not keep.
     n_batch_iter_ : int
         Number of batches seen by :meth:`partial_fit` since the last
         :meth:`fit` (absent after a plain fit).
