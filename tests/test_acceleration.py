@@ -142,7 +142,8 @@ def test_sample_weights_equal_repeated_rows():
     weighted = GaussianMixture(3, **start).fit(X, sample_weight=weights)
     repeated = GaussianMixture(3, **start).fit(np.repeat(X, weights, axis=0))
     np.testing.assert_allclose(weighted.means_, repeated.means_, rtol=1e-9, atol=1e-9)
-    assert weighted.n_iter_ == repeated.n_iter_
+    # See test_squarem_on_a_file_equals_squarem_on_the_array.
+    assert abs(weighted.n_iter_ - repeated.n_iter_) <= 2
 
 
 @pytest.mark.parametrize("covariance_type", ["EII", "EEI", "VVV", "E", "V"])
@@ -189,8 +190,12 @@ def test_squarem_on_a_file_equals_squarem_on_the_array(tmp_path):
     kwargs = dict(random_state=0, tol=1e-8, max_iter=2000, acceleration="squarem")
     from_file = GaussianMixture(3, **kwargs).fit(str(path))
     in_memory = GaussianMixture(3, **kwargs).fit(X)
-    assert from_file.n_iter_ == in_memory.n_iter_
     np.testing.assert_allclose(from_file.means_, in_memory.means_, rtol=1e-10, atol=1e-12)
+    # Near convergence a jump's log-likelihood and its EM step's differ by
+    # rounding, which sums grouped otherwise can order differently: keeping
+    # or rejecting the jump costs the fallback pass or not, the same point
+    # either way.
+    assert abs(from_file.n_iter_ - in_memory.n_iter_) <= 2
 
 
 def test_a_jump_whose_m_step_fails_falls_back_to_the_em_step(monkeypatch):
