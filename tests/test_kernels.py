@@ -220,3 +220,42 @@ def test_kernels_match_direct_computation_at_few_and_many_features(
         wanted = sum((X - prep["shift"][k]).T @ ((X - prep["shift"][k]) * resp[k][:, None])
                      for k in range(3))
         np.testing.assert_allclose(scatter, wanted, rtol=1e-10, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_negligible_responsibilities_become_zero_only_near_the_floor(dtype):
+    info = np.finfo(dtype)
+    resp = np.array([[1.0, 0.5, info.eps**2 * 2], [0.0, 0.5, 0.3]], dtype=dtype)
+    untouched = resp.copy()
+    _kernels._drop_negligible(resp)
+    # Nothing near the floor: the chunk is left as it is, bit for bit.
+    np.testing.assert_array_equal(resp, untouched)
+    resp[1, 0] = info.tiny * 50  # a responsibility raised to the floor
+    resp[0, 1] = info.eps**2 / 2
+    expected = resp.copy()
+    expected[1, 0] = expected[0, 1] = 0.0
+    _kernels._drop_negligible(resp)
+    np.testing.assert_array_equal(resp, expected)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_dropping_negligible_responsibilities_keeps_the_statistics(covariance_type, monkeypatch):
+    # Well-separated components in float32: most responsibilities sit at the
+    # underflow floor and are dropped.  The statistics move by the dropped
+    # terms only (below 1e-13 relative, see _drop_negligible) and by the
+    # float32 rounding they perturb.
+    rng = np.random.default_rng(7)
+    model, params = random_params(covariance_type, rng, n_components=4, n_features=3)
+    params = MixtureParams(params.weights, params.means * 20, params.covariances,
+                           params.precisions_cholesky)
+    labels = rng.integers(0, 4, size=3000)
+    X = (params.means[labels] + rng.standard_normal((3000, 3))).astype(np.float32)
+    dropped = _kernels.e_step_chunk(model, X, None, params)
+    monkeypatch.setattr(_kernels, "_drop_negligible", lambda resp: None)
+    kept = _kernels.e_step_chunk(model, X, None, params)
+    for name in ("sum_resp", "shift_sum", "scatter"):
+        np.testing.assert_allclose(
+            getattr(dropped, name), getattr(kept, name),
+            rtol=1e-5, atol=1e-5 * np.abs(getattr(kept, name)).max(),
+        )
+    assert dropped.log_likelihood == kept.log_likelihood

@@ -196,6 +196,29 @@ def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return log_density, weighted
 
 
+def _drop_negligible(resp: np.ndarray) -> None:
+    """Set to zero, in place, responsibilities too small to change any statistic.
+
+    Responsibilities raised to the underflow floor (about ``1e-36`` in
+    float32) are normal numbers, but their products with the data in the
+    statistics' GEMMs are subnormal wherever a coordinate is below about
+    0.02, and subnormal arithmetic was measured to make float32 M-steps on
+    separated clusters slower than float64 ones.  Zero adds nothing, at full
+    speed, and a responsibility below ``eps**2`` adds less than the sums'
+    rounding: its row lies at least ``2 log(1 / eps**2)`` (64 in float32)
+    further, in squared whitened distance, from the component than from its
+    own, so it adds about ``r * (64 + D)`` to a whitened scatter of
+    ``n_k * D`` (1e-13 relative in float32 with n / n_k = 1000).  Chunks with
+    no responsibility near the floor (all of float64's but on extremely
+    separated data) are left as they are.
+    """
+    info = np.finfo(resp.dtype)
+    if resp.min(initial=np.inf) < np.sqrt(info.tiny):
+        # A multiplication by the mask was measured 3-5x faster than a
+        # masked assignment.
+        resp *= resp >= info.eps**2
+
+
 def _empty_stats(model: CovarianceModel, params: MixtureParams, shift) -> SuffStats:
     """Statistics of a chunk with no rows: zeros that add as nothing."""
     n_components, n_features = params.means.shape
@@ -232,6 +255,7 @@ def e_step_chunk(
     centre = centre.astype(X.dtype)
     weighted, aux = _log_prob(model, X, centre, prep)
     log_density, resp = normalise_log_prob(weighted)
+    _drop_negligible(resp)
     if sample_weight is None:
         log_likelihood = float(log_density.sum(dtype=np.float64))
         weight_sum = float(X.shape[0])
