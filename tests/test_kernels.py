@@ -259,3 +259,26 @@ def test_dropping_negligible_responsibilities_keeps_the_statistics(covariance_ty
             rtol=1e-5, atol=1e-5 * np.abs(getattr(kept, name)).max(),
         )
     assert dropped.log_likelihood == kept.log_likelihood
+
+
+@pytest.mark.parametrize("n_features", [3, 40])
+def test_full_scatter_of_many_far_components_in_groups(n_features):
+    # Far components are summed around their own means a group at a time
+    # (6 per group at 40 features and 12 components): every component, in
+    # every group and beside near ones, against weighted outer products.
+    rng = np.random.default_rng(n_features)
+    n_components = 12
+    model, params = random_params("full", rng, n_components=n_components, n_features=n_features)
+    params.means[:9] += rng.standard_normal((9, n_features)) * 1e5  # 9 far, 3 near
+    X = params.means[rng.integers(0, n_components, 400)] + rng.standard_normal((400, n_features))
+    centre = _kernels.mixture_centre(params)
+    prep = model.prepare(params, centre, X.dtype)
+    far = np.flatnonzero(prep["offsets"].any(axis=1))
+    assert far.size >= 9
+    _, aux = model.log_prob_rows(X, centre, prep)
+    resp = rng.dirichlet(np.ones(n_components), size=400).T.copy()
+    _, _, scatter = model.stats_rows(X, centre, resp, prep["offsets"], aux)
+    for k in range(n_components):
+        diff = X - prep["shift"][k]
+        np.testing.assert_allclose(scatter[k], (diff * resp[k][:, None]).T @ diff,
+                                   rtol=1e-10, atol=1e-8)
