@@ -50,8 +50,7 @@ SQUAREM_MODELS = frozenset({"full", "tied", "diag", "spherical", "EII", "EEI"})
 # Bound on the step length |a|: it starts at 1 (plain EM), is multiplied by
 # this factor each time a step reaches it, and divided by it when a jump is
 # rejected, so a rejected jump at the bound leaves the bound where it was
-# (Varadhan and Roland's step.max0 = 1 and mstep = 4; their order of the
-# two updates took 9 % more passes over 12 fits here).
+# (Varadhan and Roland's step.max0 = 1 and mstep = 4).
 _STEP_FACTOR = 4.0
 # Valid parameters are searched for by halving the jump towards p2 at most
 # this many times.
