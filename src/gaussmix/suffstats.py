@@ -12,6 +12,7 @@ fit as well as centred data.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -80,13 +81,15 @@ def sum_stats(stats: Iterable[SuffStats]) -> SuffStats:
         first = next(iterator)
     except StopIteration:
         raise ValueError("No statistics to add: the data had no chunks.") from None
+    second = next(iterator, None)
+    if second is None:
+        return first
     sum_resp = _accumulator(first.sum_resp)
     shift_sum = _accumulator(first.shift_sum)
     scatter = _accumulator(first.scatter)
     log_likelihood, weight_sum = first.log_likelihood, first.weight_sum
     worst_log_density, worst_sample = first.worst_log_density, first.worst_sample
-    count = 1
-    for item in iterator:
+    for item in itertools.chain((second,), iterator):
         if item.shift is not first.shift and not np.array_equal(item.shift, first.shift):
             raise ValueError(
                 "Cannot add sufficient statistics accumulated around different "
@@ -99,9 +102,6 @@ def sum_stats(stats: Iterable[SuffStats]) -> SuffStats:
         weight_sum += item.weight_sum
         if item.worst_log_density < worst_log_density:
             worst_log_density, worst_sample = item.worst_log_density, item.worst_sample
-        count += 1
-    if count == 1:
-        return first
     return SuffStats(
         sum_resp=sum_resp,
         shift_sum=shift_sum,
