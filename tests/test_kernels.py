@@ -282,3 +282,69 @@ def test_full_scatter_of_many_far_components_in_groups(n_features):
         diff = X - prep["shift"][k]
         np.testing.assert_allclose(scatter[k], (diff * resp[k][:, None]).T @ diff,
                                    rtol=1e-10, atol=1e-8)
+
+
+@pytest.mark.parametrize("n_features", [3, 40])
+@pytest.mark.parametrize("zero_fraction", [0.9, 0.0])
+def test_full_scatter_of_far_components_with_mostly_zero_responsibilities(
+    n_features, zero_fraction
+):
+    # Separated clusters leave far components with zero responsibility for
+    # most rows; their nonzero rows alone are gathered (zero_fraction 0.9)
+    # unless they are too many (0.0, every row counts).  Both give the
+    # weighted outer products around each component's own shift.
+    rng = np.random.default_rng(n_features + 7)
+    n_components, n_samples = 12, 400
+    model, params = random_params("full", rng, n_components=n_components, n_features=n_features)
+    params.means[:9] += rng.standard_normal((9, n_features)) * 1e5  # 9 far, 3 near
+    X = params.means[rng.integers(0, n_components, n_samples)] + rng.standard_normal(
+        (n_samples, n_features)
+    )
+    centre = _kernels.mixture_centre(params)
+    prep = model.prepare(params, centre, X.dtype)
+    _, aux = model.log_prob_rows(X, centre, prep)
+    resp = rng.dirichlet(np.ones(n_components), size=n_samples).T.copy()
+    resp *= rng.random(resp.shape) >= zero_fraction
+    resp[:, :3] = 0.0  # rows that count for no component at all
+    _, _, scatter = model.stats_rows(X, centre, resp, prep["offsets"], aux)
+    for k in range(n_components):
+        diff = X - prep["shift"][k]
+        np.testing.assert_allclose(scatter[k], (diff * resp[k][:, None]).T @ diff,
+                                   rtol=1e-10, atol=1e-8)
+
+
+def test_sparse_scatter_gathers_nonzero_rows_or_declines():
+    from gaussmix._covariance_numerics import _sparse_scatter_around
+
+    rng = np.random.default_rng(5)
+    centred_t = rng.standard_normal((4, 50))
+    offsets = rng.standard_normal((3, 4))
+    resp = rng.random((3, 50)) * (rng.random((3, 50)) < 0.2)
+    resp[2] = 0.0  # a component with no rows: a zero matrix
+    got = _sparse_scatter_around(centred_t, resp, offsets, max_rows=50)
+    for k in range(3):
+        diff = centred_t.T - offsets[k]
+        np.testing.assert_allclose(got[k], (diff * resp[k][:, None]).T @ diff, rtol=1e-12)
+    assert not got[2].any()
+    most = int(np.count_nonzero(resp, axis=1).max())
+    assert _sparse_scatter_around(centred_t, resp, offsets, max_rows=most - 1) is None
+    assert _sparse_scatter_around(centred_t, resp, offsets, max_rows=most) is not None
+
+
+def test_chunks_grow_with_the_data_up_to_a_cap():
+    # Up to 32768 rows the chunk budget is the model's; beyond, it grows
+    # with the rows up to 4 MiB, and never shrinks below the model's own.
+    base = _kernels.chunk_size_for(16, 16, 8, width=160)
+    assert _kernels.chunk_size_for(16, 16, 8, width=160, n_samples=32768) == base
+    grown = [
+        _kernels.chunk_size_for(16, 16, 8, width=160, n_samples=n)
+        for n in (40_000, 65_536, 100_000, 131_072, 10**6, 10**8)
+    ]
+    assert grown == sorted(grown) and grown[0] > base
+    assert grown[-1] == grown[-2] == grown[-3] == (4 << 20) // (160 * 8)
+    # A model whose own budget is already 2 MiB grows to 4 MiB too, no further.
+    own = _kernels.chunk_size_for(16, 16, 8, width=64, chunk_bytes=2 << 20)
+    most = _kernels.chunk_size_for(16, 16, 8, width=64, chunk_bytes=2 << 20, n_samples=10**7)
+    assert most == min(2 * own, 16384)
+    # float32 rows are half as wide: twice the rows for the same bytes.
+    assert _kernels.chunk_size_for(16, 16, 4, width=160, n_samples=10**6) == (4 << 20) // (160 * 4)

@@ -53,11 +53,13 @@ def test_an_e_step_pass_holds_a_few_chunk_results_not_one_per_chunk():
     rng = np.random.default_rng(0)
     model, params = _params(16, 16, rng)
     small, large = rng.normal(size=(10_000, 16)), rng.normal(size=(200_000, 16))
+    # Chunks of the same size for both (by default they grow with the rows).
+    chunk = em._chunk_size(model, 16, 16, np.float64)
     peaks = []
     with limited_threads(2):
         for X in (small, large):
             tracemalloc.start()
-            em.expectation(model, X, None, params)
+            em.expectation(model, X, None, params, chunk_size=chunk)
             peaks.append(tracemalloc.get_traced_memory()[1])
             tracemalloc.stop()
     # Twenty times the rows (hundreds of chunks, each with 16 x 16 x 16

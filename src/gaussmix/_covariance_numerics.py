@@ -108,6 +108,33 @@ def _blocked_scatter(
     return scatter
 
 
+def _sparse_scatter_around(
+    centred_t: np.ndarray, resp: np.ndarray, offsets: np.ndarray, max_rows: int
+) -> np.ndarray | None:
+    """``sum_i r_ki (x_i - o_k)(x_i - o_k)^T`` from the rows where ``r_ki != 0``: (K, D, D).
+
+    On separated clusters a component far from the chunk's centre has zero
+    responsibility (``_kernels._drop_negligible``) for most rows, and its
+    product over all rows is mostly multiplications by zero.  Each
+    component's nonzero rows are gathered here into one zero-padded batch,
+    which one batched product serves.  Returns None, having computed
+    nothing, when a component has more than ``max_rows`` such rows: the
+    products over all rows then cost little more.
+    """
+    n_components, n_features = offsets.shape
+    component, rows = np.nonzero(resp)
+    counts = np.bincount(component, minlength=n_components)
+    width = int(counts.max(initial=0))
+    if width > max_rows:
+        return None
+    position = np.arange(component.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    diff = np.zeros((n_components, width, n_features), dtype=centred_t.dtype)
+    diff[component, position] = centred_t[:, rows].T - offsets[component]
+    weights = np.zeros((n_components, width, 1), dtype=centred_t.dtype)
+    weights[component, position, 0] = resp[component, rows]
+    return np.swapaxes(diff * weights, 1, 2) @ diff
+
+
 def _mirror_blocks(scatter: np.ndarray, blocks: tuple[tuple[int, int], ...]) -> None:
     """Fill the blocks above the diagonal of each matrix from those below."""
     for row, (start, stop) in enumerate(blocks):

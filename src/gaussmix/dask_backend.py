@@ -98,9 +98,9 @@ def _checked_block(block, index: int, start: int, n_features: int, dtype) -> np.
     return block
 
 
-def _e_step_task(block, weights, model, params, driver_pid: int) -> SuffStats:
+def _e_step_task(block, weights, model, params, chunk_size: int, driver_pid: int) -> SuffStats:
     _configure_worker(driver_pid)
-    return em.expectation(model, block, weights, params)
+    return em.expectation(model, block, weights, params, chunk_size)
 
 
 def _infer_task(block, weights, model, params, want: str, driver_pid: int) -> np.ndarray:
@@ -326,12 +326,15 @@ class DaskDataset(Dataset):
 
     def expectation(self, model: CovarianceModel, params: MixtureParams) -> SuffStats:
         parts, weights = self._parts()
+        chunk_size = em.e_step_chunk_size(model, params, self.dtype, self.n_samples)
         client = self._blocks.client
         if client is None:
-            return sum_stats(em.expectation(model, b, w, params) for b, w in zip(parts, weights))
+            return sum_stats(
+                em.expectation(model, b, w, params, chunk_size) for b, w in zip(parts, weights)
+            )
         # One broadcast of the parameters per iteration, shared by every task.
         remote = client.scatter(params, broadcast=True, hash=False)
-        stats = self._submit(_e_step_task, model, remote, os.getpid())
+        stats = self._submit(_e_step_task, model, remote, chunk_size, os.getpid())
         # Summed here in block order: reproducible, unlike a reduction tree.
         return sum_stats(stats)
 

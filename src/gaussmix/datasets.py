@@ -139,7 +139,7 @@ class ArrayDataset(Dataset):
         return em.log_prob_norm_and_labels(model, self.X, params, want=want)
 
     def passes(self, model, params):
-        chunk = em._chunk_size(model, params.n_components, params.n_features, self.dtype)
+        chunk = em.e_step_chunk_size(model, params, self.dtype, self.n_samples)
         return single_threaded_blas(-(-self.n_samples // chunk))
 
 
@@ -303,8 +303,9 @@ class BlockDataset(Dataset):
         return self.sample_weight[start : start + block.shape[0]]
 
     def expectation(self, model, params):
+        chunk_size = em.e_step_chunk_size(model, params, self.dtype, self.n_samples)
         return sum_stats(
-            em.expectation(model, block, self._weights(start, block), params)
+            em.expectation(model, block, self._weights(start, block), params, chunk_size)
             for start, block in self._blocks()
         )
 

@@ -46,11 +46,25 @@ class EMResult:
     reseeded: list[tuple[int, int, float]] = field(default_factory=list)
 
 
-def _chunk_size(model: CovarianceModel, n_components: int, n_features: int, dtype) -> int:
+def _chunk_size(
+    model: CovarianceModel, n_components: int, n_features: int, dtype,
+    n_samples: int | None = None,
+) -> int:
     width = model.chunk_width(n_components, n_features)
     return _kernels.chunk_size_for(
-        n_components, n_features, np.dtype(dtype).itemsize, width, model.chunk_bytes
+        n_components, n_features, np.dtype(dtype).itemsize, width, model.chunk_bytes,
+        n_samples,
     )
+
+
+def e_step_chunk_size(model: CovarianceModel, params: MixtureParams, dtype, n_samples: int) -> int:
+    """Rows per chunk of the E-step over a data set of ``n_samples`` rows.
+
+    Sources that hand the rows over in blocks pass it to :func:`expectation`
+    for each block, so that their chunks, and the order of the sums, are
+    those of the same rows in memory.
+    """
+    return _chunk_size(model, params.n_components, params.n_features, dtype, n_samples)
 
 
 # A thread takes up to this many consecutive chunks at a time and sums their
@@ -87,7 +101,7 @@ def expectation(
     in order, so the result does not depend on the number of threads.
     """
     if chunk_size is None:
-        chunk_size = _chunk_size(model, params.n_components, params.n_features, X.dtype)
+        chunk_size = e_step_chunk_size(model, params, X.dtype, X.shape[0])
     centre = _kernels.mixture_centre(params)
     prep = model.prepare(params, centre, X.dtype)
 
@@ -291,7 +305,7 @@ def run_em(
     on_iteration: Callable[[int, float, float], None] | None = None,
 ) -> EMResult:
     """Iterate EM on an in-memory array from ``params`` (see :func:`iterate_em`)."""
-    n_chunks = -(-X.shape[0] // _chunk_size(model, params.n_components, params.n_features, X.dtype))
+    n_chunks = -(-X.shape[0] // e_step_chunk_size(model, params, X.dtype, X.shape[0]))
 
     def e_step(current: MixtureParams) -> SuffStats:
         return expectation(model, X, sample_weight, current)

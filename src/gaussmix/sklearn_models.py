@@ -41,6 +41,7 @@ from ._covariance_numerics import (
     _ones_rows_t,
     _precision_cholesky_of_matrix,
     _rows_t,
+    _sparse_scatter_around,
     _split_near_far,
     _upper_factor_of_precision,
     _zero_within_rounding,
@@ -57,6 +58,13 @@ __all__ = [
     "SphericalCovariance",
     "far_threshold",
 ]
+
+# Far components' scatter is summed over gathered rows when none of them has
+# nonzero responsibility for more than this fraction of the chunk's rows:
+# the padded batch then costs at most that fraction of the products over all
+# rows.  float32, separated clusters, 2 threads, N=1e5: 1.05-1.15x faster per
+# iteration (D=16 and 64, K=16 and 64).
+SPARSE_ROWS_DIVISOR = 4
 
 
 class FullCovariance(RowKernels, CovarianceModel):
@@ -143,6 +151,14 @@ class FullCovariance(RowKernels, CovarianceModel):
         # iteration).  A group's temporaries are the size of the near
         # components' block, (n_components, width, rows).
         far_components = np.flatnonzero(far)
+        # Mostly zero responsibilities (separated clusters): nonzero rows only.
+        sparse = _sparse_scatter_around(
+            centred_t, resp[far_components], offsets[far_components],
+            max_rows=centred_t.shape[1] // SPARSE_ROWS_DIVISOR,
+        )
+        if sparse is not None:
+            scatter[far_components] = sparse
+            return sum_resp, shift_sum, scatter
         group = max(1, (n_components * blocks[0][1]) // n_features)
         for start in range(0, far_components.size, group):
             ks = far_components[start : start + group]
