@@ -62,8 +62,8 @@ __all__ = [
 # Far components' scatter is summed over gathered rows when none of them has
 # nonzero responsibility for more than this fraction of the chunk's rows:
 # the padded batch then costs at most that fraction of the products over all
-# rows.  float32, separated clusters, 2 threads, N=1e5: 1.05-1.15x faster per
-# iteration (D=16 and 64, K=16 and 64).
+# rows.  float32, separated clusters, N=1e5 (D=16 and 64, K=16 and 64), per
+# iteration: 1.04-1.37x faster on one thread, 0.99-1.11x on two (two runs).
 SPARSE_ROWS_DIVISOR = 4
 
 
