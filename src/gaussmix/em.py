@@ -19,6 +19,7 @@ from .suffstats import SuffStats, sum_stats
 
 __all__ = [
     "EMResult",
+    "e_step_chunk_size",
     "expectation",
     "statistics_from_resp",
     "statistics_from_labels",
