@@ -306,3 +306,31 @@ def test_import_error_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_dask)
     with pytest.raises(ImportError, match=r"pip install 'gaussmix\[dask\]'"):
         DaskDataset(np.zeros((4, 2)))
+
+
+@pytest.mark.parametrize("with_client", [False, True])
+def test_blocks_of_one_chunk_give_the_in_memory_statistics_exactly(with_client, request):
+    # Above 32768 rows the E-step's chunks grow with the data set's rows;
+    # blocks on workers must use the whole data set's chunk size, not their
+    # own row counts, to sum the very chunks an in-memory pass sums.
+    from gaussmix import em
+    from gaussmix.covariance import get_covariance_model
+    from gaussmix.datasets import ArrayDataset
+
+    X = mixture(40_000)
+    with pytest.warns(ConvergenceWarning):
+        fitted = GaussianMixture(3, max_iter=1, random_state=0).fit(X[:5000])
+    model, params = get_covariance_model("full"), fitted._fitted_params().astype(np.float64)
+    chunk = em.e_step_chunk_size(model, params, X.dtype, X.shape[0])
+    assert chunk > em._chunk_size(model, 3, 3, X.dtype)  # grown with the rows
+    if with_client:
+        request.getfixturevalue("client")
+    in_memory = ArrayDataset(X)
+    blocks = DaskDataset(da.from_array(X, chunks=chunk), block_rows=chunk)
+    with in_memory.passes(model, params):
+        expected = in_memory.expectation(model, params)
+    with blocks.passes(model, params):
+        got = blocks.expectation(model, params)
+    for name in ("sum_resp", "shift_sum", "scatter"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+    assert got.log_likelihood == expected.log_likelihood

@@ -234,7 +234,7 @@ def test_expectation_does_not_depend_on_the_number_of_threads(covariance_type, n
     try:
         for n_threads in (1, 2, 3):
             _parallel.set_num_threads(n_threads)
-            results.append(expectation(model, X, None, params))
+            results.append(expectation(model, X, None, params, chunk_size))
     finally:
         _parallel.set_num_threads(None)
     for other in results[1:]:

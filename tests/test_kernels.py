@@ -287,7 +287,7 @@ def test_full_scatter_of_many_far_components_in_groups(n_features):
 @pytest.mark.parametrize("n_features", [3, 40])
 @pytest.mark.parametrize("zero_fraction", [0.9, 0.0])
 def test_full_scatter_of_far_components_with_mostly_zero_responsibilities(
-    n_features, zero_fraction
+    n_features, zero_fraction, monkeypatch
 ):
     # Separated clusters leave far components with zero responsibility for
     # most rows; their nonzero rows alone are gathered (zero_fraction 0.9)
@@ -306,7 +306,18 @@ def test_full_scatter_of_far_components_with_mostly_zero_responsibilities(
     resp = rng.dirichlet(np.ones(n_components), size=n_samples).T.copy()
     resp *= rng.random(resp.shape) >= zero_fraction
     resp[:, :3] = 0.0  # rows that count for no component at all
+    from gaussmix import sklearn_models
+
+    gathered = []
+
+    def spy(*args, **kwargs):
+        gathered.append(sklearn_models._sparse_scatter_around.__wrapped__(*args, **kwargs))
+        return gathered[-1]
+
+    spy.__wrapped__ = sklearn_models._sparse_scatter_around
+    monkeypatch.setattr(sklearn_models, "_sparse_scatter_around", spy)
     _, _, scatter = model.stats_rows(X, centre, resp, prep["offsets"], aux)
+    assert len(gathered) == 1 and (gathered[0] is not None) == (zero_fraction > 0)
     for k in range(n_components):
         diff = X - prep["shift"][k]
         np.testing.assert_allclose(scatter[k], (diff * resp[k][:, None]).T @ diff,

@@ -118,15 +118,16 @@ def _sparse_scatter_around(
     product over all rows is mostly multiplications by zero.  Each
     component's nonzero rows are gathered here into one zero-padded batch,
     which one batched product serves.  Returns None, having computed
-    nothing, when a component has more than ``max_rows`` such rows: the
-    products over all rows then cost little more.
+    nothing but the counts, when a component has more than ``max_rows``
+    such rows: the caller's products over all rows then cost at most
+    ``n_rows / max_rows`` times the padded batch, with no gather.
     """
     n_components, n_features = offsets.shape
-    component, rows = np.nonzero(resp)
-    counts = np.bincount(component, minlength=n_components)
+    counts = np.count_nonzero(resp, axis=1)
     width = int(counts.max(initial=0))
     if width > max_rows:
         return None
+    component, rows = np.nonzero(resp)
     position = np.arange(component.size) - np.repeat(np.cumsum(counts) - counts, counts)
     diff = np.zeros((n_components, width, n_features), dtype=centred_t.dtype)
     diff[component, position] = centred_t[:, rows].T - offsets[component]

@@ -32,10 +32,12 @@ _CHUNK_BYTES = 1 << 20
 # On large data the budget grows with the rows, up to 4 MiB: every chunk
 # costs a few dozen numpy calls, each holding the interpreter lock for some
 # microseconds, which two threads then take turns at.  Full covariance, 2
-# threads, N=1e5, 4 MiB against 1 MiB: 1.2-1.3x faster per iteration at
-# D=16 (K=16 and 64), 1.0-1.2x at D=64.  Below about 32768 rows the budget
-# stays put: there the temporaries would weigh in the fit's peak memory,
-# which on larger data the initialisation's arrays set.
+# threads, N=1e5, 4 MiB against 1 MiB, per iteration: float64 1.2-1.3x
+# faster at D=16 (K=16 and 64), 1.0-1.2x at D=64; float32 1.2-1.6x at D=16,
+# 0.9-1.3x at D=64.  Below about 32768 rows the budget stays put: there the
+# temporaries would weigh in the fit's peak memory, which on larger float64
+# data the initialisation's arrays set (float32, D=16, K=64, N=1e5: 12.3 ->
+# 14.0 MB).
 _BUDGET_ROWS = 1 << 15
 _MAX_CHUNK_BYTES = 1 << 22
 
@@ -54,8 +56,8 @@ def chunk_size_for(
     by default the widest of all models, ``n_components * n_features``.
     ``chunk_bytes`` is the model's ``chunk_bytes``, by default 1 MiB.
     ``n_samples``, the rows of the whole data set, lets the budget grow on
-    large data (up to 4 MiB); the chunks then depend on the data's size,
-    never on how its rows arrive (in memory, in blocks, on workers).
+    large data (up to 4 MiB); the chunk size then depends on the data's
+    size, not on the blocks in which its rows arrive.
     """
     if width is None:
         width = max(n_components * n_features, 2 * n_features + n_components)

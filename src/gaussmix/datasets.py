@@ -228,8 +228,8 @@ def default_block_rows(n_features: int, dtype) -> int:
     """Rows per block read from disk: about 64 MiB, a whole number of chunks."""
     itemsize = np.dtype(dtype).itemsize
     rows = max(_BLOCK_BYTES // max(1, n_features * itemsize), 1)
-    # A multiple of the largest chunk keeps the chunks of a block identical
-    # to those of the same rows in memory.
+    # A multiple of the largest chunk (16384 rows): blocks then end on chunk
+    # boundaries of that size, and of any size that divides it.
     step = 16384
     return int(max(step, rows // step * step))
 

@@ -62,8 +62,8 @@ def e_step_chunk_size(model: CovarianceModel, params: MixtureParams, dtype, n_sa
     """Rows per chunk of the E-step over a data set of ``n_samples`` rows.
 
     Sources that hand the rows over in blocks pass it to :func:`expectation`
-    for each block, so that their chunks, and the order of the sums, are
-    those of the same rows in memory.
+    for each block, so that they use the chunk size of the same rows in
+    memory (the very chunks and sums where each block is one chunk).
     """
     return _chunk_size(model, params.n_components, params.n_features, dtype, n_samples)
 

@@ -63,7 +63,7 @@ __all__ = [
 # nonzero responsibility for more than this fraction of the chunk's rows:
 # the padded batch then costs at most that fraction of the products over all
 # rows.  float32, separated clusters, N=1e5 (D=16 and 64, K=16 and 64), per
-# iteration: 1.04-1.37x faster on one thread, 0.99-1.11x on two (two runs).
+# iteration: 1.03-1.37x faster on one thread, 0.99-1.11x on two (two runs).
 SPARSE_ROWS_DIVISOR = 4
 
 
@@ -148,18 +148,20 @@ class FullCovariance(RowKernels, CovarianceModel):
         # three numpy calls per group instead of three per component, each of
         # which holds the interpreter lock (float32, separated, D=16, K=64:
         # about 24 far components per chunk; 2 threads, 1.3-1.5x faster per
-        # iteration).  A group's temporaries are the size of the near
-        # components' block, (n_components, width, rows).
+        # iteration).  A group's temporaries, (group, n_features, rows), are
+        # the size of the near components' block, (n_components, width, rows).
         far_components = np.flatnonzero(far)
-        # Mostly zero responsibilities (separated clusters): nonzero rows only.
+        group = max(1, (n_components * blocks[0][1]) // n_features)
+        # Mostly zero responsibilities (separated clusters): nonzero rows only,
+        # in a padded batch no larger than a group's temporaries.
+        n_rows = centred_t.shape[1]
         sparse = _sparse_scatter_around(
             centred_t, resp[far_components], offsets[far_components],
-            max_rows=centred_t.shape[1] // SPARSE_ROWS_DIVISOR,
+            max_rows=min(n_rows // SPARSE_ROWS_DIVISOR, group * n_rows // far_components.size),
         )
         if sparse is not None:
             scatter[far_components] = sparse
             return sum_resp, shift_sum, scatter
-        group = max(1, (n_components * blocks[0][1]) // n_features)
         for start in range(0, far_components.size, group):
             ks = far_components[start : start + group]
             diff = centred_t[None] - offsets[ks][:, :, None]
