@@ -306,16 +306,16 @@ def test_full_scatter_of_far_components_with_mostly_zero_responsibilities(
     resp = rng.dirichlet(np.ones(n_components), size=n_samples).T.copy()
     resp *= rng.random(resp.shape) >= zero_fraction
     resp[:, :3] = 0.0  # rows that count for no component at all
-    from gaussmix import sklearn_models
+    from gaussmix import _covariance_numerics
 
     gathered = []
 
     def spy(*args, **kwargs):
-        gathered.append(sklearn_models._sparse_scatter_around.__wrapped__(*args, **kwargs))
+        gathered.append(spy.__wrapped__(*args, **kwargs))
         return gathered[-1]
 
-    spy.__wrapped__ = sklearn_models._sparse_scatter_around
-    monkeypatch.setattr(sklearn_models, "_sparse_scatter_around", spy)
+    spy.__wrapped__ = _covariance_numerics._sparse_scatter_around
+    monkeypatch.setattr(_covariance_numerics, "_sparse_scatter_around", spy)
     _, _, scatter = model.stats_rows(X, centre, resp, prep["offsets"], aux)
     assert len(gathered) == 1 and (gathered[0] is not None) == (zero_fraction > 0)
     for k in range(n_components):

@@ -7,8 +7,9 @@ precision, the log-determinant, validation of user-supplied precisions,
 parameter counts and sampling.  Adding a parameterization is one class and
 one ``register`` line.
 
-scikit-learn's four models are in :mod:`gaussmix.sklearn_models`, mclust's
-constrained ones in :mod:`gaussmix.mclust_models`; both register here.
+scikit-learn's four models are in :mod:`gaussmix.sklearn_models` (full,
+tied) and :mod:`gaussmix.sklearn_diagonal_models` (diag, spherical), mclust's
+constrained ones in :mod:`gaussmix.mclust_models`; all register here.
 """
 
 from __future__ import annotations
@@ -290,12 +291,8 @@ def covariance_model_names() -> tuple[str, ...]:
 
 
 # The models register on import; they need the registry above to exist.
-from .sklearn_models import (  # noqa: E402
-    DiagCovariance,
-    FullCovariance,
-    SphericalCovariance,
-    TiedCovariance,
-)
+from .sklearn_diagonal_models import DiagCovariance, SphericalCovariance  # noqa: E402
+from .sklearn_models import FullCovariance, TiedCovariance  # noqa: E402
 
 for _model in (FullCovariance(), TiedCovariance(), DiagCovariance(), SphericalCovariance()):
     register_covariance_model(_model)

@@ -79,11 +79,8 @@ from .covariance import (
     register_covariance_alias,
     register_covariance_model,
 )
-from .sklearn_models import (
-    DiagCovariance,
-    FullCovariance,
-    SphericalCovariance,
-)
+from .sklearn_diagonal_models import DiagCovariance, SphericalCovariance
+from .sklearn_models import FullCovariance
 
 __all__ = [
     "EII",
