@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import em
-from ._parallel import threadpool_controller
+from ._parallel import available_cores, free_cores, get_num_threads, threadpool_controller
 from .covariance import kernel_family
 from .hierarchical import hierarchical_labels
 from .params import MixtureParams
@@ -42,22 +42,43 @@ KMEANS_SAMPLE_ROWS_PER_COMPONENT = 200
 
 
 # k-means with at most this many rows * features * components per iteration
-# runs on one OpenMP thread.  Its iterations then take a few milliseconds at
-# most and end at a barrier: on idle cores a second thread saves at most half
-# of that, but on busy ones every barrier waits for a descheduled thread.  On
-# 2 cores with a load average of 3, scikit-learn's KMeans (n_init=1, D=K=16)
-# took 0.85 s with two threads and 0.055 s with one at N=1e4, 0.85 s and
-# 0.26 s at N=1e5.  The algorithm and its labels are the same; only the
-# grouping of its floating-point sums differs.
+# runs on the cores that are free right now (``_parallel.free_cores``), and
+# on one where that is unknown.  Its iterations then take a few milliseconds
+# at most and end at a barrier, and on busy cores every barrier waits for a
+# descheduled thread: on 2 cores with a load average of 3, scikit-learn's
+# KMeans (n_init=1, D=K=16) took 0.85 s with two threads and 0.055 s with
+# one at N=1e4, 0.85 s and 0.26 s at N=1e5.  On idle cores a second thread
+# pays: at N=1e5, D=K=16, overlapping, 0.68 s against 1.40 s on one
+# (bench/bench_kmeans_share.py).  Larger k-means runs as scikit-learn runs
+# it, on every core.  Neither takes more than gaussmix's own threads
+# (``set_num_threads``).  The algorithm is the same; only the grouping of
+# its floating-point sums, by thread, differs.  On that benchmark's data,
+# one thread and two gave the same labels in all 16 float64 cells, and
+# different ones in 5 of the 16 float32 cells (all at N=1e5): where the
+# threads are scikit-learn's, so are the labels.
 KMEANS_SERIAL_WORK = 1 << 25
+
+
+def _kmeans_threads(work: int) -> int | None:
+    """OpenMP threads for a k-means of ``work`` per iteration; None: scikit-learn's own.
+
+    Never more than gaussmix's own threads (``set_num_threads``).
+    """
+    cores, cap = available_cores(), get_num_threads()
+    if work > KMEANS_SERIAL_WORK:
+        return None if cap >= cores else cap
+    free = free_cores()
+    threads = 1 if free is None else max(1, min(free, cap))
+    return None if threads >= cores else threads
 
 
 def _kmeans(X, n_components, random_state, sample_weight):
     """scikit-learn's KMeans as its GaussianMixture runs it (one init), fitted."""
     kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
-    if X.shape[0] * X.shape[1] * n_components > KMEANS_SERIAL_WORK:
+    threads = _kmeans_threads(X.shape[0] * X.shape[1] * n_components)
+    if threads is None:
         return kmeans.fit(X, sample_weight=sample_weight)
-    with threadpool_controller().limit(limits=1, user_api="openmp"):
+    with threadpool_controller().limit(limits=threads, user_api="openmp"):
         return kmeans.fit(X, sample_weight=sample_weight)
 
 
