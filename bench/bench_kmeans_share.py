@@ -19,12 +19,14 @@ gm
 km
     k-means alone, by the very function gaussmix's init calls (which, when
     ``N * D * K <= KMEANS_SERIAL_WORK``, runs it on the cores that are free
-    at the time, see ``gaussmix.init._kmeans_threads``).
+    at the time, see ``gaussmix.init._kmeans_threads``; the threads it chose
+    are recorded for every repeat).
 km_sk
     Only for such small k-means: ``KMeans`` without any OpenMP limit, as
-    scikit-learn's own fit runs it (otherwise the same call as ``km``).
+    scikit-learn's own fit runs it (otherwise the same call as ``km``), and
+    whether its labels are ``km``'s.
 
-Reported per cell: the fit times and their ratio sk/gm; km, its share of
+The order of the calls is reversed on every other repeat.  Reported per cell: the fit times and their ratio sk/gm; km, its share of
 each fit (km/sk, km/gm); the ceiling sk/km, the highest whole-fit ratio that
 an implementation recomputing the same k-means with scikit-learn can reach;
 the time outside k-means of each library (gm - km, sk - km) and their ratio;
@@ -52,7 +54,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_em  # noqa: E402
 from bench_em import SEPARATIONS, WarningTally, make_mixture, rel_diff  # noqa: E402
-from gaussmix.init import KMEANS_SERIAL_WORK, _kmeans  # noqa: E402
+from gaussmix.init import KMEANS_SERIAL_WORK, _kmeans, _kmeans_threads  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 
 GRID = {
@@ -64,7 +66,7 @@ GRID = {
 }
 SUMMARY_KEYS = ("ratio_sk_over_gm", "ceiling_sk_over_km", "km_share_of_gm", "rest_ratio")
 HEADER = ("     N   D   K  cov        sep  dtype    sk s    gm s  sk/gm    km s  km(sk)  km/sk"
-          "  km/gm  sk/km  gm-km s  sk-km s  rest   it sk/gm/km   LL rdiff")
+          "  km/gm  sk/km  gm-km s  sk-km s  rest   it sk/gm/km   LL rdiff   km thr  labels")
 
 
 def positive_ratio(num: float, den: float) -> float | None:
@@ -94,24 +96,31 @@ def measure_cell(cell: dict, X: np.ndarray, options, tally: WarningTally) -> dic
     """Time sk, gm and km (and km_sk) alternately; return one row of results."""
     kwargs = {"n_components": cell["k"], "covariance_type": cell["cov"],
               "random_state": options.seed}
-    omp1 = X.shape[0] * X.shape[1] * cell["k"] <= KMEANS_SERIAL_WORK  # gaussmix may limit it
+    work = X.shape[0] * X.shape[1] * cell["k"]
+    limited = work <= KMEANS_SERIAL_WORK  # where gaussmix may limit k-means' threads
     times: dict[str, list[float]] = {"sk": [], "gm": [], "km": [], "km_sk": []}
+    km_threads: list[int | None] = []
     fitted: dict = {}
+    calls = ["sk", "gm", "km"] + (["km_sk"] if limited else [])
     with bench_em.blas_context(options.blas):
-        for _ in range(options.repeats):
-            for library in ("sk", "gm"):
-                seconds, fitted[library] = bench_em.timed_fit(library, kwargs, X, tally, "cells")
-                times[library].append(seconds)
-            seconds, fitted["km"] = time_km(X, cell["k"], options.seed, True, tally)
-            times["km"].append(seconds)
-            if omp1:
-                times["km_sk"].append(time_km(X, cell["k"], options.seed, False, tally)[0])
+        for repeat in range(options.repeats):
+            for call in calls if repeat % 2 == 0 else calls[::-1]:
+                if call in ("sk", "gm"):
+                    seconds, fitted[call] = bench_em.timed_fit(call, kwargs, X, tally, "cells")
+                else:
+                    if call == "km":
+                        km_threads.append(_kmeans_threads(work))
+                    seconds, fitted[call] = time_km(X, cell["k"], options.seed, call == "km",
+                                                    tally)
+                times[call].append(seconds)
     sk, gm, km = (min(times[name]) for name in ("sk", "gm", "km"))
     lb_sk, lb_gm = float(fitted["sk"].lower_bound_), float(fitted["gm"].lower_bound_)
     return {
-        **cell, "km_omp1": omp1, "times_s": times,
+        **cell, "km_limited": limited, "km_threads": km_threads, "times_s": times,
         "sk_fit_s": sk, "gm_fit_s": gm, "km_s": km,
-        "km_sk_s": min(times["km_sk"]) if omp1 else None,
+        "km_sk_s": min(times["km_sk"]) if limited else None,
+        "km_labels_as_sk": (bool(np.array_equal(fitted["km"].labels_, fitted["km_sk"].labels_))
+                            if limited else None),
         "ratio_sk_over_gm": sk / gm, "km_share_of_sk": km / sk, "km_share_of_gm": km / gm,
         "ceiling_sk_over_km": sk / km, "gm_rest_s": gm - km, "sk_rest_s": sk - km,
         "rest_ratio": positive_ratio(sk - km, gm - km),
@@ -130,7 +139,9 @@ def print_row(r: dict) -> None:
           f"{r['km_share_of_gm']:>5.2f}  {r['ceiling_sk_over_km']:>5.2f}  "
           f"{r['gm_rest_s']:>7.3f}  {r['sk_rest_s']:>7.3f}  {fmt(r['rest_ratio'], '5.2f'):>5}  "
           f"{r['sk_n_iter']:>4}/{r['gm_n_iter']}/{r['km_n_iter']:<4}  "
-          f"{r['ll_rel_diff']:>8.1e}{'' if r['ll_agree'] else ' !'}", flush=True)
+          f"{r['ll_rel_diff']:>8.1e}{'  ' if r['ll_agree'] else ' !'}  "
+          f"{','.join('all' if t is None else str(t) for t in r['km_threads']):>7}  "
+          f"{ {None: '-', True: 'same', False: 'DIFF'}[r['km_labels_as_sk']]:>6}", flush=True)
 
 
 def medians(rows: list[dict]) -> dict:
@@ -147,7 +158,9 @@ def summarise(rows: list[dict]) -> dict:
     covs = dict.fromkeys(r["cov"] for r in rows)
     groups = {**{cov: [r for r in rows if r["cov"] == cov] for cov in covs}, "all": rows}
     return {"medians": {name: medians(group) for name, group in groups.items()},
-            "ll_disagree_cells": sum(not r["ll_agree"] for r in rows)}
+            "ll_disagree_cells": sum(not r["ll_agree"] for r in rows),
+            "km_labels_differ_cells": sum(r["km_labels_as_sk"] is False for r in rows),
+            "km_labels_compared_cells": sum(r["km_labels_as_sk"] is not None for r in rows)}
 
 
 def print_summary(summary: dict) -> None:
@@ -158,6 +171,8 @@ def print_summary(summary: dict) -> None:
               + " ".join(fmt(m[key], "6.2f") for key in SUMMARY_KEYS))
     print(f"Cells whose final lower_bound_ differ by > {bench_em.LL_TIE_RTOL:g} relative: "
           f"{summary['ll_disagree_cells']}")
+    print(f"Cells whose k-means labels (km) differ from scikit-learn's own run (km(sk)): "
+          f"{summary['km_labels_differ_cells']} of {summary['km_labels_compared_cells']}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     print("Times are minima over repeats. km: k-means as gaussmix's init runs it; km(sk): "
           "without any OpenMP limit, as scikit-learn runs it ('-': same call); sk/km: "
           "ceiling; rest: (sk-km)/(gm-km); LL rdiff: final lower_bound_ relative difference "
-          "('!' above the tie tolerance)\n")
+          "('!' above the tie tolerance); km thr: the OpenMP threads km ran on per repeat "
+          "('all': no limit); labels: km's against km(sk)'s\n")
     tally = WarningTally()
     bench_em.warm_up(tally)
     print(HEADER, flush=True)

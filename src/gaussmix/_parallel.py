@@ -36,6 +36,7 @@ _num_threads: int | None = None
 
 
 def available_cores() -> int:
+    """Cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -48,31 +49,69 @@ def _runnable_tasks(loadavg: str) -> int:
 
 
 def _read_loadavg() -> str:
+    """The text of Linux's ``/proc/loadavg`` (raises OSError elsewhere)."""
     with open("/proc/loadavg", encoding="ascii") as file:
         return file.read()
 
 
-# Readings of /proc/loadavg per estimate: on an idle machine one reading in
-# about ten catches a task that runs for microseconds; the least of five
-# was measured to see none 99.7 % of the time, and with one busy process
-# beside the caller to see it 98 % of the time.
+def _thread_state(stat: str) -> str:
+    """A thread's state letter from the text of its ``/proc/.../stat``.
+
+    The state follows the command name, which is in parentheses and may
+    itself hold spaces and parentheses.
+    """
+    return stat[stat.rindex(")") + 2]
+
+
+def _own_runnable_threads() -> int:
+    """Threads of this process that are runnable now, the caller among them."""
+    count = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat", encoding="ascii") as file:
+                count += _thread_state(file.read()) == "R"
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+    return max(count, 1)
+
+
+def _others_runnable() -> int:
+    """Tasks of other processes runnable now, from one reading."""
+    runnable = _runnable_tasks(_read_loadavg())
+    if runnable <= 1:
+        return 0  # the caller alone
+    # This process's own threads (BLAS workers spin for a while after a
+    # product) give way to a parallel section the caller starts.
+    return max(0, runnable - _own_runnable_threads())
+
+
+# Readings per estimate: on an idle machine one reading of /proc/loadavg in
+# about ten catches a task that runs for microseconds; the least of five saw
+# none 99.7 % of the time, and with one busy process beside the caller saw
+# it 98 % of the time (a one-off check, 5000 estimates each).
 _LOADAVG_READINGS = 5
 
 
 def free_cores() -> int | None:
-    """Cores that no task but the caller's thread wants right now; None where unknown.
+    """Cores that no other process wants right now; None where unknown (not on Linux).
 
-    All usable cores less the tasks runnable besides the calling thread
-    (Linux's ``/proc/loadavg`` counts the caller itself), the least of a few
-    readings.  A parallel section with more threads than this shares a
-    core, and each of its barriers then waits for a thread that the
-    scheduler has set aside.
+    The machine's CPUs less the runnable tasks of other processes (the
+    least of a few readings of ``/proc/loadavg``, which counts the whole
+    machine, less this process's runnable threads), at most the cores this
+    process may use.  A parallel section with more threads than this shares
+    a core, and each of its barriers then waits for a thread that the
+    scheduler has set aside.  In a container that sees the host's
+    ``/proc/loadavg``, the host's other work counts too.
     """
     try:
-        runnable = min(_runnable_tasks(_read_loadavg()) for _ in range(_LOADAVG_READINGS))
+        others = _others_runnable()
+        for _ in range(_LOADAVG_READINGS - 1):
+            if others == 0:
+                break
+            others = min(others, _others_runnable())
     except (OSError, ValueError, IndexError):
         return None
-    return max(0, available_cores() - (runnable - 1))
+    return max(0, min(available_cores(), (os.cpu_count() or 1) - others))
 
 
 def get_num_threads() -> int:

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import em
-from ._parallel import available_cores, free_cores, get_num_threads, threadpool_controller
+from ._parallel import free_cores, get_num_threads, threadpool_controller
 from .covariance import kernel_family
 from .hierarchical import hierarchical_labels
 from .params import MixtureParams
@@ -42,37 +42,40 @@ KMEANS_SAMPLE_ROWS_PER_COMPONENT = 200
 
 
 # k-means with at most this many rows * features * components per iteration
-# runs on the cores that are free right now (``_parallel.free_cores``), and
-# on one where that is unknown.  Its iterations then take a few milliseconds
-# at most and end at a barrier, and on busy cores every barrier waits for a
-# descheduled thread: on 2 cores with a load average of 3, scikit-learn's
-# KMeans (n_init=1, D=K=16) took 0.85 s with two threads and 0.055 s with
-# one at N=1e4, 0.85 s and 0.26 s at N=1e5.  On idle cores a second thread
-# pays: at N=1e5, D=K=16, overlapping, 0.68 s against 1.40 s on one
-# (bench/bench_kmeans_share.py).  Larger k-means runs as scikit-learn runs
-# it, on every core.  Neither takes more than gaussmix's own threads
-# (``set_num_threads``).  The algorithm is the same; only the grouping of
-# its floating-point sums, by thread, differs.  On that benchmark's data,
-# one thread and two gave the same labels in all 16 float64 cells, and
-# different ones in 5 of the 16 float32 cells (all at N=1e5): where the
-# threads are scikit-learn's, so are the labels.
+# runs on the cores that no other process wants at the time
+# (``_parallel.free_cores``), and on one where that is unknown (not on
+# Linux).  Its iterations then take a few milliseconds at most and end at a
+# barrier, and on busy cores every barrier waits for a descheduled thread;
+# on idle cores a second thread pays (bench/README.md, "k-means share").
+# Larger k-means runs as scikit-learn runs it.  Neither takes more threads
+# than gaussmix's own (``set_num_threads``) or than OpenMP is allowed
+# already.  Only the grouping of k-means' floating-point sums, by thread,
+# depends on the number of threads; in float32 that can change labels.
 KMEANS_SERIAL_WORK = 1 << 25
 
 
+def _openmp_threads() -> int | None:
+    """The threads an OpenMP section may start now; None without OpenMP."""
+    infos = threadpool_controller().select(user_api="openmp").info()
+    return min((info["num_threads"] for info in infos), default=None)
+
+
 def _kmeans_threads(work: int) -> int | None:
-    """OpenMP threads for a k-means of ``work`` per iteration; None: scikit-learn's own.
+    """OpenMP threads for a k-means of ``work`` per iteration; None: as it stands."""
+    allowed = _openmp_threads()
+    if allowed is None:
+        return None
+    threads = min(allowed, get_num_threads())
+    if work <= KMEANS_SERIAL_WORK:
+        free = free_cores()
+        threads = min(threads, 1 if free is None else max(1, free))
+    return None if threads >= allowed else threads
 
-    Never more than gaussmix's own threads (``set_num_threads``).
-    """
-    cores, cap = available_cores(), get_num_threads()
-    if work > KMEANS_SERIAL_WORK:
-        return None if cap >= cores else cap
-    free = free_cores()
-    threads = 1 if free is None else max(1, min(free, cap))
-    return None if threads >= cores else threads
 
-
-def _kmeans(X, n_components, random_state, sample_weight):
+def _kmeans(
+    X: np.ndarray, n_components: int, random_state: np.random.RandomState,
+    sample_weight: np.ndarray | None,
+) -> KMeans:
     """scikit-learn's KMeans as its GaussianMixture runs it (one init), fitted."""
     kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
     threads = _kmeans_threads(X.shape[0] * X.shape[1] * n_components)
