@@ -53,7 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_em  # noqa: E402
-from bench_em import SEPARATIONS, WarningTally, make_mixture, rel_diff  # noqa: E402
+from bench_em import SEPARATIONS, WarningTally, fmt, make_mixture, rel_diff  # noqa: E402
 from gaussmix.init import KMEANS_SERIAL_WORK, _kmeans, _kmeans_threads  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 
@@ -72,11 +72,6 @@ HEADER = ("     N   D   K  cov        sep  dtype    sk s    gm s  sk/gm    km s 
 def positive_ratio(num: float, den: float) -> float | None:
     """``num / den`` when both are positive (noise can make a difference <= 0), else None."""
     return num / den if num > 0 and den > 0 else None
-
-
-def fmt(value: float | None, spec: str) -> str:
-    """Format a number, or "-" for None."""
-    return "-" if value is None else format(value, spec)
 
 
 def time_km(X: np.ndarray, k: int, seed: int, serial_as_gm: bool,

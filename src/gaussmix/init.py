@@ -65,7 +65,7 @@ def _kmeans_threads(work: int) -> int | None:
     allowed = _openmp_threads()
     if allowed is None:
         return None
-    threads = min(allowed, get_num_threads())
+    threads = get_num_threads()
     if work <= KMEANS_SERIAL_WORK:
         free = free_cores()
         threads = min(threads, 1 if free is None else max(1, free))
