@@ -305,6 +305,24 @@ def test_verbose_prints_to_stdout_when_logging_is_not_configured():
     assert lines[-1] == "Initialization converged."
 
 
+def test_verbose_prints_once_when_logging_is_configured_below_info():
+    """``logging.basicConfig()`` adds a handler but keeps WARNING: still shown, once."""
+    code = (
+        "import logging; logging.basicConfig();"
+        "import numpy as np; from gaussmix import GaussianMixture;"
+        "X = np.random.RandomState(0).standard_normal((60, 2));"
+        "GaussianMixture(2, verbose=1, random_state=0).fit(X);"
+        "logging.getLogger('gaussmix').warning('after')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.splitlines()[0] == "Initialization 0"
+    assert result.stdout.splitlines()[-1] == "Initialization converged."
+    # Not repeated by the root handler, which still works after the fit.
+    assert result.stderr.strip() == "WARNING:gaussmix:after"
+
+
 def test_silent_by_default(capsys):
     X = make_data("separated", 2, seed=18)
     GaussianMixture(3, random_state=0).fit(X).predict(X)

@@ -301,6 +301,18 @@ def test_failed_fit_with_warm_start_keeps_the_previous_fit():
     np.testing.assert_array_equal(gm.means_, means)
 
 
+def test_warm_start_on_data_of_another_width_names_the_fix():
+    gm = GaussianMixture(2, random_state=0, warm_start=True, max_iter=3).fit(X)
+    means = gm.means_.copy()
+    wider = np.hstack([X, X[:, :1]])
+    with pytest.raises(ValueError, match=r"2 features, but X has 3.*warm_start=False"):
+        gm.fit(wider)
+    np.testing.assert_array_equal(gm.means_, means)
+    assert gm.n_features_in_ == 2
+    gm.set_params(warm_start=False).fit(wider)
+    assert gm.means_.shape == (2, 3)
+
+
 # ------------------------------------------------------------------ pandas
 def test_dataframe_input_sets_feature_names():
     pd = pytest.importorskip("pandas")

@@ -317,3 +317,20 @@ def test_parity_errors_are_far_below_the_tolerance():
     # ~1e-13 is typical; 1e4 ulps (2e-12) still means rounding only, no
     # algorithmic difference, while leaving room for harmless reordering.
     assert worst < 1e4 * np.finfo(np.float64).eps
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_model_assembled_from_precision_factors_predicts_as_scikit_learn(covariance_type):
+    """Inference needs weights_, means_ and precisions_cholesky_ only, as in scikit-learn."""
+    X = make_data("overlapping", 3, seed=41)
+    fitted = SkGaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    ours, theirs = GaussianMixture(3, covariance_type=covariance_type), SkGaussianMixture(
+        3, covariance_type=covariance_type
+    )
+    for estimator in (ours, theirs):
+        estimator.weights_ = fitted.weights_
+        estimator.means_ = fitted.means_
+        estimator.precisions_cholesky_ = fitted.precisions_cholesky_
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(ours.score_samples(X), theirs.score_samples(X), rtol=1e-12)
+    np.testing.assert_allclose(ours.bic(X), theirs.bic(X), rtol=1e-12)

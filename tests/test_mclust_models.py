@@ -341,6 +341,44 @@ def test_mstep_without_a_maximiser_raises_the_ill_defined_error(name):
         maximization(model, degenerate_stats(model), reg_covar=1e-6, dtype=np.float32)
 
 
+@pytest.mark.parametrize("name", ["VEV", "EVI"])
+def test_constant_feature_error_says_reg_covar_cannot_help(name):
+    """The constrained M-step fails before reg_covar is added: the advice must say so."""
+    X = make_data("separated", 2, seed=12)
+    X[:, 1] = 1.0
+    with pytest.raises(ValueError, match=rf"{name} model's M-step has no maximum.*cannot repair"):
+        GaussianMixture(2, covariance_type=name, random_state=0, reg_covar=0.1).fit(X)
+
+
+@pytest.mark.parametrize("name", ["EVI", "EVE", "EVV"])
+@pytest.mark.parametrize("scale", [1e80, 1e-100])
+def test_one_volume_models_fit_data_at_extreme_scales(name, scale):
+    """Scaling the data by s shifts the mean log-density by -D log s and nothing else.
+
+    The common volume times a component's normalised shape is formed as
+    ``volume * (shape_k / volume_k)``: the product first would overflow
+    (or underflow) at these scales.
+    """
+    X = make_data("overlapping", 3, seed=13)
+    kwargs = {"n_components": 2, "covariance_type": name, "random_state": 0, "reg_covar": 0.0}
+    plain = GaussianMixture(**kwargs).fit(X)
+    scaled = GaussianMixture(**kwargs).fit(X * scale)
+    expected = plain.lower_bound_ - X.shape[1] * np.log(scale)
+    # Relative to the terms summed: rounding of about 1e-16 per operation.
+    assert abs(scaled.lower_bound_ - expected) <= 1e-10 * (abs(plain.lower_bound_) + abs(expected))
+    np.testing.assert_array_equal(scaled.predict(X * scale), plain.predict(X))
+
+
+@pytest.mark.parametrize("name", ["EEV", "VEV", "full"])
+def test_overflowing_float32_statistics_raise_the_non_finite_error(name):
+    """float32 scatter beyond its range (about 3e38) is refused clearly, not in eigh."""
+    X = (make_data("separated", 3, seed=14) * 1e18).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the overflow itself
+        with pytest.raises(ValueError, match="non-finite parameters.*Scale the input data"):
+            GaussianMixture(2, covariance_type=name, random_state=0).fit(X)
+
+
 @pytest.mark.parametrize("name", ["EII", "EEI", "VEI", "VEE", "VVE", "EEV"])
 def test_mstep_with_a_maximiser_survives_flat_features(name):
     """Where the constraint ties the flat feature to other components, the maximum exists."""

@@ -70,20 +70,29 @@ def fit_progress(callback: ProgressCallback) -> Iterator[None]:
 
 @contextlib.contextmanager
 def verbose_logging(verbose: int):
-    """Show progress messages on stdout when ``verbose`` and logging is unset."""
-    if not verbose or logger.hasHandlers():
+    """Show progress messages on stdout when ``verbose``, unless logging shows them.
+
+    Logging shows them when a handler would receive the ``"gaussmix"``
+    logger's INFO records.  A handler alone is not enough: the usual
+    ``logging.basicConfig()`` leaves the level at WARNING, and ``verbose``
+    would then print nothing at all.  Meanwhile the records stop at this
+    logger, so that a handler at a lower level does not show them twice.
+    """
+    if not verbose or (logger.hasHandlers() and logger.isEnabledFor(logging.INFO)):
         yield
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    previous_level = logger.level
+    previous_level, previous_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False
     try:
         yield
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous_level)
+        logger.propagate = previous_propagate
 
 
 class FitReporter:

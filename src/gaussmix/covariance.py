@@ -38,15 +38,48 @@ ILL_DEFINED_COVARIANCE_MESSAGE = (
 )
 
 
-def ill_defined_covariance_error(dtype: np.dtype) -> ValueError:
-    """Build the error raised when a covariance is not positive-definite."""
+# Why a constrained M-step (mclust's models that divide by volumes or
+# determinants) can fail where reg_covar, added after it, cannot help.
+CONSTRAINED_MAXIMUM_MESSAGE = (
+    " The {name} model's M-step has no maximum on these data: some component's"
+    " scatter is singular (a constant feature, duplicate rows, or fewer"
+    " distinct points than features), and reg_covar, added after that step,"
+    " cannot repair it. Remove constant features or duplicate rows, decrease"
+    " the number of components, or choose a model whose covariances reg_covar"
+    " regularises directly ('full', 'tied', 'diag', 'spherical', 'EEV', 'EEI'"
+    " or 'EII')."
+)
+
+
+class IllDefinedCovarianceError(ValueError):
+    """A covariance is not positive-definite (scikit-learn raises ValueError).
+
+    ``model_name`` is set for a constrained model whose M-step found no
+    maximum, so that the error can be rebuilt for the data's dtype.
+    """
+
+    def __init__(self, message: str, model_name: str | None = None) -> None:
+        super().__init__(message)
+        self.model_name = model_name
+
+
+def ill_defined_covariance_error(
+    dtype: np.dtype, model_name: str | None = None
+) -> IllDefinedCovarianceError:
+    """Build the error raised when a covariance is not positive-definite.
+
+    ``model_name`` names a constrained model whose M-step found no maximum;
+    the message then says why reg_covar cannot help.
+    """
     message = ILL_DEFINED_COVARIANCE_MESSAGE
+    if model_name is not None:
+        message += CONSTRAINED_MAXIMUM_MESSAGE.format(name=model_name)
     if np.dtype(dtype) == np.float32:
         message += (
             " The numerical accuracy can also be improved by passing float64"
             " data instead of float32."
         )
-    return ValueError(message)
+    return IllDefinedCovarianceError(message, model_name)
 
 
 class CovarianceModel(ABC):

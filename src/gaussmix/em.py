@@ -259,38 +259,76 @@ def maximization(
         Components that were re-seeded.
     """
     sum_resp = stats.sum_resp
+    if not all(np.all(np.isfinite(a)) for a in (sum_resp, stats.shift_sum, stats.scatter)):
+        # Overflowed sums (float32 data near its range) would reach the
+        # solvers (eigh, Cholesky) as inf and fail there obscurely.
+        raise _non_finite_error()
     nk = sum_resp + 10 * np.finfo(dtype).eps
     means = stats.shift + stats.shift_sum / nk[:, None]
-    covariances = model.estimate_covariances(
-        stats.scatter, sum_resp, stats.shift_sum, nk, reg_covar
-    )
+    empty = np.array([], dtype=np.intp)
+    if reseed_empty and stats.worst_sample is not None and len(nk) > 1:
+        empty = np.flatnonzero(sum_resp < EMPTY_COMPONENT_SHARE * stats.weight_sum)
+        if empty.size == len(nk):
+            empty = empty[:0]
+    covariances = _estimate_covariances(model, stats, nk, reg_covar, empty)
     weights = nk / np.sum(nk)
 
     reseeded: list[int] = []
-    if reseed_empty and stats.worst_sample is not None and len(nk) > 1:
-        empty = np.flatnonzero(sum_resp < EMPTY_COMPONENT_SHARE * stats.weight_sum)
-        if 0 < empty.size < len(nk):
-            for k in empty:
-                covariances = model.pooled(covariances, weights, int(k))
-                means[k] = stats.worst_sample
-                # Weight of one sample: enough to let the next E-step claim data.
-                weights[k] = 1.0 / max(stats.weight_sum, 1.0)
-                reseeded.append(int(k))
-            weights = weights / np.sum(weights)
+    if empty.size:
+        for k in empty:
+            covariances = model.pooled(covariances, weights, int(k))
+            means[k] = stats.worst_sample
+            # Weight of one sample: enough to let the next E-step claim data.
+            weights[k] = 1.0 / max(stats.weight_sum, 1.0)
+            reseeded.append(int(k))
+        weights = weights / np.sum(weights)
 
     try:
         precisions_cholesky = model.precision_cholesky(covariances)
-    except ValueError:
+    except ValueError as error:
         # The M-step runs in float64; the advice must name the data's dtype.
-        raise ill_defined_covariance_error(dtype) from None
+        raise ill_defined_covariance_error(dtype, getattr(error, "model_name", None)) from None
     params = MixtureParams(weights, means, covariances, precisions_cholesky)
     if not params.all_finite():
-        raise ValueError(
-            "The M-step produced non-finite parameters; the data may be too "
-            "badly scaled for this model. Scale the input data, increase "
-            "reg_covar, or decrease the number of components."
-        )
+        raise _non_finite_error()
     return params, reseeded
+
+
+def _estimate_covariances(
+    model: CovarianceModel, stats: SuffStats, nk: np.ndarray, reg_covar: float,
+    empty: np.ndarray,
+) -> np.ndarray:
+    """The model's covariance estimate; without the ``empty`` components where they spoil it.
+
+    A constrained M-step (mclust's models that divide by volumes or
+    determinants) has no maximum while a component holds no data, and
+    returns NaN for every component.  The maximiser over the components
+    that keep data is then the M-step; the emptied ones get placeholders,
+    replaced when they are re-seeded.
+    """
+    covariances = model.estimate_covariances(
+        stats.scatter, stats.sum_resp, stats.shift_sum, nk, reg_covar
+    )
+    n_features = stats.shift.shape[1]
+    shared = model.parameter_shape(1, n_features) == model.parameter_shape(2, n_features)
+    if not empty.size or shared or np.all(np.isfinite(covariances)):
+        return covariances
+    keep = np.setdiff1d(np.arange(nk.shape[0]), empty)
+    kept = model.estimate_covariances(
+        stats.scatter[keep], stats.sum_resp[keep], stats.shift_sum[keep], nk[keep], reg_covar
+    )
+    covariances = np.empty((nk.shape[0], *kept.shape[1:]), dtype=kept.dtype)
+    covariances[keep] = kept
+    covariances[empty] = kept[0]
+    return covariances
+
+
+def _non_finite_error() -> ValueError:
+    return ValueError(
+        "The M-step produced non-finite parameters; the data may be too "
+        "badly scaled for this model. Scale the input data, increase "
+        "reg_covar, or decrease the number of components."
+    )
 
 
 def run_em(

@@ -295,6 +295,12 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
         user_init = self._checked_user_init(model, dataset.n_features)
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init and self.means_.shape[1] != dataset.n_features:
+            raise ValueError(
+                f"warm_start=True continues the previous fit, which has "
+                f"{self.means_.shape[1]} features, but X has {dataset.n_features}. "
+                "Set warm_start=False to fit the new data from scratch."
+            )
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
         init_rows = None
@@ -428,9 +434,15 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
         self.precisions_ = model.precisions_from_cholesky(params.precisions_cholesky)
 
     def _fitted_params(self) -> MixtureParams:
-        return MixtureParams(
-            self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
-        )
+        covariances = getattr(self, "covariances_", None)
+        if covariances is None:
+            # Inference needs only the precisions, as in scikit-learn, so a
+            # model assembled from weights, means and precision factors works.
+            model = get_covariance_model(self.covariance_type)
+            covariances = model.covariances_from_precisions_cholesky(
+                np.asarray(self.precisions_cholesky_, dtype=np.float64)
+            )
+        return MixtureParams(self.weights_, self.means_, covariances, self.precisions_cholesky_)
 
     # -------------------------------------------------------------- inference
     def _validated_input(self, X) -> np.ndarray:

@@ -122,7 +122,8 @@ class _ConstrainedModel:
 
     def precision_cholesky(self, covariances):
         if not np.all(np.isfinite(covariances)):
-            raise ill_defined_covariance_error(covariances.dtype)
+            # NaN marks an M-step without a maximum (see _finite_or_nan).
+            raise ill_defined_covariance_error(covariances.dtype, self.name)
         return super().precision_cholesky(covariances)
 
 
@@ -207,7 +208,7 @@ class EVI(_ConstrainedModel, DiagCovariance):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             volumes = _geometric_mean(diagonals)
             volume = np.sum(volumes) / np.sum(nk)
-            covariances = _finite_or_nan(volume * diagonals / volumes[:, None])
+            covariances = _finite_or_nan(volume * (diagonals / volumes[:, None]))
         return covariances + reg_covar
 
 
@@ -285,7 +286,7 @@ class EVE(_ConstrainedModel, FullCovariance):
             orientation = _common_orientation(scatters, _eve_profile, self.tol, self.max_iter)
             diagonals = _diagonals(_rotate(scatters, orientation))
             volumes = _geometric_mean(diagonals)
-            scales = np.sum(volumes) / np.sum(nk) * diagonals / volumes[:, None]
+            scales = np.sum(volumes) / np.sum(nk) * (diagonals / volumes[:, None])
             covariances = _finite_or_nan(_rotate_diagonals(orientation, scales))
         return _add_reg(covariances, reg_covar)
 
@@ -403,7 +404,7 @@ class EVV(_ConstrainedModel, FullCovariance):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             volumes = np.where(sign > 0, np.exp(log_det / n_features), 0.0)
             volume = np.sum(volumes) / np.sum(nk)
-            covariances = _finite_or_nan(volume * scatters / volumes[:, None, None])
+            covariances = _finite_or_nan(volume * (scatters / volumes[:, None, None]))
         return _add_reg(covariances, reg_covar)
 
 
