@@ -159,3 +159,43 @@ def test_scalar_sample_weight_means_equal_weights():
     a = GaussianMixture(3, random_state=0).fit(X, sample_weight=3.0)
     b = GaussianMixture(3, random_state=0).fit(X)
     assert_params_close(a, b, 1e-10)
+
+
+# ------------------------------------------------------------ weight scale
+@pytest.mark.parametrize("factor", [1e-16, 1e-30, 1e306])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_a_common_factor_of_the_weights_changes_nothing(covariance_type, factor):
+    """Weights are relative: 1e-16 per row, or 1e306 (whose sum overflows), fits as one.
+
+    The M-step's floor on component totals is sized for weights of about
+    one; tiny weights used to be swamped by it (no warning, a worse fit).
+    """
+    X, weights = weighted_problem(seed=21)
+    kwargs = dict(n_components=3, covariance_type=covariance_type, random_state=0)
+    plain = fit(X, weights, **kwargs)
+    scaled = fit(X, weights * factor, **kwargs)
+    assert_params_close(scaled, plain, rtol=WEIGHT_RTOL)
+    assert scaled.lower_bound_ == pytest.approx(plain.lower_bound_, rel=WEIGHT_RTOL)
+
+
+def test_float32_weights_far_below_one_fit_as_weights_of_one():
+    """In float32 the floor is 1.2e-6: weights of 1e-7 per row used to move the means by 0.5."""
+    X, weights = weighted_problem(seed=22)
+    X32 = X.astype(np.float32)
+    plain = fit(X32, weights, n_components=3, random_state=0)
+    scaled = fit(X32, weights * 1e-7, n_components=3, random_state=0)
+    # float32 rounding of the weights and of the statistics: about 1e-7 relative.
+    np.testing.assert_allclose(scaled.means_, plain.means_, rtol=1e-5, atol=1e-5)
+    assert scaled.lower_bound_ == pytest.approx(plain.lower_bound_, rel=1e-5)
+
+
+def test_rows_of_weight_zero_do_not_move_the_kmeans_start():
+    """A zero-weight row far away is not in the data: the fit is the fit without it."""
+    X, _ = weighted_problem(seed=23)
+    with_outlier = np.vstack([X, [[1e12, 1e12]]])
+    weights = np.r_[np.ones(X.shape[0]), 0.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no re-seeding, no convergence trouble
+        ours = GaussianMixture(3, random_state=0).fit(with_outlier, sample_weight=weights)
+    reference = GaussianMixture(3, random_state=0).fit(X)
+    assert_params_close(ours, reference, rtol=WEIGHT_RTOL)

@@ -16,7 +16,7 @@ from . import em, online
 from ._reporting import verbose_logging
 from .covariance import get_covariance_model
 from .datasets import ArrayDataset, is_dataset_like
-from .validation import check_sample_weight
+from .validation import check_sample_weight, weights_near_one
 
 __all__ = ["PartialFitMixin", "rollback_on_error"]
 
@@ -76,7 +76,10 @@ class PartialFitMixin:
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not fitted)
         if fitted:
             X = X.astype(self.means_.dtype, copy=False)
-        sample_weight = check_sample_weight(sample_weight, X.shape[0], self.n_components)
+        # Each batch enters per unit of its weight, so its own scale is free.
+        sample_weight = weights_near_one(
+            check_sample_weight(sample_weight, X.shape[0], self.n_components)
+        )
         model = get_covariance_model(self.covariance_type)
         if fitted:
             params = self._fitted_params().astype(np.float64)

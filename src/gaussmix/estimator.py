@@ -21,7 +21,7 @@ from .params import MixtureParams
 from ._criteria import InformationCriteriaMixin
 from ._partial_fit import PartialFitMixin, rollback_on_error
 from ._reporting import FitReporter, verbose_logging
-from .validation import check_sample_weight, check_user_init
+from .validation import check_sample_weight, check_user_init, weights_near_one
 
 __all__ = ["GaussianMixture"]
 
@@ -285,7 +285,9 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
                 f"but got n_components = {self.n_components}, "
                 f"n_samples = {dataset.n_samples}"
             )
-        sample_weight = check_sample_weight(sample_weight, dataset.n_samples, self.n_components)
+        sample_weight = weights_near_one(
+            check_sample_weight(sample_weight, dataset.n_samples, self.n_components)
+        )
         return dataset if sample_weight is None else dataset.weighted(sample_weight)
 
     def _fit_validated(self, X, sample_weight, want_labels: bool) -> np.ndarray | None:

@@ -112,6 +112,16 @@ def initial_labels(
     those of :func:`initial_responsibilities`, in the same order.
     """
     n_samples = X.shape[0]
+    if method in ("kmeans", "kmeans-sample") and sample_weight is not None:
+        positive = np.flatnonzero(sample_weight > 0)
+        if positive.size < n_samples:
+            # Rows of weight zero are not in the data, but k-means would
+            # still count them (its stopping tolerance is their variance).
+            labels = np.full(n_samples, -1, dtype=np.intp)
+            labels[positive] = initial_labels(
+                X[positive], n_components, method, random_state, sample_weight[positive]
+            )
+            return labels
     if method == "hierarchical":
         return hierarchical_labels(X, n_components, sample_weight=sample_weight)
     if method == "kmeans":

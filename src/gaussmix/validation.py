@@ -18,6 +18,7 @@ __all__ = [
     "check_means_init",
     "check_precisions_init",
     "check_sample_weight",
+    "weights_near_one",
 ]
 
 _FLOATS = [np.float64, np.float32]
@@ -71,6 +72,28 @@ def check_precisions_init(
     _check_shape(precisions, shape, f"{model.name} precision")
     model.check_precisions(precisions)
     return precisions
+
+
+def weights_near_one(sample_weight: np.ndarray | None) -> np.ndarray | None:
+    """Validated weights times the power of two that brings their mean positive value into [1, 2).
+
+    EM is unchanged by a common factor of the weights, and a power of two
+    changes no weight's mantissa; but the M-step's floor on component totals
+    (``10 * eps``, scikit-learn's for rows of weight one), float32
+    products and the weights' sum all assume weights of about one row.
+    Weights of 1e-16, or of 1e308, then fit as weights of one.  Criteria
+    that count rows (BIC's n) keep the caller's weights.
+    """
+    if sample_weight is None:
+        return None
+    largest = float(np.max(sample_weight))
+    positive = sample_weight[sample_weight > 0]
+    # The mean of w / max cannot overflow where the plain sum would.
+    mean = float(np.mean(positive / largest)) * largest
+    _, exponent = np.frexp(mean)  # mean = m * 2**exponent, 0.5 <= m < 1
+    if exponent == 1:
+        return sample_weight
+    return np.ldexp(sample_weight, 1 - exponent)
 
 
 def check_sample_weight(sample_weight, n_samples: int, n_components: int) -> np.ndarray | None:
