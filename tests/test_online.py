@@ -8,6 +8,7 @@ import pytest
 from gaussmix import GaussianMixture
 from gaussmix import online
 from gaussmix.covariance import covariance_model_names, get_covariance_model
+from gaussmix.em import maximization
 from gaussmix.suffstats import SuffStats
 
 TRUE_WEIGHTS = np.array([0.5, 0.3, 0.2])
@@ -162,6 +163,55 @@ def test_fit_starts_a_new_stream_and_partial_fit_continues_a_fit():
     model.fit(X)
     assert not hasattr(model, "n_batch_iter_")
     np.testing.assert_allclose(model.means_, fitted_means, rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical", "VEV", "EEI"])
+def test_a_fitted_models_statistics_give_it_back(covariance_type):
+    """The statistics that stand for a fitted model reproduce it through the M-step."""
+    rng = np.random.default_rng(9)
+    X = draw(rng, 1500)
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    cov_model = get_covariance_model(covariance_type)
+    params = model._fitted_params()
+    stats = online.stats_of_params(cov_model, params, model.reg_covar, model.lower_bound_)
+    again, reseeded = maximization(cov_model, stats, model.reg_covar)
+    assert not reseeded
+    # Only the M-step's 10 eps floor on the totals separates them.
+    np.testing.assert_allclose(again.weights, model.weights_, rtol=1e-12)
+    np.testing.assert_allclose(again.means, model.means_, rtol=1e-12)
+    np.testing.assert_allclose(again.covariances, model.covariances_, rtol=1e-12)
+
+
+def test_partial_fit_blends_a_batch_into_a_fitted_model():
+    """After fit the model is the stream's first batch: two rows no longer replace it."""
+    rng = np.random.default_rng(10)
+    X = draw(rng, 6000)
+    model = GaussianMixture(3, random_state=0).fit(X)
+    fitted_score, fitted_bound = model.score(X), model.lower_bound_
+    fitted_means = model.means_.copy()
+    model.partial_fit(X[:2])
+    eta = (model.learning_offset + 1) ** -model.learning_decay
+    assert model.n_batch_iter_ == 1 and len(model.lower_bounds_) == 1
+    # Each mean moves at most eta of the way to the batch's rows.
+    reach = eta * np.max(np.linalg.norm(X[:2, None] - fitted_means[None], axis=-1))
+    assert np.max(np.linalg.norm(model.means_ - fitted_means, axis=1)) <= reach
+    assert model.score(X) > fitted_score - 0.1
+    # The running log-likelihood blends the fit's and the batch's.
+    assert model.lower_bound_ == pytest.approx(
+        (1 - eta) * fitted_bound + eta * model.lower_bounds_[0], rel=1e-12
+    )
+
+
+def test_partial_fit_refuses_to_continue_a_model_of_other_parameters():
+    rng = np.random.default_rng(11)
+    X = draw(rng, 600)
+    model = GaussianMixture(3, random_state=0).fit(X)
+    model.set_params(n_components=4)
+    with pytest.raises(ValueError, match="3 components.*n_components=4.*Call fit"):
+        model.partial_fit(X[:100])
+    model.set_params(n_components=3, covariance_type="diag")
+    with pytest.raises(ValueError, match="covariance_type='diag'.*Call fit"):
+        model.partial_fit(X[:100])
 
 
 def test_float32_batches_stay_float32():

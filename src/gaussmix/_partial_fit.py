@@ -42,8 +42,9 @@ class PartialFitMixin:
 
         The first batch initialises the model as :meth:`fit` would (with
         ``init_params`` and the ``*_init`` arrays) unless the model is
-        already fitted, in which case the stream starts from the fitted
-        parameters.  Each call then runs one E-step on the batch under the
+        already fitted (or loaded), in which case the fitted model counts as
+        the stream's first batch: its statistics are those that give its
+        parameters back.  Each call then runs one E-step on the batch under the
         current parameters, moves the running sufficient statistics towards
         it by ``(learning_offset + t) ** -learning_decay`` and takes the
         M-step (see :mod:`gaussmix.online`).  :meth:`fit` starts a new stream.
@@ -65,6 +66,33 @@ class PartialFitMixin:
             self._partial_fit(X, sample_weight)
         return self
 
+    def _check_stream_continues(self, model, params) -> None:
+        """The fitted parameters must be of the model the parameters now describe."""
+        shape = model.parameter_shape(self.n_components, params.n_features)
+        if params.n_components != self.n_components or params.covariances.shape != shape:
+            raise ValueError(
+                f"partial_fit continues the fitted model ({params.n_components} components, "
+                f"covariances of shape {params.covariances.shape}), but the estimator now "
+                f"asks for n_components={self.n_components} and "
+                f"covariance_type={self.covariance_type!r}. Call fit to start a new model."
+            )
+
+    def _fitted_model_as_first_batch(self, model, params, batch_stats) -> online.OnlineState | None:
+        """A model fitted by ``fit`` (or loaded) enters the stream as its first batch.
+
+        Otherwise the first batch would replace it outright (its step size
+        is one): two rows would undo a fit to millions.  Its log-likelihood
+        is the fit's, or the batch's where the fit ran no iteration.
+        """
+        bound = getattr(self, "lower_bound_", -np.inf)
+        if not np.isfinite(bound):
+            bound = batch_stats.mean_log_likelihood
+        try:
+            stats = online.stats_of_params(model, params, self.reg_covar, bound)
+        except NotImplementedError:  # a registered model that cannot say
+            return None
+        return online.OnlineState(stats, n_steps=1)
+
     def _partial_fit(self, X, sample_weight) -> None:
         if is_dataset_like(X) and not isinstance(X, np.memmap):
             raise TypeError(
@@ -83,6 +111,7 @@ class PartialFitMixin:
         model = get_covariance_model(self.covariance_type)
         if fitted:
             params = self._fitted_params().astype(np.float64)
+            self._check_stream_continues(model, params)
         else:
             if X.shape[0] < self.n_components:
                 raise ValueError(
@@ -97,6 +126,9 @@ class PartialFitMixin:
         batch = ArrayDataset(X, sample_weight)
         with batch.passes(model, params):
             batch_stats = batch.expectation(model, params)
+        if fitted and state is None:
+            state = self._fitted_model_as_first_batch(model, params, batch_stats)
+        n_batches = getattr(self, "n_batch_iter_", 0) + 1
         state, new_params, reseeded = online.update(
             model, state, batch_stats, reg_covar=self.reg_covar, dtype=X.dtype,
             learning_decay=self.learning_decay, learning_offset=self.learning_offset,
@@ -106,9 +138,9 @@ class PartialFitMixin:
         ]))
         self._set_fitted(model, new_params.astype(X.dtype))
         self._online_state = state
-        self.n_batch_iter_ = self.n_iter_ = state.n_steps
+        self.n_batch_iter_ = self.n_iter_ = n_batches
         self.converged_ = False
         # The running log-likelihood: each batch's, under the parameters it met.
         self.lower_bound_ = state.stats.log_likelihood
-        previous = list(self.lower_bounds_) if state.n_steps > 1 else []
+        previous = list(self.lower_bounds_) if n_batches > 1 else []
         self.lower_bounds_ = previous + [batch_stats.mean_log_likelihood]

@@ -203,6 +203,22 @@ class CovarianceModel(ABC):
             Added to the diagonal of every covariance.
         """
 
+    def scatter_of_covariances(
+        self, covariances: np.ndarray, nk: np.ndarray, reg_covar: float, n_features: int
+    ) -> np.ndarray:
+        """The scatter, around the means, from which the M-step gives ``covariances``.
+
+        The inverse of :meth:`estimate_covariances` on statistics with
+        ``sum_resp = nk`` and ``shift_sum = 0``: what lets a fitted model
+        stand for the statistics it was fitted on (``partial_fit`` after
+        ``fit``).  Constrained models inherit their kernel family's: their
+        M-step returns covariances that already satisfy the constraint.
+        """
+        raise NotImplementedError(
+            f"The covariance model {self.name!r} cannot give the statistics of its "
+            "covariances."
+        )
+
     def moved_scatter(
         self,
         scatter: np.ndarray,

@@ -31,7 +31,9 @@ from .em import maximization
 from .params import MixtureParams
 from .suffstats import SuffStats
 
-__all__ = ["OnlineState", "step_size", "per_unit_weight", "moved", "blend", "update"]
+__all__ = [
+    "OnlineState", "step_size", "stats_of_params", "per_unit_weight", "moved", "blend", "update",
+]
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,27 @@ def step_size(n_steps: int, learning_decay: float, learning_offset: float) -> fl
     if n_steps == 0:
         return 1.0
     return float((learning_offset + n_steps) ** -learning_decay)
+
+
+def stats_of_params(
+    model: CovarianceModel, params: MixtureParams, reg_covar: float, log_likelihood: float
+) -> SuffStats:
+    """Statistics per unit weight whose M-step gives ``params`` back: a fitted model's.
+
+    ``log_likelihood`` is the mean log-likelihood it was fitted to.
+    """
+    weights = np.asarray(params.weights, dtype=np.float64)
+    means = np.asarray(params.means, dtype=np.float64)
+    return SuffStats(
+        sum_resp=weights,
+        shift_sum=np.zeros_like(means),
+        scatter=model.scatter_of_covariances(
+            np.asarray(params.covariances, dtype=np.float64), weights, reg_covar, means.shape[1]
+        ),
+        shift=means,
+        log_likelihood=float(log_likelihood),
+        weight_sum=1.0,
+    )
 
 
 def per_unit_weight(stats: SuffStats) -> SuffStats:

@@ -164,6 +164,9 @@ class DiagCovariance(RowKernels, CovarianceModel):
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
         return scatter - 2.0 * shift_sum * step + sum_resp[:, None] * step**2
 
+    def scatter_of_covariances(self, covariances, nk, reg_covar, n_features):
+        return nk[:, None] * (covariances - reg_covar)
+
     def centred_scatter(self, scatter, sum_resp, shift_sum, nk):
         """Diagonals of ``W_k`` around the new means, shape (K, D)."""
         return self.moved_scatter(scatter, sum_resp, shift_sum, shift_sum / nk[:, None])
@@ -282,6 +285,10 @@ class SphericalCovariance(DiagCovariance):
             - 2.0 * np.sum(shift_sum * step, axis=1)
             + sum_resp * np.sum(step**2, axis=1)
         )
+
+    def scatter_of_covariances(self, covariances, nk, reg_covar, n_features):
+        # The statistic is the trace: D variances per component.
+        return nk * n_features * (covariances - reg_covar)
 
     def centred_scatter(self, scatter, sum_resp, shift_sum, nk):
         """Traces of ``W_k`` around the new means, shape (K,)."""

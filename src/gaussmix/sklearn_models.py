@@ -144,6 +144,9 @@ class FullCovariance(RowKernels, CovarianceModel):
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
         return _moved_second_moment(scatter, sum_resp, shift_sum, step)
 
+    def scatter_of_covariances(self, covariances, nk, reg_covar, n_features):
+        return nk[:, None, None] * (covariances - reg_covar * np.eye(n_features))
+
     def centred_scatter(self, scatter, sum_resp, shift_sum, nk):
         """``W_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T``, shape (K, D, D)."""
         centred = _centred_second_moment(scatter, sum_resp, shift_sum, nk)
@@ -275,6 +278,9 @@ class TiedCovariance(RowKernels, CovarianceModel):
             diff = centred_t - offsets[k][:, None]
             scatter += (diff * resp[k]) @ diff.T
         return sum_resp, shift_sum, scatter
+
+    def scatter_of_covariances(self, covariances, nk, reg_covar, n_features):
+        return np.sum(nk) * (covariances - reg_covar * np.eye(n_features))
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
         outer_sd = shift_sum.T @ step
