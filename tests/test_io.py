@@ -1,6 +1,7 @@
 """Model files (gaussmix.io.save/load) and conversion to and from scikit-learn."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -9,6 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import gaussmix
+from gaussmix.covariance import get_covariance_model
 from gaussmix import GaussianMixture, from_sklearn, load, save, to_sklearn
 
 TYPES = ["full", "tied", "diag", "spherical", "VEV", "EEI", "EII"]
@@ -170,12 +172,68 @@ def _drop_component(doc):
         (lambda d: d["means"][0].__setitem__(0, "1.0"), "must hold only numbers"),
         (_set("feature_names_in", ["a"]), "feature_names_in"),
         (lambda d: d["params"].__setitem__("tol", -1.0), "bad params"),
+        # Wrong JSON types raise ValueError too, never TypeError.
+        (_set("dtype", ["float64"]), r"dtype \['float64'\]"),
+        (lambda d: d["training"].__setitem__("lower_bounds", [[1.0]]), "only numbers"),
+        (lambda d: d["training"].__setitem__("lower_bound", [1.0]), "only numbers"),
     ],
 )
 def test_corrupt_file_is_refused(saved, change, match):
     _edit(saved, change)
     with pytest.raises(ValueError, match=match):
         load(saved)
+
+
+def test_deeply_nested_json_is_refused(saved):
+    saved.write_text('{"format": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load(saved)
+
+
+@pytest.mark.parametrize("tampered", [False, True])
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_ill_conditioned_component_does_not_shield_a_tampered_one(
+    tmp_path, covariance_type, tampered
+):
+    """Each component's factor is checked against its own conditioning."""
+    rng = np.random.RandomState(3)
+    X = np.vstack([rng.randn(200, 3), rng.randn(200, 3) + 6])
+    path = tmp_path / "m.json"
+    save(GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X), path)
+    model = get_covariance_model(covariance_type)
+
+    def change(doc):
+        if covariance_type == "full":
+            q = np.linalg.qr(rng.randn(3, 3))[0]
+            cov = (q * [1.0, 1e-7, 1e-14]) @ q.T  # condition number 1e14
+            cov = 0.5 * (cov + cov.T)
+        else:
+            cov = np.array([1e-300, 1.0, 2.0])
+        doc["covariances"][0] = cov.tolist()
+        doc["precisions_cholesky"][0] = model.precision_cholesky(cov[None])[0].tolist()
+        if tampered:
+            second = np.array(doc["precisions_cholesky"][1])
+            second.flat[0] *= 3.0
+            doc["precisions_cholesky"][1] = second.tolist()
+
+    _edit(path, change)
+    if not tampered:
+        load(path)  # the ill-conditioned component alone is a valid model
+        return
+    with pytest.raises(ValueError, match="'precisions_cholesky' is inconsistent"):
+        load(path)
+
+
+def test_load_warns_that_a_standardized_model_expects_transformed_input(X, tmp_path):
+    path = tmp_path / "m.json"
+    preprocessing = {"standardize": True, "center": [0.0] * 3, "scale": [1.0] * 3}
+    save(_fitted(X), path, metadata={"preprocessing": preprocessing})
+    with pytest.warns(UserWarning, match="--standardize.*gives wrong results on raw data"):
+        load(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, doc = gaussmix.io.load_document(path)  # the caller sees the metadata
+    assert doc["metadata"]["preprocessing"] == preprocessing
 
 
 def test_asymmetric_covariance_is_refused(saved):

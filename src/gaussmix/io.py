@@ -49,6 +49,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from numbers import Integral, Real
 from typing import Any
 
@@ -209,6 +210,8 @@ def _parse(text: str) -> dict:
         doc = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ValueError(f"Not a gaussmix model file: invalid JSON ({exc}).") from None
+    except RecursionError:
+        raise ValueError("Not a gaussmix model file: JSON nested too deeply.") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"Not a gaussmix model file: 'format' is not {FORMAT!r}.")
     return doc
@@ -248,6 +251,12 @@ def _positive_int(doc: dict, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"Invalid model file: {key!r} must be a positive integer.")
     return value
+
+
+def _check_number(value: Any, key: str) -> None:
+    """One JSON number (not a list, a string or a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"Invalid model file: {key!r} must hold only numbers.")
 
 
 def _check_numbers(value: Any, key: str) -> None:
@@ -300,20 +309,14 @@ def _check_covariances(model, covariances: np.ndarray, dtype: str) -> None:
         raise ValueError("Invalid model file: 'covariances' are not positive-definite.")
 
 
-def _rounding_scale(model, covariances: np.ndarray) -> float:
-    """Relative rounding error to expect in factors of ``covariances``: 10 eps cond."""
-    if isinstance(model, (FullCovariance, TiedCovariance)):
-        ratios = np.linalg.cond(covariances.astype(np.float64))
-    else:
-        ratios = np.max(covariances, axis=-1) / np.min(covariances, axis=-1)
-    return 10.0 * float(np.finfo(covariances.dtype).eps) * float(np.max(ratios))
-
-
 def _check_cholesky(model, covariances: np.ndarray, stored: np.ndarray) -> None:
     """``stored`` agrees with the factors recomputed from ``covariances``.
 
-    The relative tolerance is 1e-6, or the rounding error that the condition
-    number of the covariances allows if larger (float32 models).
+    Variances' factors are elementwise (1 / sqrt): relative tolerance 1e-6.
+    A matrix's Cholesky factor carries rounding error up to about
+    ``10 eps cond`` of its largest entry, so each matrix is checked against
+    its own condition number (a bound set by the worst matrix would let a
+    tampered well-conditioned one through).
     """
     try:
         expected = model.precision_cholesky(covariances.astype(np.float64))
@@ -321,9 +324,18 @@ def _check_cholesky(model, covariances: np.ndarray, stored: np.ndarray) -> None:
         raise ValueError(
             "Invalid model file: 'covariances' are not positive-definite."
         ) from None
-    rtol = max(_CHOLESKY_RTOL, _rounding_scale(model, covariances))
-    atol = rtol * float(np.max(np.abs(expected)))
-    if not np.allclose(stored, expected, rtol=rtol, atol=atol):
+    if isinstance(model, (FullCovariance, TiedCovariance)):
+        matrices = covariances.astype(np.float64).reshape((-1,) + covariances.shape[-2:])
+        eps = float(np.finfo(covariances.dtype).eps)
+        rtol = np.maximum(_CHOLESKY_RTOL, 10.0 * eps * np.linalg.cond(matrices))
+        factors = expected.reshape(matrices.shape)
+        atol = rtol * np.max(np.abs(factors), axis=(1, 2))
+        error = np.abs(stored.reshape(matrices.shape) - factors)
+        bound = atol[:, None, None] + rtol[:, None, None] * np.abs(factors)
+        consistent = bool(np.all(error <= bound))
+    else:
+        consistent = bool(np.allclose(stored, expected, rtol=_CHOLESKY_RTOL, atol=0.0))
+    if not consistent:
         raise ValueError(
             "Invalid model file: 'precisions_cholesky' is inconsistent with 'covariances'."
         )
@@ -378,12 +390,13 @@ def _training(doc: dict) -> dict:
     if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter < 0:
         raise ValueError("Invalid model file: 'training.n_iter' must be an integer >= 0.")
     if bound is not None:
-        _check_numbers(bound, "training.lower_bound")
+        _check_number(bound, "training.lower_bound")
         if not math.isfinite(bound):
             raise ValueError("Invalid model file: 'training.lower_bound' is not finite.")
     if not isinstance(bounds, list):
         raise ValueError("Invalid model file: 'training.lower_bounds' must be a list.")
-    _check_numbers(bounds, "training.lower_bounds")
+    for value in bounds:
+        _check_number(value, "training.lower_bounds")
     if not all(math.isfinite(b) for b in bounds):
         raise ValueError("Invalid model file: 'training.lower_bounds' is not finite.")
     return {
@@ -425,7 +438,7 @@ def from_dict(doc: dict) -> GaussianMixture:
         raise ValueError(f"Invalid model file: unknown covariance_type {covariance_type!r}.")
     k, d = _positive_int(doc, "n_components"), _positive_int(doc, "n_features")
     dtype = doc["dtype"]
-    if dtype not in _DTYPES:
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
         raise ValueError(f"Invalid model file: dtype {dtype!r} is not float64 or float32.")
     estimator = GaussianMixture(**_params(doc, covariance_type, k))
     try:
@@ -467,8 +480,27 @@ def load(path: str | os.PathLike) -> GaussianMixture:
         problem (invalid JSON, newer format_version, unknown covariance_type,
         wrong shape, non-finite values, bad weights, covariances not
         positive-definite, inconsistent precisions_cholesky, missing keys).
+
+    Warns
+    -----
+    UserWarning
+        If the model was fitted on standardized columns (``gaussmix fit
+        --standardize``): it expects input transformed with the centre and
+        scale stored in the file, which :func:`load_document` returns.
     """
-    return load_document(path)[0]
+    model, doc = load_document(path)
+    preprocessing = (doc.get("metadata") or {}).get("preprocessing")
+    if isinstance(preprocessing, dict) and preprocessing.get("standardize"):
+        warnings.warn(
+            f"{os.fspath(path)!r} holds a model fitted by 'gaussmix fit --standardize': "
+            "it expects each column minus metadata['preprocessing']['center'], divided "
+            "by its 'scale', and gives wrong results on raw data. Read them with "
+            "gaussmix.io.load_document, or predict with 'gaussmix predict', which "
+            "applies them.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return model
 
 
 def load_document(path: str | os.PathLike) -> tuple[GaussianMixture, dict]:
