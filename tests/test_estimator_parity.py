@@ -334,3 +334,16 @@ def test_model_assembled_from_precision_factors_predicts_as_scikit_learn(covaria
     np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(ours.score_samples(X), theirs.score_samples(X), rtol=1e-12)
     np.testing.assert_allclose(ours.bic(X), theirs.bic(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_predict_proba_has_scikit_learns_exact_zeros(dtype):
+    """Far from a component its responsibility underflows to 0, as in scikit-learn."""
+    rng = np.random.RandomState(44)
+    X = np.vstack([rng.randn(200, 2), rng.randn(200, 2) + 50]).astype(dtype)
+    ours = GaussianMixture(2, random_state=0).fit(X).predict_proba(X)
+    theirs = SkGaussianMixture(2, random_state=0).fit(X).predict_proba(X)
+    assert ours.dtype == dtype
+    assert np.count_nonzero(ours == 0) == np.count_nonzero(theirs == 0) > 0
+    np.testing.assert_array_equal(ours == 0, theirs == 0)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5 if dtype == np.float32 else 1e-10)

@@ -20,6 +20,7 @@ __all__ = [
     "mixture_centre",
     "weighted_log_prob",
     "normalise_log_prob",
+    "responsibilities",
     "e_step_chunk",
     "stats_from_resp_chunk",
 ]
@@ -212,6 +213,31 @@ def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         log_density = np.log(total)
     log_density += col_max
     return log_density, weighted
+
+
+def responsibilities(weighted: np.ndarray) -> np.ndarray:
+    """Responsibilities as scikit-learn gives them: ``exp(w - logsumexp(w))``.
+
+    Without the underflow floor of :func:`normalise_log_prob`: a component
+    far from a row has responsibility exactly zero (or subnormal), as in
+    scikit-learn's ``predict_proba``, instead of about ``1e-306``.
+
+    Parameters
+    ----------
+    weighted : ndarray of shape (n_components, n_samples)
+        Overwritten.
+
+    Returns
+    -------
+    resp : ndarray of shape (n_components, n_samples)
+    """
+    col_max = np.max(weighted, axis=0)
+    col_max[~np.isfinite(col_max)] = 0.0
+    weighted -= col_max
+    with np.errstate(divide="ignore"):
+        log_total = np.log(np.sum(np.exp(weighted), axis=0))
+    weighted -= log_total
+    return np.exp(weighted, out=weighted)
 
 
 def _drop_negligible(resp: np.ndarray) -> None:

@@ -423,8 +423,9 @@ def log_prob_norm_and_labels(
         weighted = _kernels.weighted_log_prob(model, X[rows], params, centre, prep)
         if want == "labels":
             return np.argmax(weighted, axis=0)
-        log_density, resp = _kernels.normalise_log_prob(weighted)
-        return log_density if want == "score" else resp.T
+        if want == "proba":
+            return _kernels.responsibilities(weighted).T
+        return _kernels.normalise_log_prob(weighted)[0]
 
     chunks = _kernels.iter_chunks(X.shape[0], chunk_size)
     with single_threaded_blas(len(chunks)):
