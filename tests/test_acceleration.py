@@ -203,7 +203,7 @@ def test_a_jump_whose_m_step_fails_falls_back_to_the_em_step(monkeypatch):
     X = _overlapping(seed=8)
     plain = _fit(X, "full", None, tol=1e-6)
     armed = []
-    real_maximization = acceleration.maximization
+    real_maximization = acceleration.maximization_with_refinement
 
     def jump_to_p2(model, p0, p1, p2, step):
         armed.append(True)
@@ -216,7 +216,7 @@ def test_a_jump_whose_m_step_fails_falls_back_to_the_em_step(monkeypatch):
         return real_maximization(*args, **kwargs)
 
     monkeypatch.setattr(acceleration, "_jump", jump_to_p2)
-    monkeypatch.setattr(acceleration, "maximization", failing_once)
+    monkeypatch.setattr(acceleration, "maximization_with_refinement", failing_once)
     fast = _fit(X, "full", "squarem", tol=1e-6)
     for name in ("weights_", "means_", "covariances_"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(plain, name))
@@ -229,7 +229,7 @@ def test_an_m_step_failure_without_a_jump_is_raised(monkeypatch):
     def failing(*args, **kwargs):
         raise ValueError("ill-defined covariance")
 
-    monkeypatch.setattr(acceleration, "maximization", failing)
+    monkeypatch.setattr(acceleration, "maximization_with_refinement", failing)
     gm = GaussianMixture(3, random_state=0, acceleration="squarem")
     with pytest.raises(ValueError, match="ill-defined covariance"):
         gm.fit(X)
@@ -305,7 +305,7 @@ def test_the_first_four_passes_are_plain_em(covariance_type):
 def test_the_result_is_the_m_step_of_the_pass_it_reports(monkeypatch):
     """As in plain EM: parameters M(E(p)) and lower bound LL(p), for the last point p."""
     X = _overlapping(n_per_component=300, seed=14)
-    real_maximization = acceleration.maximization
+    real_maximization = acceleration.maximization_with_refinement
     for max_iter in range(5, 31, 5):
         steps = []
 
@@ -314,7 +314,7 @@ def test_the_result_is_the_m_step_of_the_pass_it_reports(monkeypatch):
             steps.append((stats.mean_log_likelihood, result[0]))
             return result
 
-        monkeypatch.setattr(acceleration, "maximization", recording)
+        monkeypatch.setattr(acceleration, "maximization_with_refinement", recording)
         fast = _fit(X, "full", "squarem", tol=1e-12, max_iter=max_iter)
         matching = [params for value, params in steps if value == fast.lower_bound_]
         assert matching, "the reported lower bound is the value of no pass"
@@ -336,7 +336,7 @@ def test_no_jump_in_a_cycle_that_reseeded_a_component(monkeypatch):
     """A re-seeded component's step is no direction to extrapolate along."""
     X = _overlapping(n_per_component=200, seed=16)
     plain = _fit(X, "diag", None, tol=1e-6)
-    real_maximization = acceleration.maximization
+    real_maximization = acceleration.maximization_with_refinement
 
     def reporting_a_reseed(*args, **kwargs):
         params, _ = real_maximization(*args, **kwargs)
@@ -345,7 +345,7 @@ def test_no_jump_in_a_cycle_that_reseeded_a_component(monkeypatch):
     def no_jump(*args, **kwargs):
         raise AssertionError("extrapolated across a re-seeded component")
 
-    monkeypatch.setattr(acceleration, "maximization", reporting_a_reseed)
+    monkeypatch.setattr(acceleration, "maximization_with_refinement", reporting_a_reseed)
     monkeypatch.setattr(acceleration, "_valid_jump", no_jump)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

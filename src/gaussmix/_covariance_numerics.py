@@ -38,9 +38,17 @@ def far_threshold(dtype) -> float:
     return budget / np.finfo(dtype).eps
 
 
-def _split_near_far(means, centre, sq_distances, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Shifts (float64) and the indices of far components."""
+def _split_near_far(
+    means, centre, sq_distances, dtype, shift=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shifts (float64) and the indices of far components.
+
+    Far components' log-densities are computed around their means; their
+    second moments too, unless ``shift`` (the parameters' own) says where.
+    """
     far = np.flatnonzero(sq_distances > far_threshold(dtype))
+    if shift is not None:
+        return np.array(shift, dtype=np.float64), far
     shift = np.array(np.broadcast_to(centre, means.shape))
     shift[far] = means[far]
     return shift, far

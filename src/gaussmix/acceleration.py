@@ -30,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .covariance import CovarianceModel
-from .em import EMResult, maximization
+from .em import EMResult, maximization_with_refinement
 from .params import MixtureParams
 from .suffstats import SuffStats
 
@@ -167,9 +167,12 @@ def iterate_squarem(
     reseed_events: list[tuple[int, int, float]] = []
     n_passes = 0
 
+    passed: list[MixtureParams] = []  # the parameters of the latest pass
+
     def one_pass(current: MixtureParams) -> tuple[SuffStats, float]:
         nonlocal n_passes
         n_passes += 1
+        passed[:] = [current]
         stats = e_step(current)
         value = stats.mean_log_likelihood
         change = value - (lower_bounds[-1] if lower_bounds else lower_bound)
@@ -179,7 +182,9 @@ def iterate_squarem(
         return stats, value
 
     def m_step(stats: SuffStats) -> tuple[MixtureParams, bool]:
-        new, reseeded = maximization(model, stats, reg_covar, dtype)
+        new, reseeded = maximization_with_refinement(
+            model, stats, passed[0], e_step, reg_covar, dtype
+        )
         reseed_events.extend((n_passes, k, stats.worst_log_density) for k in reseeded)
         return new, bool(reseeded)
 

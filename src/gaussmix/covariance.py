@@ -203,6 +203,16 @@ class CovarianceModel(ABC):
             Added to the diagonal of every covariance.
         """
 
+    def whitened_sq_norms(self, precisions_chol: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """``offsets[k]``'s squared Mahalanobis norm under component ``k``: shape (K,).
+
+        What sets the precision lost by second moments accumulated that far
+        from a component's mean (see :func:`gaussmix.em.maximization_with_refinement`).
+        """
+        raise NotImplementedError(
+            f"The covariance model {self.name!r} cannot whiten offsets."
+        )
+
     def scatter_of_covariances(
         self, covariances: np.ndarray, nk: np.ndarray, reg_covar: float, n_features: int
     ) -> np.ndarray:

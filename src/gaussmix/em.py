@@ -7,11 +7,12 @@ covariance model and the current parameters, and returns new values.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import _kernels
+from ._covariance_numerics import far_threshold
 from ._parallel import available_cores, imap_chunks, map_chunks, single_threaded_blas
 from .covariance import CovarianceModel, ill_defined_covariance_error
 from .params import MixtureParams
@@ -24,6 +25,7 @@ __all__ = [
     "statistics_from_resp",
     "statistics_from_labels",
     "maximization",
+    "maximization_with_refinement",
     "run_em",
     "iterate_em",
     "log_prob_norm_and_labels",
@@ -294,6 +296,60 @@ def maximization(
     return params, reseeded
 
 
+# A component's second moments lose about eps * t of relative precision when
+# accumulated at squared whitened distance t from its new mean.  The E-step
+# keeps t below far_threshold (1e-12 of precision in float64, 1e-5 in
+# float32) for the means it is given; an M-step whose means moved beyond
+# this multiple of that bound is redone from a second pass around them.
+# Ordinary EM steps move means by a fraction of a standard deviation and
+# never come near it; a start far from the data (means_init, a warm start on
+# shifted data) does.
+REFINE_FACTOR = 4.0
+
+
+def _moved_means(stats: SuffStats, dtype) -> np.ndarray:
+    """The M-step's means, ``shift + shift_sum / nk``."""
+    nk = stats.sum_resp + 10 * np.finfo(dtype).eps
+    return stats.shift + stats.shift_sum / nk[:, None]
+
+
+def maximization_with_refinement(
+    model: CovarianceModel,
+    stats: SuffStats,
+    params: MixtureParams,
+    e_step: Callable[[MixtureParams], SuffStats],
+    reg_covar: float,
+    dtype,
+) -> tuple[MixtureParams, list[int]]:
+    """:func:`maximization`, redone from a second pass when the means moved too far.
+
+    ``stats`` come from ``e_step(params)``.  Second moments are accumulated
+    around shifts chosen from ``params``' means; when the new means lie far
+    from them (in whitened distance, see ``REFINE_FACTOR``), the correction
+    to the new means cancels most of their digits.  The second pass keeps
+    the responsibilities (the same ``params``) and accumulates around the new
+    means, so the update is the same EM step, computed accurately.  A first
+    M-step that fails outright (a scatter with no precision left) is
+    retried the same way before its error is raised.
+    """
+    try:
+        new, reseeded = maximization(model, stats, reg_covar, dtype)
+    except ValueError:
+        means = _moved_means(stats, dtype)
+        if np.array_equal(means, stats.shift):
+            raise
+        return maximization(model, e_step(replace(params, shift=means)), reg_covar, dtype)
+    try:
+        moved = model.whitened_sq_norms(new.precisions_cholesky, new.means - stats.shift)
+    except NotImplementedError:  # a registered model that cannot whiten
+        return new, reseeded
+    moved[reseeded] = 0.0  # placed at a sample, with no scatter of their own
+    if not np.any(moved > REFINE_FACTOR * far_threshold(dtype)):
+        return new, reseeded
+    refined = e_step(replace(params, shift=_moved_means(stats, dtype)))
+    return maximization(model, refined, reg_covar, dtype)
+
+
 def _estimate_covariances(
     model: CovarianceModel, stats: SuffStats, nk: np.ndarray, reg_covar: float,
     empty: np.ndarray,
@@ -394,7 +450,9 @@ def iterate_em(
         previous = lower_bound
         stats = e_step(params)
         lower_bound = stats.mean_log_likelihood
-        params, reseeded = maximization(model, stats, reg_covar, dtype)
+        params, reseeded = maximization_with_refinement(
+            model, stats, params, e_step, reg_covar, dtype
+        )
         reseed_events.extend((n_iter, k, stats.worst_log_density) for k in reseeded)
         lower_bounds.append(lower_bound)
         change = lower_bound - previous

@@ -15,12 +15,20 @@ class MixtureParams:
 
     Shapes of ``covariances`` and ``precisions_cholesky`` depend on the
     covariance model (see :mod:`gaussmix.covariance`).
+
+    ``shift``, shape (n_components, n_features), when set, is where an
+    E-step under these parameters accumulates each component's second
+    moments; by default (None) the covariance model chooses: the mixture
+    mean, or a component's own mean where that lies far from it.  The EM
+    engine sets it to the next means when they moved too far for the
+    default's precision (see :func:`gaussmix.em.maximization_with_refinement`).
     """
 
     weights: np.ndarray
     means: np.ndarray
     covariances: np.ndarray
     precisions_cholesky: np.ndarray
+    shift: np.ndarray | None = None
 
     @property
     def n_components(self) -> int:
@@ -37,6 +45,7 @@ class MixtureParams:
             means=np.asarray(self.means, dtype=dtype),
             covariances=np.asarray(self.covariances, dtype=dtype),
             precisions_cholesky=np.asarray(self.precisions_cholesky, dtype=dtype),
+            shift=self.shift,
         )
 
     def all_finite(self) -> bool:

@@ -71,7 +71,7 @@ class DiagCovariance(RowKernels, CovarianceModel):
         precisions = params.precisions_cholesky**2
         offsets = params.means - centre
         sq_distances = self._sq_distances(offsets, precisions)
-        shift, far = _split_near_far(params.means, centre, sq_distances, dtype)
+        shift, far = _split_near_far(params.means, centre, sq_distances, dtype, params.shift)
         log_det = self.log_det_cholesky(params.precisions_cholesky, n_components, n_features)
         const = _const(params, log_det, n_features)
         design = self._design(offsets, precisions, sq_distances, const)
@@ -80,6 +80,7 @@ class DiagCovariance(RowKernels, CovarianceModel):
             "offsets": (shift - centre).astype(dtype),
             "far": far,
             "far_precisions": precisions[far].astype(dtype),
+            "far_offsets": offsets[far].astype(dtype),
             "design": np.ascontiguousarray(design, dtype=dtype),
             "const": const.astype(dtype),
         }
@@ -130,8 +131,10 @@ class DiagCovariance(RowKernels, CovarianceModel):
         weighted = self._weighted(prep["design"], features, X.shape[1])
         if len(prep["far"]):
             Xc = self._centred_rows(features, X.shape[1])
-            for k, precision in zip(prep["far"], prep["far_precisions"]):
-                maha = self._far_maha(Xc - prep["offsets"][k], precision)
+            for k, precision, offset in zip(
+                prep["far"], prep["far_precisions"], prep["far_offsets"]
+            ):
+                maha = self._far_maha(Xc - offset, precision)
                 maha *= -0.5
                 maha += prep["const"][k]
                 weighted[k] = maha
@@ -163,6 +166,9 @@ class DiagCovariance(RowKernels, CovarianceModel):
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
         return scatter - 2.0 * shift_sum * step + sum_resp[:, None] * step**2
+
+    def whitened_sq_norms(self, precisions_chol, offsets):
+        return np.sum((offsets * precisions_chol) ** 2, axis=1)
 
     def scatter_of_covariances(self, covariances, nk, reg_covar, n_features):
         return nk[:, None] * (covariances - reg_covar)
@@ -285,6 +291,9 @@ class SphericalCovariance(DiagCovariance):
             - 2.0 * np.sum(shift_sum * step, axis=1)
             + sum_resp * np.sum(step**2, axis=1)
         )
+
+    def whitened_sq_norms(self, precisions_chol, offsets):
+        return np.sum(offsets**2, axis=1) * precisions_chol**2
 
     def scatter_of_covariances(self, covariances, nk, reg_covar, n_features):
         # The statistic is the trace: D variances per component.

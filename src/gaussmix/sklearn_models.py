@@ -78,7 +78,7 @@ class FullCovariance(RowKernels, CovarianceModel):
         offsets = params.means - centre
         whitened_offsets = np.einsum("kd,kde->ke", offsets, chol)
         shift, _ = _split_near_far(
-            params.means, centre, np.sum(whitened_offsets**2, axis=1), dtype
+            params.means, centre, np.sum(whitened_offsets**2, axis=1), dtype, params.shift
         )
         log_det = self.log_det_cholesky(chol, n_components, n_features)
         # Whitening is y_k = U_k^T (x - c) - U_k^T (mu_k - c), and U_k^T is
@@ -143,6 +143,9 @@ class FullCovariance(RowKernels, CovarianceModel):
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
         return _moved_second_moment(scatter, sum_resp, shift_sum, step)
+
+    def whitened_sq_norms(self, precisions_chol, offsets):
+        return np.sum(np.einsum("kd,kde->ke", offsets, precisions_chol) ** 2, axis=1)
 
     def scatter_of_covariances(self, covariances, nk, reg_covar, n_features):
         return nk[:, None, None] * (covariances - reg_covar * np.eye(n_features))
@@ -221,7 +224,7 @@ class TiedCovariance(RowKernels, CovarianceModel):
         chol = params.precisions_cholesky
         whitened_offsets = (params.means - centre) @ chol
         sq_distances = np.sum(whitened_offsets**2, axis=1)
-        shift, far = _split_near_far(params.means, centre, sq_distances, dtype)
+        shift, far = _split_near_far(params.means, centre, sq_distances, dtype, params.shift)
         log_det = self.log_det_cholesky(chol, n_components, n_features)
         const = _const(params, log_det, n_features)
         # log w_k + log N = [y, ||y||^2, 1] @ [b_k, -1/2, const_k - ||b_k||^2 / 2]
@@ -278,6 +281,9 @@ class TiedCovariance(RowKernels, CovarianceModel):
             diff = centred_t - offsets[k][:, None]
             scatter += (diff * resp[k]) @ diff.T
         return sum_resp, shift_sum, scatter
+
+    def whitened_sq_norms(self, precisions_chol, offsets):
+        return np.sum((offsets @ precisions_chol) ** 2, axis=1)
 
     def scatter_of_covariances(self, covariances, nk, reg_covar, n_features):
         return np.sum(nk) * (covariances - reg_covar * np.eye(n_features))
