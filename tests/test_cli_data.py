@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gaussmix._cli_data import UsageError, read_table, write_table
+from gaussmix._cli_data import MISSING_MARKERS, UsageError, read_table, write_table
 
 
 def test_csv_with_header(tmp_path):
@@ -71,7 +71,8 @@ def test_npy_plain_one_dimensional_and_structured(tmp_path):
     with pytest.raises(UsageError, match="3-D array"):
         read_table(str(tmp_path / "d.npy"))
     np.save(tmp_path / "e.npy", np.array([{"a": 1}], dtype=object))
-    with pytest.raises(UsageError, match="cannot read .* as .npy"):
+    with pytest.raises(UsageError, match="e.npy' is not a valid numeric .npy file: it holds "
+                       "Python objects"):
         read_table(str(tmp_path / "e.npy"))
 
 
@@ -81,6 +82,71 @@ def test_nan_and_inf_count_as_missing(tmp_path):
     with pytest.raises(UsageError, match=r"line 2, column 'b' \(2 row\(s\) affected\)"):
         read_table(str(path))
     assert read_table(str(path), drop_missing=True).X.tolist() == [[3.0, 4.0]]
+
+
+@pytest.mark.parametrize("marker", sorted(MISSING_MARKERS))
+def test_missing_value_markers_count_as_missing_not_as_text(tmp_path, marker):
+    path = tmp_path / "d.csv"
+    path.write_text(f"a,b\n1,2\n3,{marker}\n5,6\n")
+    with pytest.raises(UsageError, match=r"missing .* at line 3, column 'b' \(1 row"):
+        read_table(str(path))
+    table = read_table(str(path), drop_missing=True)
+    assert table.header and table.dropped_rows == 1
+    assert table.X.tolist() == [[1.0, 2.0], [5.0, 6.0]]
+
+
+def test_missing_markers_are_matched_exactly_and_do_not_make_a_header(tmp_path):
+    # pandas' set is case-sensitive: 'na' is text, as in pandas.read_csv.
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n1,2\n3,na\n")
+    with pytest.raises(UsageError, match=r"'b' .* are not numeric \(line 3 holds 'na'\)"):
+        read_table(str(path))
+    # A marker in the first row is a missing value, not a column name.
+    path.write_text("NA,1\n2,3\n4,5\n")
+    table = read_table(str(path), drop_missing=True)
+    assert not table.header and table.X.tolist() == [[2.0, 3.0], [4.0, 5.0]]
+
+
+@pytest.mark.parametrize("text", ["a,b\n", "a,b\n\n,\n", "a,b\nNA,\n"])
+def test_header_without_data_rows_says_so(tmp_path, text):
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    with pytest.raises(UsageError) as info:
+        read_table(str(path), drop_non_numeric=True, drop_missing=True)
+    message = str(info.value)
+    if "NA" in text:  # a data row, though an empty one
+        assert message == f"{str(path)!r} has no complete data rows"
+    else:
+        assert message == f"{str(path)!r} has a header row but no data rows"
+
+
+@pytest.mark.parametrize("content", [b"hello\n", b"", b"PK\x03\x04 a zip, as np.savez writes"])
+def test_a_file_named_npy_that_is_not_one_says_so_without_pickle_advice(tmp_path, content):
+    path = tmp_path / "d.npy"
+    path.write_bytes(content)
+    with pytest.raises(UsageError) as info:
+        read_table(str(path))
+    assert "is not a valid numeric .npy file (it lacks the .npy header)" in str(info.value)
+    assert "pickle" not in str(info.value)
+
+
+def test_truncated_and_object_npy_never_suggest_pickle(tmp_path):
+    np.save(tmp_path / "a.npy", np.arange(10.0).reshape(5, 2))
+    whole = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(whole[:-8])
+    np.save(tmp_path / "obj.npy", np.array([[1, "x"]], dtype=object), allow_pickle=True)
+    for name in ("cut.npy", "obj.npy"):
+        with pytest.raises(UsageError, match="is not a valid numeric .npy file: ") as info:
+            read_table(str(tmp_path / name))
+        assert "pickle" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["p.json", "p.npy", "p.txt", "predictions"])
+def test_write_table_refuses_an_extension_it_cannot_write(tmp_path, name):
+    with pytest.raises(UsageError, match=f"output format of '.*{name}'.*use .csv, .tsv or "
+                       ".parquet, or '-'"):
+        write_table({"label": np.arange(3)}, str(tmp_path / name))
+    assert not (tmp_path / name).exists()
 
 
 def test_write_table_round_trips_floats_exactly(tmp_path):

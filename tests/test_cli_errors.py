@@ -1,5 +1,7 @@
 """Every user error of the command line: exit status 2 and one line naming the problem."""
 
+import copy
+import json
 import sys
 
 import numpy as np
@@ -28,13 +30,18 @@ def files(tmp_path_factory):
     (tmp / "data.txt").write_text("1,2\n")
     (tmp / "bad.json").write_text('{"format": "gaussmix-model", "format_version": 1}')
     (tmp / "notjson.json").write_text("hello")
+    (tmp / "na.csv").write_text("a,b\n1,2\n3,NA\n5,6\n7,8\n")
+    (tmp / "header.csv").write_text("height,weight,age\n")
+    (tmp / "notnpy.npy").write_text("hello\n")
+    np.save(tmp / "objects.npy", np.array([[1, "x"]], dtype=object), allow_pickle=True)
     (tmp / "str.npy").write_bytes(b"")
     np.save(tmp / "str.npy", np.array([["a", "b"], ["c", "d"]]))
     model = gaussmix.GaussianMixture(2, random_state=0).fit(X)
     model.save(tmp / "plain.json")  # no metadata: no training quantiles
     for name in ("text", "holes", "ragged", "empty", "latin1", "bad", "notjson", "str",
-                 "plain"):
-        ext = {"bad": "json", "notjson": "json", "plain": "json", "str": "npy"}.get(name, "csv")
+                 "plain", "na", "header", "notnpy", "objects"):
+        ext = {"bad": "json", "notjson": "json", "plain": "json", "str": "npy",
+               "notnpy": "npy", "objects": "npy"}.get(name, "csv")
         paths[name] = str(tmp / f"{name}.{ext}")
     paths["txt"] = str(tmp / "data.txt")
     paths["dir"] = str(tmp)
@@ -67,7 +74,15 @@ CASES = [
     (["fit", "{good}", "--covariance", "round"], "unknown covariance model(s) 'round'"),
     (["fit", "{good}", "--covariance", "full,diag"], "or compare them with --k auto"),
     (["fit", "{tiny}", "--k", "5"], "has 3 usable row(s); K=5 needs at least 5"),
-    (["fit", "{tiny}", "--k", "auto", "--k-range", "1..4"], "K=4 needs at least 4"),
+    (["fit", "{tiny}", "--k", "auto", "--k-range", "4..6"], "K can be at most 3: use "
+     "--k-range 1..3"),
+    (["select", "{tiny}", "--k-range", "5,6", "--no-plot"], "use --k-range 1..3"),
+    (["fit", "{na}"], "missing or non-finite value in '{dir}/na.csv' at line 3, column 'b'"),
+    (["fit", "{header}"], "'{dir}/header.csv' has a header row but no data rows"),
+    (["fit", "{notnpy}"], "'{dir}/notnpy.npy' is not a valid numeric .npy file (it lacks"),
+    (["fit", "{objects}"], "is not a valid numeric .npy file: it holds Python objects"),
+    (["predict", "{model}", "{good}", "--out", "{dir}/p.json"], "cannot tell the output "
+     "format of '{dir}/p.json' from its extension: use .csv, .tsv or .parquet"),
     (["fit", "{constant}", "--standardize"], "cannot standardize constant column(s) 'age'"),
     (["fit", "{good}", "--tol", "-1"], "invalid value '-1'"),
     (["fit", "{good}", "--n-init", "0"], "invalid value '0'"),
@@ -101,6 +116,123 @@ def test_user_error_is_one_line_with_status_2(files, argv, message, capsys):
     assert captured.err.count("\n") == 1
     assert message.format(**files) in captured.err
     assert "Traceback" not in captured.err
+
+
+def test_no_error_suggests_loading_pickles(files, capsys):
+    for name in ("notnpy", "objects"):
+        assert main(["fit", files[name], "--out", files["out"]]) == 2
+        assert "pickle" not in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def standardized(files, tmp_path_factory):
+    """The document of a model fitted with --standardize, to tamper with."""
+    out = tmp_path_factory.mktemp("standardized")
+    assert main(["fit", files["good"], "--k", "auto", "--k-range", "1..2", "--covariance",
+                 "full", "--standardize", "--out", str(out), "--no-plots", "-q"]) == 0
+    return json.loads((out / "model.json").read_text())
+
+
+def _set(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def tamper(metadata):
+        for key in keys[:-1]:
+            metadata = metadata[key]
+        metadata[keys[-1]] = value
+
+    return tamper
+
+
+def _drop(block, key):
+    return lambda metadata: metadata[block].pop(key)
+
+
+def _reverse(block, key):
+    return lambda metadata: metadata[block][key].reverse()
+
+
+TAMPERED = [
+    ("data", _set("data", "x"), "'data' must be an object, not str"),
+    ("data.header", _set("data", "header", "yes"), "'data.header' must be true or false"),
+    ("data.columns", _set("data", "columns", ["height"]), "'data.columns' must be a list of 3"),
+    ("preprocessing list", _set("preprocessing", [1]), "'preprocessing' must be an object"),
+    ("preprocessing str", _set("preprocessing", "z"), "'preprocessing' must be an object"),
+    ("standardize", _drop("preprocessing", "standardize"),
+     "'preprocessing.standardize' must be true or false"),
+    ("no center", _drop("preprocessing", "center"),
+     "'preprocessing.center' must be a list of 3 finite numbers"),
+    ("short center", _set("preprocessing", "center", [0.0]),
+     "'preprocessing.center' must be a list of 3 finite numbers, not 1"),
+    ("bool center", _set("preprocessing", "center", [0.0, True, 0.0]),
+     "'preprocessing.center' must be a list of 3 finite numbers"),
+    ("str scale", _set("preprocessing", "scale", "abc"), "'preprocessing.scale' must be a list"),
+    ("huge scale", _set("preprocessing", "scale", [1, 10**400, 1]),
+     "'preprocessing.scale' must be a list of 3 finite numbers"),
+    ("zero scale", _set("preprocessing", "scale", [0.0, 1.0, 1.0]),
+     "'preprocessing.scale' must hold only numbers > 0"),
+    ("negative scale", _set("preprocessing", "scale", [-1.0, 1.0, 1.0]),
+     "'preprocessing.scale' must hold only numbers > 0"),
+    ("quantiles str", _set("training_log_likelihood", "x"),
+     "'training_log_likelihood' must be an object"),
+    ("no quantiles", _drop("training_log_likelihood", "quantiles"),
+     "'training_log_likelihood.quantiles' must be a list of 1001 finite numbers"),
+    ("short quantiles", _set("training_log_likelihood", "quantiles", [1.0, 2.0]),
+     "'training_log_likelihood.quantiles' must be a list of 1001 finite numbers, not 2"),
+    ("unsorted quantiles", _reverse("training_log_likelihood", "quantiles"),
+     "'training_log_likelihood.quantiles' must not decrease"),
+    ("unsorted probabilities", _reverse("training_log_likelihood", "probabilities"),
+     "'training_log_likelihood.probabilities' must increase from 0 to 1"),
+    ("text quantile", _set("training_log_likelihood", "quantiles", 0, "low"),
+     "'training_log_likelihood.quantiles' must be a list of 1001 finite numbers"),
+    ("no mean", _drop("training_log_likelihood", "mean"),
+     "'training_log_likelihood.mean' must be a finite number"),
+    ("selection", _set("selection", "best", "VVV"), "'selection.best' must be an object"),
+    ("criterion", _set("selection", "criterion", 1), "'selection.criterion' must be a string"),
+]
+
+
+@pytest.mark.parametrize("tamper, field", [case[1:] for case in TAMPERED],
+                         ids=[case[0] for case in TAMPERED])
+@pytest.mark.parametrize("command", ["predict", "info"])
+def test_tampered_metadata_is_one_line_naming_file_and_field(
+    standardized, files, tmp_path, capsys, command, tamper, field
+):
+    doc = copy.deepcopy(standardized)
+    tamper(doc["metadata"])
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(doc))
+    argv = [command, str(path)]
+    if command == "predict":
+        argv += [files["good"], "--out", str(tmp_path / "p.csv"), "--anomaly-threshold", "0.1"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    prefix = f"gaussmix: error: {str(path)!r} has invalid metadata: {field}"
+    assert captured.err.startswith(prefix)
+    assert captured.err.endswith("; write the model again with 'gaussmix fit'\n")
+    assert captured.err.count("\n") == 1 and captured.out == ""
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_scale_that_overflows_the_data_is_one_line(standardized, files, tmp_path, capsys):
+    doc = copy.deepcopy(standardized)
+    doc["metadata"]["preprocessing"]["scale"][0] = 5e-324  # positive, but 1 / it is inf
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(doc))
+    assert main(["predict", str(path), files["good"], "--out", str(tmp_path / "p.csv")]) == 2
+    assert capsys.readouterr().err == (
+        f"gaussmix: error: standardizing {files['good']!r} with the scale stored in "
+        f"{str(path)!r} overflows; refit the model on data in comparable units\n"
+    )
+
+
+def test_untampered_standardized_model_still_predicts(standardized, files, tmp_path):
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(standardized))
+    argv = ["predict", str(path), files["good"], "--out", str(tmp_path / "p.csv"),
+            "--anomaly-threshold", "0.1", "-q"]
+    assert main(argv) == 0
+    assert main(["info", str(path)]) == 0
 
 
 def test_drop_options_drop_and_say_so(files, tmp_path, capsys):

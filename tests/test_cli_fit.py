@@ -213,6 +213,28 @@ def test_select_prints_the_table_and_marks_the_best(tmp_path, X, capsys):
     assert saved["best"] == {"covariance_type": best[0], "n_components": 3}
 
 
+def test_select_on_few_rows_fits_the_ks_they_allow_as_select_model_does(tmp_path, X, capsys):
+    data = write_csv(tmp_path / "d.csv", X[:7], NAMES)
+    table_json = tmp_path / "sel.json"
+    argv = ["select", data, "--covariance", "EII,VII", "--n-jobs", "1", "--no-plot",
+            "--json", str(table_json)]  # the default --k-range, 1..9
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ("gaussmix: 7 usable row(s) allow K up to 7; the cells with "
+                            "K=8,9 are reported as failed\n")
+    rows = re.findall(r"^\s*(EII|VII)\s+(\d)\s+(\S+)", captured.out, re.M)
+    assert len(rows) == 18
+    assert [(m, k) for m, k, ll in rows if ll == "failed"] == [
+        ("EII", "8"), ("EII", "9"), ("VII", "8"), ("VII", "9")]
+    expected = gaussmix.select_model(X[:7], range(1, 10), ["EII", "VII"], random_state=0,
+                                     n_jobs=1)
+    saved = json.loads(table_json.read_text())
+    assert [row["error"] for row in saved["table"]] == [row["error"] for row in expected.table]
+    assert saved["best"] == expected.best_params_
+    assert main([*argv, "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_select_progress_bar_counts_the_cells(tmp_path, X, capsys, monkeypatch):
     data = write_csv(tmp_path / "d.csv", X, NAMES)
     monkeypatch.setattr("gaussmix._progress._is_tty", lambda stream: True)

@@ -4,6 +4,14 @@ CSV and TSV are read with the :mod:`csv` module and numpy, so the command
 line needs no pandas; Parquet needs pyarrow, imported only when a Parquet
 file is read or written.  Every problem with a file is a :class:`UsageError`
 whose one-line message names the file, the row or column, and the fix.
+
+In CSV and TSV a missing value is an empty cell or one of pandas' default
+markers, matched exactly as written (case included): ``NA``, ``N/A``,
+``n/a``, ``#N/A``, ``#N/A N/A``, ``#NA``, ``<NA>``, ``NULL``, ``null``,
+``None``, ``NaN``, ``-NaN``, ``nan``, ``-nan``, ``1.#IND``, ``1.#QNAN``,
+``-1.#IND`` and ``-1.#QNAN``.  Any other spelling that Python's
+:func:`float` reads as NaN or infinity (``NAN``, ``inf``, ...) is a
+non-finite value; both are refused, or dropped with ``drop_missing``.
 """
 
 from __future__ import annotations
@@ -16,7 +24,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Table", "UsageError", "data_format", "read_raw", "read_table", "write_table"]
+__all__ = [
+    "MISSING_MARKERS", "Table", "UsageError", "data_format", "output_format", "read_raw",
+    "read_table", "write_table",
+]  # fmt: skip
 
 _FORMATS = {
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
@@ -24,6 +35,13 @@ _FORMATS = {
 }  # fmt: skip
 # Enough rows to tell a header from a first data row that has a stray word.
 _HEADER_PROBE_ROWS = 20
+# pandas' default na_values, so that files written by R (NA) or by pandas
+# (empty) read as they do in pandas.read_csv.
+MISSING_MARKERS = frozenset({
+    "", "NA", "N/A", "n/a", "#N/A", "#N/A N/A", "#NA", "<NA>", "NULL", "null", "None",
+    "NaN", "-NaN", "nan", "-nan", "1.#IND", "1.#QNAN", "-1.#IND", "-1.#QNAN",
+})  # fmt: skip
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 class UsageError(Exception):
@@ -96,10 +114,15 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _is_text(cell: str) -> bool:
+    """Neither a number nor a missing-value marker."""
+    return cell not in MISSING_MARKERS and not _is_number(cell)
+
+
 def _numeric_column(cells: list[str]) -> np.ndarray | _NonNumeric:
     values = np.empty(len(cells))
     for i, cell in enumerate(cells):
-        if not cell:
+        if cell in MISSING_MARKERS:
             values[i] = np.nan
             continue
         try:
@@ -110,12 +133,23 @@ def _numeric_column(cells: list[str]) -> np.ndarray | _NonNumeric:
 
 
 def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
-    """Some cell of the first row is text while the cells under it are numbers."""
-    for j, cell in enumerate(first):
-        below = [row[j] for row in rest if j < len(row) and row[j]]
-        if cell and not _is_number(cell) and below and all(map(_is_number, below)):
-            return True
-    return False
+    """Some cell of the first row is text while the values under it are numbers.
+
+    A first row with text over no values at all (only missing markers, or
+    no rows) is a header too: a file with a header but no data.
+    """
+    if not any(map(_is_text, first)):
+        return False
+    below = [
+        [row[j] for row in rest if j < len(row) and row[j] not in MISSING_MARKERS]
+        for j in range(len(first))
+    ]
+    if not any(below):
+        return True
+    return any(
+        _is_text(cell) and values and not any(map(_is_text, values))
+        for cell, values in zip(first, below)
+    )
 
 
 def _read_delimited(path: str, delimiter: str) -> _Raw:
@@ -143,6 +177,8 @@ def _read_delimited(path: str, delimiter: str) -> _Raw:
     if header:
         names = [cell or f"x{j}" for j, cell in enumerate(rows[0])]
         lines, rows = lines[1:], rows[1:]
+        if not rows:
+            raise UsageError(f"{path!r} has a header row but no data rows")
     else:
         names = [f"x{j}" for j in range(width)]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -181,11 +217,30 @@ def _read_parquet(path: str) -> _Raw:
     return _Raw([str(n) for n in table.column_names], True, columns, None)
 
 
-def _read_npy(path: str) -> _Raw:
+def _load_npy(path: str) -> np.ndarray:
+    """The array of a .npy file, never unpickling anything in it.
+
+    numpy falls back to pickle for a file without the .npy header, and its
+    refusals advise allow_pickle, which would run code from the file: the
+    messages here say what is wrong with the file instead.
+    """
+    with open(path, "rb") as f:
+        if f.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise UsageError(
+                f"{path!r} is not a valid numeric .npy file (it lacks the .npy header); "
+                "write it with numpy.save"
+            )
     try:
-        array = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except ValueError as exc:
-        raise UsageError(f"cannot read {path!r} as .npy: {exc}") from exc
+        reason = "it holds Python objects, not numbers" if "pickle" in str(exc) else exc
+        raise UsageError(f"{path!r} is not a valid numeric .npy file: {reason}") from None
+    except EOFError:
+        raise UsageError(f"{path!r} is not a valid numeric .npy file: it is truncated") from None
+
+
+def _read_npy(path: str) -> _Raw:
+    array = _load_npy(path)
     if array.dtype.names:  # a structured array names its columns
         names = list(array.dtype.names)
         columns = [
@@ -270,9 +325,9 @@ def read_table(
         Leave out columns that hold text instead of refusing them; None
         when the command has no such option, which changes the suggested fix.
     drop_missing : bool or None, default=False
-        Leave out rows with an empty, NaN or infinite value instead of
-        refusing them; None when the command has no such option, which
-        changes the suggested fix.
+        Leave out rows with a missing (empty, ``NA``, ... see the module
+        docstring), NaN or infinite value instead of refusing them; None
+        when the command has no such option, which changes the suggested fix.
     raw : optional
         What :func:`read_raw` gave for ``path``, not to read it twice.
 
@@ -324,13 +379,38 @@ def read_table(
     return Table(X, names, raw.header, path, [raw.names[j] for j in text], n_bad)
 
 
+def output_format(path: str) -> str:
+    """``'csv'``, ``'tsv'`` or ``'parquet'`` for an output file; ``'-'`` is CSV on stdout.
+
+    Raises
+    ------
+    UsageError
+        For any other extension, rather than writing CSV under a name
+        that says otherwise.
+    """
+    if path == "-":
+        return "csv"
+    fmt = _FORMATS.get(os.path.splitext(path)[1].lower())
+    if fmt not in ("csv", "tsv", "parquet"):
+        raise UsageError(
+            f"cannot tell the output format of {path!r} from its extension: use .csv, "
+            ".tsv or .parquet, or '-' for CSV on stdout"
+        )
+    return fmt
+
+
 def write_table(columns: dict[str, np.ndarray], path: str) -> None:
-    """Write columns as CSV (TSV for .tsv), Parquet (.parquet, .pq) or CSV on stdout ('-').
+    """Write columns as CSV, TSV (.tsv, .tab), Parquet (.parquet, .pq) or CSV on stdout ('-').
 
     Floats are written in the shortest form that reads back to the same
     number, so nothing is lost in CSV.
+
+    Raises
+    ------
+    UsageError
+        If the extension names no format written here (see :func:`output_format`).
     """
-    fmt = "csv" if path == "-" else _FORMATS.get(os.path.splitext(path)[1].lower(), "csv")
+    fmt = output_format(path)
     if fmt == "parquet":
         pa = _pyarrow("writing")
         pa.parquet.write_table(pa.table({k: np.asarray(v) for k, v in columns.items()}), path)

@@ -101,10 +101,28 @@ def _check_rows(n_rows: int, k_max: int, path: str) -> None:
         )
 
 
+def _check_k_range(k_range: list[int], n_rows: int, path: str, quiet: bool) -> None:
+    """Refuse a --k-range of which no K fits the rows; say which Ks will fail.
+
+    As in :func:`gaussmix.select_model`, a K above the number of rows is a
+    cell of the table that failed, not a reason to refuse the whole grid.
+    """
+    _check_rows(n_rows, 1, path)  # select_model needs two rows whatever K
+    if min(k_range) > n_rows:
+        raise UsageError(
+            f"{path!r} has {n_rows} usable row(s), fewer than every K of --k-range; "
+            f"K can be at most {n_rows}: use --k-range 1..{n_rows}"
+        )
+    too_large = [k for k in k_range if k > n_rows]
+    if too_large and not quiet:
+        print(f"gaussmix: {n_rows} usable row(s) allow K up to {n_rows}; the cells with "
+              f"K={','.join(map(str, too_large))} are reported as failed", file=sys.stderr)
+
+
 def _select(args: argparse.Namespace, Z: np.ndarray, table: Table):
     from .selection import select_model
 
-    _check_rows(Z.shape[0], max(args.k_range), table.path)
+    _check_k_range(args.k_range, Z.shape[0], table.path, args.quiet)
     types = covariance_types(args.covariance or "all", Z.shape[1], single=False)
     n_cells = len(types) * len(args.k_range)
     with ProgressBar(n_cells, "selecting", enabled=False if args.quiet else None) as bar:

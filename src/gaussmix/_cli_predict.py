@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from ._cli_data import UsageError, read_raw, read_table, write_table
+from ._cli_data import UsageError, output_format, read_raw, read_table, write_table
 from ._cli_model import Preprocessing, anomaly_threshold, load_model, row_log_likelihood, unnamed
 
 __all__ = ["cmd_info", "cmd_predict", "parse_quantile"]
@@ -52,6 +52,7 @@ def _columns_for(
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Labels, probabilities and log-likelihoods of new data under a model file."""
+    output_format(args.out)  # refuse an unknown --out extension before any work
     model, doc = load_model(args.model)
     metadata = doc.get("metadata") or {}
     n_features = model.means_.shape[1]
@@ -66,10 +67,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"{args.data!r} has {table.X.shape[1]} numeric column(s) but the model expects "
             f"{n_features}; choose them with --columns"
         )
-    prep = Preprocessing.from_metadata(metadata)
-    if prep.center is not None and prep.center.shape != (n_features,):
-        raise UsageError(f"{args.model!r} has a standardisation that does not fit its model")
+    prep = Preprocessing.from_metadata(metadata)  # checked by load_model
     Z = prep.transform(table.X)
+    if not np.all(np.isfinite(Z)):
+        raise UsageError(
+            f"standardizing {args.data!r} with the scale stored in {args.model!r} overflows; "
+            "refit the model on data in comparable units"
+        )
     fitted = unnamed(model)
     proba = fitted.predict_proba(Z)
     labels = fitted.predict(Z)

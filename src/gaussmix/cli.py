@@ -159,8 +159,9 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop-non-numeric", action="store_true",
                         help="leave out non-numeric columns instead of refusing them")
     parser.add_argument("--drop-missing", action="store_true",
-                        help="leave out rows with empty, NaN or infinite values "
-                        "instead of refusing them")
+                        help="leave out rows with missing or infinite values instead of "
+                        "refusing them; in CSV/TSV, empty cells and pandas' markers (NA, "
+                        "N/A, NULL, NaN, nan, None, ...) are missing")
     parser.add_argument("--standardize", action="store_true",
                         help="z-score every column before fitting; stored in the model "
                         "file, so that predict applies the same transform")
@@ -279,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="columns to use, in the model's order: names or 0-based "
                          "indices (default: by the model's names, or all)")
     predict.add_argument("--out", metavar="FILE", default="predictions.csv",
-                         help="output file: .csv, .tsv or .parquet by extension, or '-' "
-                         "for CSV on stdout (default: predictions.csv)")
+                         help="output file: .csv, .tsv or .parquet by extension (others "
+                         "are refused), or '-' for CSV on stdout (default: predictions.csv)")
     predict.add_argument("--anomaly-threshold", metavar="Q", type=parse_quantile,
                          help="add an 'anomaly' column: 1 where a row's log-likelihood is "
                          "below the Q quantile (0 < Q < 1) of the training rows'")
