@@ -104,12 +104,21 @@ def test_failed_replicates_are_recorded(monkeypatch):
         return real_fit(X, k, seed, options)
 
     monkeypatch.setattr(bootstrap_module, "_fit", failing_fit)
-    result = bootstrap_lrt(two_blobs(), max_components=2, n_bootstrap=3, random_state=0)
+    result = bootstrap_lrt(
+        two_blobs(), max_components=2, n_bootstrap=3, level=0.5, random_state=0
+    )
     row = result.table[0]
     assert row["n_failed"] == 3
     assert np.all(np.isnan(row["boot_lrts"]))
     assert row["p_value"] == 1.0
     assert calls["n"] == 2 + 3 * bootstrap_module.MAX_REDRAWS
+
+
+def test_too_few_replicates_to_reject_at_the_level_warn():
+    """p >= 1 / (B + 1): with B = 9 nothing is significant at 0.05."""
+    with pytest.warns(UserWarning, match=r"smallest possible p-value is 0.1.*n_bootstrap >= 19"):
+        result = bootstrap_lrt(two_blobs(), max_components=2, n_bootstrap=9, random_state=0)
+    assert result.table[0]["p_value"] >= 0.1
 
 
 def test_exported():

@@ -10,6 +10,7 @@ same size drawn from that model.  The p-value is
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +125,16 @@ def _check(max_components: int, n_bootstrap: int, level: float) -> None:
         raise ValueError(f"n_bootstrap must be a positive integer, got {n_bootstrap!r}")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    if 1.0 / (n_bootstrap + 1.0) > level:
+        # The p-value is at least 1 / (B + 1): no test could ever reject.
+        warnings.warn(
+            f"With n_bootstrap={n_bootstrap} the smallest possible p-value is "
+            f"{1.0 / (n_bootstrap + 1.0):.3g}, above level={level}: no test can "
+            f"reject K, so n_components_ will be 1. Use n_bootstrap >= "
+            f"{math.ceil(1.0 / level - 1.0)}.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def bootstrap_lrt(

@@ -606,4 +606,11 @@ def from_sklearn(sk_model) -> GaussianMixture:
     check_is_fitted(sk_model)
     model = GaussianMixture(**sk_model.get_params())
     _copy_fitted(sk_model, model)
+    # Fitting lays the factors out its own way (for full and tied, the
+    # transpose of a lower factor); predictions are bit-identical only so.
+    model.precisions_cholesky_ = _laid_out_as_fitted(
+        get_covariance_model(model.covariance_type),
+        np.asarray(model.covariances_),
+        np.asarray(model.precisions_cholesky_),
+    )
     return model
