@@ -334,3 +334,32 @@ def test_blocks_of_one_chunk_give_the_in_memory_statistics_exactly(with_client, 
     for name in ("sum_resp", "shift_sum", "scatter"):
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
     assert got.log_likelihood == expected.log_likelihood
+
+
+def test_dataframe_of_booleans_and_nullable_numbers_fits_as_in_memory():
+    frame = pd.DataFrame(mixture()[:, :2], columns=["a", "b"])
+    frame["flag"] = frame["a"] > 1.0
+    frame["count"] = pd.array((frame["b"] * 10).round(), dtype="Int64")
+    init = user_init(frame.to_numpy(np.float64), 3, "full")
+    memory = GaussianMixture(3, **init).fit(frame.astype(np.float64))
+    fitted = GaussianMixture(3, **init).fit(dd.from_pandas(frame, npartitions=3))
+    assert list(fitted.feature_names_in_) == ["a", "b", "flag", "count"]
+    assert_same_fit(fitted, memory, RTOL64)
+
+
+def test_integer_column_names_give_no_feature_names():
+    """As scikit-learn: feature names only when every column name is a string."""
+    frame = pd.DataFrame(mixture()[:300])
+    fitted = GaussianMixture(2, random_state=0).fit(dd.from_pandas(frame, npartitions=2))
+    assert not hasattr(fitted, "feature_names_in_")
+
+
+def test_predict_checks_the_feature_names_of_a_dask_dataframe():
+    frame = pd.DataFrame(mixture()[:600], columns=["a", "b", "c"])
+    ddf = dd.from_pandas(frame, npartitions=2)
+    fitted = GaussianMixture(3, random_state=0).fit(ddf)
+    with pytest.raises(ValueError, match="same order"):
+        fitted.predict(ddf[["c", "b", "a"]])
+    unnamed = GaussianMixture(3, random_state=0).fit(frame.to_numpy())
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        unnamed.predict(ddf)

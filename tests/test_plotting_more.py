@@ -327,3 +327,28 @@ def test_mclust_models_plot_like_their_kernel_family(name, family):
     np.testing.assert_array_equal(
         covariances_2d(relabelled, (0, 2)), covariances_2d(reference, (0, 2))
     )
+
+
+@pytest.mark.parametrize("draw", ["plot_clusters", "plot_density", "plot_pairs"])
+def test_plots_of_an_unfitted_model_raise_not_fitted(draw):
+    from sklearn.exceptions import NotFittedError
+
+    from gaussmix import plotting
+
+    with pytest.raises(NotFittedError):
+        getattr(plotting, draw)(GaussianMixture(2), np.zeros((10, 2)))
+    with pytest.raises(NotFittedError):
+        plotting.plot_log_likelihood_trace(GaussianMixture(2))
+
+
+def test_plot_criterion_with_a_type_that_failed_everywhere():
+    """A column of NaN (every cell of one type failed) is drawn empty, not an error."""
+    from gaussmix.plotting import plot_criterion
+
+    table = {
+        "covariance_type": ["full", "full", "VEV", "VEV"],
+        "n_components": [1, 2, 1, 2],
+        "bic": [10.0, 8.0, np.nan, np.nan],
+    }
+    ax = plot_criterion(table)
+    assert any("best K = 2" in text.get_text() for text in ax.get_legend().get_texts())

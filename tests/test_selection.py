@@ -545,3 +545,18 @@ def test_all_mclust_models_reach_mclusts_log_likelihood(mclust_selection, name, 
         assert log_likelihood >= floor, (cell["model"], cell["G"], log_likelihood, cell["loglik"])
         compared += 1
     assert compared > 0
+
+
+def test_summary_with_no_rows_asked_still_counts_the_cells(result):
+    lines = result.summary(n_top=0).splitlines()
+    assert lines[0].endswith("0 failed.")
+    assert "every cell failed" not in lines[-1]
+    assert lines[-1].split()[:3] == ["rank", "covariance_type", "K"]  # no rows under it
+
+
+@pytest.mark.parametrize("function", ["select_model", "bootstrap_lrt"])
+def test_a_path_is_refused_with_the_way_to_load_it(function, tmp_path):
+    import gaussmix
+
+    with pytest.raises(TypeError, match="needs the data in memory.*numpy.load"):
+        getattr(gaussmix, function)(tmp_path / "x.npy")

@@ -152,6 +152,8 @@ def test_default_fit_from_a_file_equals_the_array_fit(fmt, dtype, tmp_path):
                      _in_memory_fit("default", np.dtype(dtype).name))
 
 
+# Parquet columns have names and the model was fitted on an array: scikit-learn's warning.
+@pytest.mark.filterwarnings("ignore:X has feature names")
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_inference_on_a_file_equals_inference_on_the_array(fmt, tmp_path):
     X = _mixture()
@@ -388,3 +390,57 @@ def test_missing_pyarrow_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(ImportError, match=r"pip install 'gaussmix\[parquet\]'"):
         open_path(tmp_path / "a.parquet")
+
+
+def test_nan_found_in_the_start_sample_names_the_file_row(tmp_path):
+    """Rows of the init sample are numbered as in the file, not as in the sample."""
+    X = _mixture(n=2000)
+    X[1990, 1] = np.nan
+    np.save(tmp_path / "n.npy", X)
+    # Seed 0 draws row 1990 into a sample of 1500 (at position 1490 or so).
+    assert 1990 in np.random.RandomState(0).choice(2000, size=1500, replace=False)
+    dataset = BlockDataset(NpyReader(tmp_path / "n.npy"))
+    with pytest.raises(ValueError, match="row 1990;"):
+        dataset.sample(1500, np.random.RandomState(0))
+
+
+def test_start_sample_is_drawn_from_rows_of_positive_weight(tmp_path):
+    """Sparse weights: a uniform sample could hold fewer weighted rows than components."""
+    X = _mixture(n=3000)
+    np.save(tmp_path / "x.npy", X)
+    weights = np.zeros(3000)
+    weights[[10, 1500, 2999, 700]] = 1.0
+    dataset = BlockDataset(NpyReader(tmp_path / "x.npy")).weighted(weights)
+    rows, sample_weights = dataset.sample(2, np.random.RandomState(0))
+    assert np.all(sample_weights > 0) and rows.shape == (2, 3)
+    fitted = GaussianMixture(3, random_state=0)
+    fitted.fit(BlockDataset(NpyReader(tmp_path / "x.npy")), sample_weight=weights)
+    assert np.all(np.isfinite(fitted.means_))
+
+
+def test_parquet_index_columns_are_not_features(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(_mixture(n=300), columns=["a", "b", "c"])
+    filtered = frame[frame.a > frame.a.median()]  # keeps a non-default index
+    filtered.to_parquet(tmp_path / "f.parquet")
+    frame.set_index("a").to_parquet(tmp_path / "i.parquet")
+    assert list(ParquetReader(tmp_path / "f.parquet").feature_names) == ["a", "b", "c"]
+    assert list(ParquetReader(tmp_path / "i.parquet").feature_names) == ["b", "c"]
+    assert list(ParquetReader(tmp_path / "f.parquet", columns="b").feature_names) == ["b"]
+
+
+def test_predict_checks_the_feature_names_of_a_parquet_file(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(_mixture(n=300), columns=["a", "b", "c"])
+    frame.to_parquet(tmp_path / "abc.parquet", index=False)
+    frame.rename(columns={"c": "z"}).to_parquet(tmp_path / "abz.parquet", index=False)
+    gm = GaussianMixture(3, random_state=0).fit(tmp_path / "abc.parquet")
+    with pytest.raises(ValueError, match="unseen at fit time:\n- z"):
+        gm.predict(tmp_path / "abz.parquet")
+    with pytest.raises(ValueError, match="same order"):
+        gm.predict(ParquetReader(tmp_path / "abc.parquet", columns=["c", "b", "a"]))
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        gm.predict(frame.to_numpy())
+    np.testing.assert_array_equal(gm.predict(tmp_path / "abc.parquet"), gm.predict(frame))

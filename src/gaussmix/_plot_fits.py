@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["plot_criterion", "plot_log_likelihood_trace", "plot_selection"]
 
@@ -88,7 +89,7 @@ def plot_criterion(table_or_dict, ax=None, *, mark_best: bool = True):
             color = f"C{g % 10}" if several else f"C{c % 10}"
             linestyle = _LINESTYLES[c % len(_LINESTYLES)] if several else "-"
             label = criterion.upper() if kind is None else f"{criterion.upper()} ({kind})"
-            if mark_best:
+            if mark_best and np.any(np.isfinite(values)):  # a type may fail everywhere
                 best = int(np.nanargmin(values))
                 label += f", best K = {ks[rows][best]}"
                 ax.scatter(ks[rows][best], values[best], marker="*", s=200,
@@ -174,6 +175,7 @@ def plot_log_likelihood_trace(gmm, ax=None):
         labelled "converged at iteration n" when EM converged, a cross
         labelled "stopped at iteration n (not converged)" otherwise.
     """
+    check_is_fitted(gmm)
     from matplotlib.ticker import MaxNLocator
 
     trace = np.asarray(gmm.lower_bounds_, dtype=np.float64)

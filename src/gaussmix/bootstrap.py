@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .estimator import GaussianMixture
+from .validation import check_in_memory
 from .exceptions import ConvergenceWarning, EmptyComponentWarning
 
 __all__ = ["BootstrapLRTResult", "bootstrap_lrt"]
@@ -208,6 +209,7 @@ def bootstrap_lrt(
     Applied Statistics, 36, 318-324.
     """
     _check(max_components, n_bootstrap, level)
+    check_in_memory(X, "bootstrap_lrt")
     X = np.asarray(X, dtype=np.float64)
     X = X.reshape(-1, 1) if X.ndim == 1 else X
     rng = np.random.default_rng(random_state)

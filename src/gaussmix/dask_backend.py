@@ -32,6 +32,7 @@ from .datasets import (
     _check_block,
     _float_dtype,
     default_block_rows,
+    sample_rows,
 )
 from .params import MixtureParams
 from .suffstats import SuffStats, sum_stats
@@ -131,7 +132,14 @@ def _as_array(X, da):
                     f"Column {name!r} of the dask dataframe has dtype {dtype}; only "
                     "numeric columns can be fitted: drop or encode it first."
                 )
-        names = np.asarray([str(name) for name in X.columns], dtype=object)
+        # As scikit-learn: feature names only when every column name is a string.
+        names = (np.asarray(list(X.columns), dtype=object)
+                 if all(isinstance(name, str) for name in X.columns) else None)
+        if any(not isinstance(dtype, np.dtype) or dtype.kind == "b" for dtype in X.dtypes):
+            # Booleans and pandas' nullable or arrow-backed numbers become an
+            # object array in to_dask_array; as floats they fit as in memory
+            # (a missing value becomes NaN, which the blocks' check reports).
+            X = X.astype("float64")
         # lengths=True counts the rows of each partition (one pass).
         return X.to_dask_array(lengths=True), names
     if isinstance(X, dd.Series):
@@ -339,10 +347,7 @@ class DaskDataset(Dataset):
         return sum_stats(stats)
 
     def sample(self, n_rows: int, random_state: np.random.RandomState):
-        if n_rows >= self.n_samples:
-            rows = np.arange(self.n_samples)
-        else:
-            rows = np.sort(random_state.choice(self.n_samples, size=n_rows, replace=False))
+        rows = sample_rows(self.n_samples, n_rows, self.sample_weight, random_state)
         parts, _ = self._parts()
         starts = self._blocks.starts
         bounds = np.searchsorted(rows, starts)

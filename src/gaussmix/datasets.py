@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ __all__ = [
     "ArrayBlockReader",
     "BlockDataset",
     "as_dataset",
+    "check_dataset_feature_names",
     "check_dataset_shape",
     "is_dataset_like",
     "DEFAULT_INIT_SAMPLE_ROWS",
@@ -246,7 +248,34 @@ def _prefetched(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
             yield block
 
 
-def _check_block(block: np.ndarray, start: int, n_features: int) -> None:
+def sample_rows(
+    n_samples: int, n_rows: int, sample_weight: np.ndarray | None,
+    random_state: np.random.RandomState,
+) -> np.ndarray:
+    """Sorted indices of the rows to initialise from.
+
+    Every row of positive weight when there are at most ``n_rows`` (without
+    consuming ``random_state``), else ``n_rows`` of them drawn without
+    replacement: rows of weight zero are not in the data, and a sample of
+    them could hold fewer rows than components.
+    """
+    candidates = None if sample_weight is None else np.flatnonzero(sample_weight > 0)
+    if candidates is not None and candidates.size == n_samples:
+        candidates = None  # the same draws as without weights
+    pool = n_samples if candidates is None else candidates.size
+    if n_rows >= pool:
+        return np.arange(n_samples) if candidates is None else candidates
+    picked = random_state.choice(pool, size=n_rows, replace=False)
+    return np.sort(picked if candidates is None else candidates[picked])
+
+
+def _check_block(
+    block: np.ndarray, start: int, n_features: int, rows: np.ndarray | None = None
+) -> None:
+    """Refuse a block of the wrong width or with non-finite values.
+
+    Rows are numbered from ``start``, or are ``rows`` (a sample's indices).
+    """
     if block.ndim != 2 or block.shape[1] != n_features:
         raise ValueError(
             f"Rows {start}.. have shape {block.shape}, expected (rows, {n_features}): "
@@ -256,8 +285,9 @@ def _check_block(block: np.ndarray, start: int, n_features: int) -> None:
     # sum catches every NaN and inf (overflowing finite rows are checked exactly).
     if not np.isfinite(np.sum(block, dtype=np.float64)) and not np.isfinite(block).all():
         bad = int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+        row = start + bad if rows is None else int(rows[bad])
         raise ValueError(
-            f"Input contains NaN or infinity in row {start + bad}; "
+            f"Input contains NaN or infinity in row {row}; "
             "remove or impute non-finite values before fitting."
         )
 
@@ -310,12 +340,9 @@ class BlockDataset(Dataset):
         )
 
     def sample(self, n_rows, random_state):
-        if n_rows >= self.n_samples:
-            rows = np.arange(self.n_samples)
-        else:
-            rows = np.sort(random_state.choice(self.n_samples, size=n_rows, replace=False))
+        rows = sample_rows(self.n_samples, n_rows, self.sample_weight, random_state)
         X = self.reader.take(rows)
-        _check_block(X, 0, self.n_features)
+        _check_block(X, 0, self.n_features, rows)
         weights = None if self.sample_weight is None else self.sample_weight[rows]
         return X, weights
 
@@ -347,6 +374,44 @@ def check_dataset_shape(
             f"X has {dataset.n_features} features, but GaussianMixture is expecting "
             f"{n_features} features as input."
         )
+
+
+def check_dataset_feature_names(estimator, dataset: Dataset) -> None:
+    """scikit-learn's feature-name checks of predict, for data read in blocks.
+
+    Different names, or the same in another order, are an error; names on
+    one side only, a warning, with scikit-learn's messages.
+    """
+    fitted = getattr(estimator, "feature_names_in_", None)
+    given = getattr(dataset, "feature_names", None)
+    name = type(estimator).__name__
+    if fitted is None and given is None:
+        return
+    if fitted is None:
+        warnings.warn(
+            f"X has feature names, but {name} was fitted without feature names",
+            UserWarning, stacklevel=4,
+        )
+        return
+    if given is None:
+        warnings.warn(
+            f"X does not have valid feature names, but {name} was fitted with feature names",
+            UserWarning, stacklevel=4,
+        )
+        return
+    fitted, given = [str(n) for n in fitted], [str(n) for n in given]
+    if fitted == given:
+        return
+    unseen = [n for n in given if n not in fitted]
+    missing = [n for n in fitted if n not in given]
+    lines = ["The feature names should match those that were passed during fit."]
+    if unseen:
+        lines += ["Feature names unseen at fit time:", *(f"- {n}" for n in unseen)]
+    if missing:
+        lines += ["Feature names seen at fit time, yet now missing:", *(f"- {n}" for n in missing)]
+    if not unseen and not missing:
+        lines.append("Feature names must be in the same order as they were in fit.")
+    raise ValueError("\n".join(lines) + "\n")
 
 
 def _is_dask_collection(X) -> bool:

@@ -16,7 +16,13 @@ from .acceleration import check_acceleration, iterate_squarem
 from .covariance import covariance_model_names, get_covariance_model
 from .exceptions import ConvergenceWarning, EmptyComponentWarning
 from .init import INIT_METHODS, initial_params
-from .datasets import ArrayDataset, Dataset, as_dataset, check_dataset_shape
+from .datasets import (
+    ArrayDataset,
+    Dataset,
+    as_dataset,
+    check_dataset_feature_names,
+    check_dataset_shape,
+)
 from .params import MixtureParams
 from ._criteria import InformationCriteriaMixin
 from ._partial_fit import PartialFitMixin, rollback_on_error
@@ -457,6 +463,7 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
         if dataset is not None:
             check_is_fitted(self)
             check_dataset_shape(dataset, min_samples=1, n_features=self.n_features_in_)
+            check_dataset_feature_names(self, dataset)
             params = self._fitted_params()
             with dataset.passes(model, params):
                 return dataset.infer(model, params, want)

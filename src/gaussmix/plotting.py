@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from .covariance import get_covariance_model, kernel_family
 from ._plot_fits import _new_axes, plot_criterion, plot_log_likelihood_trace, plot_selection
@@ -49,6 +50,7 @@ def covariances_2d(gmm, features: Sequence[int] = (0, 1)) -> np.ndarray:
     covariances : ndarray of shape (n_components, 2, 2)
         Built from ``gmm.covariances_`` according to ``gmm.covariance_type``.
     """
+    check_is_fitted(gmm)
     covariances = np.asarray(gmm.covariances_, dtype=np.float64)
     n_components, n_features = np.shape(gmm.means_)
     if n_features < 2:
@@ -127,6 +129,7 @@ def plot_clusters(gmm, X, ax=None, n_std: Sequence[float] = (1, 2, 3)):
     ax : matplotlib.axes.Axes
         Ellipse patches carry the gid ``"component-{k}-{n_std}sigma"``.
     """
+    check_is_fitted(gmm)
     from matplotlib.lines import Line2D
     from matplotlib.patches import Ellipse
 
@@ -194,6 +197,7 @@ def marginal_log_density(gmm, points, features: Sequence[int] = (0, 1)) -> np.nd
     -------
     log_density : ndarray of shape (n_points,)
     """
+    check_is_fitted(gmm)
     from scipy.special import logsumexp
     from scipy.stats import multivariate_normal
 
@@ -307,6 +311,7 @@ def plot_density(gmm, X=None, ax=None, features: Sequence[int] = (0, 1),
         array is the log-density there); the contour set has the gid
         ``"density"``.
     """
+    check_is_fitted(gmm)
     n_features = np.shape(gmm.means_)[1]
     if n_features < 2:
         raise ValueError(
@@ -386,6 +391,7 @@ def plot_pairs(gmm, X, features: Sequence[int] | None = None, axes=None, *,
     axes : ndarray of matplotlib.axes.Axes of shape (p, p)
         Ellipse patches carry the gid ``"component-{k}-{n_std}sigma"``.
     """
+    check_is_fitted(gmm)
     from matplotlib.patches import Ellipse
 
     points = np.asarray(X, dtype=np.float64)

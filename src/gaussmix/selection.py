@@ -33,7 +33,7 @@ from .covariance import covariance_model_names, get_covariance_model
 from .estimator import GaussianMixture
 from .mclust_models import MCLUST_MODEL_NAMES
 from ._selection_cells import _run_cells
-from .validation import check_sample_weight
+from .validation import check_in_memory, check_sample_weight
 
 __all__ = [
     "ALIASES",
@@ -242,7 +242,7 @@ class SelectionResult:
             f"{len(ks)} values of K from {ks[0]} to {ks[-1]}), {n_failed} failed.",
             f"Top {n_top} by {name} (lower is better):",
         ]
-        ranked = self.ranked()[:n_top]
+        ranked = self.ranked()
         if not ranked:
             return "\n".join(lines + ["  none: every cell failed"])
         best_value = ranked[0][self.criterion]
@@ -256,7 +256,7 @@ class SelectionResult:
                 f"{row[self.criterion] - best_value:.4f}",
                 f"{row['log_likelihood']:.4f}",
             )
-            for rank, row in enumerate(ranked, start=1)
+            for rank, row in enumerate(ranked[:n_top], start=1)
         ]
         widths = [max(len(text) for text in column) for column in zip(header, *cells)]
         for cells_of_line in (header, *cells):
@@ -386,6 +386,9 @@ def select_model(
     sample_weight : array-like of shape (n_samples,), default=None
         Row multiplicities, as in :meth:`GaussianMixture.fit`; the criteria
         count a row of weight w as w rows (n is the sum of the weights).
+        Unlike the fits, the criteria depend on the weights' scale: weights
+        normalised to sum to one would make BIC's penalty vanish, so give
+        counts.
     progress : callable, optional
         ``progress(n_done, n_cells, row)``, called in the calling process
         each time a cell has been fitted (in the order they finish when
@@ -423,6 +426,7 @@ def select_model(
     2
     """
     criterion = _check_criterion(criterion)
+    check_in_memory(X, "select_model")
     X_checked = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=2)
     if sample_weight is not None:
         sample_weight = check_sample_weight(sample_weight, X_checked.shape[0], 1)

@@ -274,6 +274,19 @@ def _parquet_files_in(folder: Path) -> list[Path]:
     )
 
 
+def _data_columns(schema) -> list[str]:
+    """The columns of a Parquet schema less the pandas index that pandas or Dask wrote.
+
+    ``df.to_parquet`` stores a non-default index (and Dask its
+    ``__null_dask_index__``) as columns named in the pandas metadata; like
+    ``pd.read_parquet``, fitting leaves them out.
+    """
+    metadata = schema.pandas_metadata or {}
+    # A RangeIndex is described by a dict, not stored as a column.
+    index = {name for name in metadata.get("index_columns", []) if isinstance(name, str)}
+    return [name for name in schema.names if name not in index]
+
+
 class ParquetReader(BlockReader):
     """Numeric columns of a Parquet file, or of every Parquet file in a folder.
 
@@ -294,7 +307,9 @@ class ParquetReader(BlockReader):
         if not self.files:
             raise ValueError(f"'{path}' contains no Parquet files (*.parquet, *.pq).")
         schema = pq.read_metadata(self.files[0]).schema.to_arrow_schema()
-        names = list(schema.names) if columns is None else [str(c) for c in columns]
+        if isinstance(columns, str):
+            columns = [columns]  # one column, not its letters
+        names = _data_columns(schema) if columns is None else [str(c) for c in columns]
         if not names:
             raise ValueError(f"'{path}' has no columns to fit.")
         self.columns = names

@@ -7,6 +7,8 @@ code matching on it keeps working.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from sklearn.utils import check_array
 
@@ -19,6 +21,7 @@ __all__ = [
     "check_precisions_init",
     "check_sample_weight",
     "weights_near_one",
+    "check_in_memory",
 ]
 
 _FLOATS = [np.float64, np.float32]
@@ -72,6 +75,20 @@ def check_precisions_init(
     _check_shape(precisions, shape, f"{model.name} precision")
     model.check_precisions(precisions)
     return precisions
+
+
+def check_in_memory(X, function: str) -> None:
+    """Refuse a file path where ``function`` needs the rows in memory.
+
+    Without this, a path reaches check_array as a string: "could not
+    convert string to float".
+    """
+    if isinstance(X, (str, os.PathLike)):
+        raise TypeError(
+            f"{function} needs the data in memory, got the path {os.fspath(X)!r}; "
+            "load it first (numpy.load, pandas.read_parquet), or fit one model "
+            "to the file with GaussianMixture.fit."
+        )
 
 
 def weights_near_one(sample_weight: np.ndarray | None) -> np.ndarray | None:
