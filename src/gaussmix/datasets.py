@@ -133,7 +133,7 @@ class ArrayDataset(Dataset):
     def sample(self, n_rows, random_state):
         if n_rows >= self.n_samples:
             return self.X, self.sample_weight
-        rows = np.sort(random_state.choice(self.n_samples, size=n_rows, replace=False))
+        rows = sample_rows(self.n_samples, n_rows, self.sample_weight, random_state)
         weights = None if self.sample_weight is None else self.sample_weight[rows]
         return self.X[rows], weights
 
@@ -254,17 +254,20 @@ def sample_rows(
 ) -> np.ndarray:
     """Sorted indices of the rows to initialise from.
 
-    Every row of positive weight when there are at most ``n_rows`` (without
-    consuming ``random_state``), else ``n_rows`` of them drawn without
-    replacement: rows of weight zero are not in the data, and a sample of
-    them could hold fewer rows than components.
+    Every row when there are at most ``n_rows`` (without consuming
+    ``random_state``).  Else ``n_rows`` rows drawn without replacement among
+    those of positive weight (all of them if there are no more): rows of
+    weight zero are not in the data, and a sample of them could hold fewer
+    rows than components.
     """
+    if n_rows >= n_samples:
+        return np.arange(n_samples)
     candidates = None if sample_weight is None else np.flatnonzero(sample_weight > 0)
     if candidates is not None and candidates.size == n_samples:
         candidates = None  # the same draws as without weights
     pool = n_samples if candidates is None else candidates.size
     if n_rows >= pool:
-        return np.arange(n_samples) if candidates is None else candidates
+        return candidates
     picked = random_state.choice(pool, size=n_rows, replace=False)
     return np.sort(picked if candidates is None else candidates[picked])
 
