@@ -9,6 +9,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -560,3 +561,34 @@ def test_a_path_is_refused_with_the_way_to_load_it(function, tmp_path):
 
     with pytest.raises(TypeError, match="needs the data in memory.*numpy.load"):
         getattr(gaussmix, function)(tmp_path / "x.npy")
+
+
+# ------------------------------------------------------- singular covariances
+def test_cells_with_a_singular_covariance_fail_as_mclusts_na():
+    """A component on too few distinct rows wins on reg_covar, not on the data."""
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = select_model(X, n_components=range(1, 7), covariance_types=["VVV", "EII"],
+                              n_jobs=1, random_state=0)
+    failed = {(row["covariance_type"], row["n_components"]) for row in result.table
+              if row["error"] and row["error"].startswith("Singular covariance")}
+    # VVV needs 3 distinct rows per component in 2-D; EII pools the
+    # variance, singular only with a component per row.
+    assert failed == {("VVV", k) for k in range(2, 7)} | {("EII", 6)}
+    assert all(math.isnan(row["bic"]) for row in result.table
+               if (row["covariance_type"], row["n_components"]) in failed)
+    best = (result.best_params_["covariance_type"], result.best_params_["n_components"])
+    assert best not in failed
+
+
+def test_faithful_waiting_selects_mclusts_model_when_em_runs_to_tight_tolerance():
+    """Tight tol let V, 8 put a component on 13 rows of waiting == 81 and win."""
+    X = np.loadtxt(REFERENCE / "faithful_waiting_1d.csv", delimiter=",", skiprows=1)[:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = select_model(X, n_components=range(1, 10), init_params="hierarchical",
+                              tol=1e-8, max_iter=5000, n_jobs=1)
+    assert result.best_params_ == {"covariance_type": "E", "n_components": 2}
+    rows = {(row["covariance_type"], row["n_components"]): row for row in result.table}
+    assert rows[("V", 8)]["error"].startswith("Singular covariance")

@@ -18,12 +18,38 @@ from sklearn.base import clone
 
 from ._parallel import get_num_threads, limited_threads
 from .acceleration import supported_acceleration
-from .covariance import get_covariance_model
+from .covariance import get_covariance_model, kernel_family
 from .estimator import GaussianMixture
 
 # What a cell may raise when its model cannot be fitted (singular covariance,
 # fewer samples than components, ...); anything else is a bug and propagates.
 _CELL_ERRORS = (ValueError, ArithmeticError)
+
+# A component whose scatter is singular (its rows on a lower-dimensional set:
+# one repeated point, a constant feature, fewer distinct rows than features)
+# has a covariance of reg_covar alone along that direction, and a
+# log-likelihood, so criteria, that grow without bound as reg_covar shrinks:
+# such a cell would win on the regularisation, not on the data.  mclust
+# reports it as NA; the table records it as a failed cell.  Singular means
+# below this fraction of the data's largest variance (an exact zero scatter
+# leaves rounding of about 1e-16 of it).
+SINGULAR_SCATTER_RTOL = 1e-12
+
+
+def _singular_component(gmm: GaussianMixture, X) -> int | None:
+    """A component whose covariance is reg_covar alone along some direction, if any."""
+    family = kernel_family(get_covariance_model(gmm.covariance_type)).name
+    covariances = np.asarray(gmm.covariances_, dtype=np.float64)
+    if family in ("full", "tied"):
+        matrices = covariances.reshape((-1,) + covariances.shape[-2:])
+        smallest = np.linalg.eigvalsh(matrices)[:, 0]
+    elif family == "diag":
+        smallest = covariances.min(axis=1)
+    else:
+        smallest = covariances
+    scale = float(np.max(np.var(np.asarray(X, dtype=np.float64), axis=0)))
+    singular = np.flatnonzero(smallest - gmm.reg_covar <= SINGULAR_SCATTER_RTOL * scale)
+    return int(singular[0]) if singular.size else None
 
 CellCallback = Callable[[int, int, dict], None] | None
 
@@ -90,6 +116,15 @@ def _fit_cell(
         row.update(_criteria(gmm, X, sample_weight))
     except _CELL_ERRORS as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"
+        return row, None
+    singular = _singular_component(gmm, X)
+    if singular is not None:
+        row.update(bic=math.nan, aic=math.nan, icl=math.nan, error=(
+            f"Singular covariance: component {singular}'s rows lie on a lower-dimensional "
+            "set (a repeated point, a constant feature, or fewer distinct rows than "
+            "features), so its covariance there is reg_covar alone and the criteria "
+            "would rise without bound as reg_covar shrinks (mclust: NA)"
+        ))
         return row, None
     row["converged"] = bool(gmm.converged_)
     row["n_iter"] = int(gmm.n_iter_)
