@@ -101,6 +101,10 @@ CASES = [
      "log-likelihood quantiles"),
     (["predict", "{model}", "{good}", "--anomaly-threshold", "1"], "invalid quantile '1'"),
     (["predict", "{model}", "{good}", "--out", "{dir}/no/such/dir.csv"], "cannot write"),
+    # Refused before the fits, not after them.
+    (["select", "{good}", "--plot", "{dir}/no/such/sel.png"], "the folder '{dir}/no/such' does "
+     "not exist"),
+    (["select", "{good}", "--no-plot", "--json", "{dir}/no/t.json"], "cannot write '{dir}/no/"),
     (["info", "{notjson}"], "invalid JSON"),
 ]
 

@@ -387,10 +387,22 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_writable(*paths: str | None) -> None:
+    """Refuse, before any fit, an output file whose folder does not exist."""
+    for path in paths:
+        if path and path != "-":
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise UsageError(
+                    f"cannot write {path!r}: the folder {folder!r} does not exist"
+                )
+
+
 def cmd_select(args: argparse.Namespace) -> int:
     """Fit every (model, K) of the grid and print the criteria table."""
     from .cli import format_table
 
+    _check_writable(args.json, None if args.no_plot else args.plot)
     table = _read(args)
     prep = Preprocessing.standardizing(table.X, table.names) if args.standardize else (
         Preprocessing()
