@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from gaussmix import GaussianMixture
+from gaussmix import EmptyComponentWarning, GaussianMixture
 
 from _helpers import (
     COVARIANCE_TYPES,
@@ -199,3 +199,15 @@ def test_rows_of_weight_zero_do_not_move_the_kmeans_start():
         ours = GaussianMixture(3, random_state=0).fit(with_outlier, sample_weight=weights)
     reference = GaussianMixture(3, random_state=0).fit(X)
     assert_params_close(ours, reference, rtol=WEIGHT_RTOL)
+
+
+def test_weights_spanning_more_than_float64s_range_are_kept_as_given():
+    """No common factor keeps 1e-200 and 1e200 both representable: none is applied."""
+    X, _ = weighted_problem(seed=24)
+    weights = np.full(X.shape[0], 1e-200)
+    weights[:2] = 1e200
+    with warnings.catch_warnings():
+        # Two rows hold all the weight: the third component empties, as it should.
+        warnings.simplefilter("ignore", EmptyComponentWarning)
+        fitted = fit(X, weights, n_components=3, random_state=0)
+    assert np.all(np.isfinite(fitted.means_)) and np.all(fitted.weights_ > 0)

@@ -214,6 +214,16 @@ def test_partial_fit_refuses_to_continue_a_model_of_other_parameters():
         model.partial_fit(X[:100])
 
 
+def test_partial_fit_tells_diag_from_tied_of_the_same_shape():
+    """With n_components == n_features diag's (K, D) is tied's (D, D)."""
+    rng = np.random.default_rng(12)
+    X = draw(rng, 600)[:, :2]
+    model = GaussianMixture(2, covariance_type="diag", random_state=0).fit(X)
+    model.set_params(covariance_type="tied")
+    with pytest.raises(ValueError, match="covariance_type='tied'.*Call fit"):
+        model.partial_fit(X[:100])
+
+
 def test_float32_batches_stay_float32():
     rng = np.random.default_rng(7)
     X = draw(rng, 2000).astype(np.float32)

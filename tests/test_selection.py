@@ -592,3 +592,14 @@ def test_faithful_waiting_selects_mclusts_model_when_em_runs_to_tight_tolerance(
     assert result.best_params_ == {"covariance_type": "E", "n_components": 2}
     rows = {(row["covariance_type"], row["n_components"]): row for row in result.table}
     assert rows[("V", 8)]["error"].startswith("Singular covariance")
+
+
+def test_features_of_very_different_scales_are_not_singular():
+    """Each feature against its own variance: an income next to a proportion is fine."""
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(300, 2) * [1e5, 0.05] + [2e5, 0.3],
+                   rng.randn(300, 2) * [3e4, 0.05] + [6e5, 0.7]])
+    result = select_model(X, [1, 2, 3], ["full", "diag", "spherical", "EEE"],
+                          random_state=0, n_jobs=1)
+    assert all(row["error"] is None for row in result.table)
+    assert result.best_params_ == {"covariance_type": "diag", "n_components": 2}

@@ -31,24 +31,31 @@ _CELL_ERRORS = (ValueError, ArithmeticError)
 # log-likelihood, so criteria, that grow without bound as reg_covar shrinks:
 # such a cell would win on the regularisation, not on the data.  mclust
 # reports it as NA; the table records it as a failed cell.  Singular means
-# below this fraction of the data's largest variance (an exact zero scatter
-# leaves rounding of about 1e-16 of it).
+# a scatter below this fraction of the data's own variance, feature by
+# feature (an exact zero leaves rounding of about 1e-16 of it); features of
+# very different scales are each measured against their own.
 SINGULAR_SCATTER_RTOL = 1e-12
 
 
 def _singular_component(gmm: GaussianMixture, X) -> int | None:
     """A component whose covariance is reg_covar alone along some direction, if any."""
     family = kernel_family(get_covariance_model(gmm.covariance_type)).name
-    covariances = np.asarray(gmm.covariances_, dtype=np.float64)
-    if family in ("full", "tied"):
-        matrices = covariances.reshape((-1,) + covariances.shape[-2:])
-        smallest = np.linalg.eigvalsh(matrices)[:, 0]
+    n_features = np.shape(gmm.means_)[1]
+    added = np.eye(n_features) if family in ("full", "tied") else 1.0
+    covariances = np.asarray(gmm.covariances_, dtype=np.float64) - gmm.reg_covar * added
+    variances = np.var(np.asarray(X, dtype=np.float64), axis=0)
+    if family == "spherical":
+        # One variance pooled over the features: singular only if all are.
+        excess = covariances / np.mean(variances) if np.any(variances > 0) else covariances
+    elif np.any(variances == 0):
+        return 0  # a constant feature: every component is singular along it
     elif family == "diag":
-        smallest = covariances.min(axis=1)
+        excess = np.min(covariances / variances, axis=1)
     else:
-        smallest = covariances
-    scale = float(np.max(np.var(np.asarray(X, dtype=np.float64), axis=0)))
-    singular = np.flatnonzero(smallest - gmm.reg_covar <= SINGULAR_SCATTER_RTOL * scale)
+        scale = 1.0 / np.sqrt(variances)
+        matrices = covariances.reshape((-1,) + covariances.shape[-2:])
+        excess = np.linalg.eigvalsh(matrices * scale[:, None] * scale[None, :])[:, 0]
+    singular = np.flatnonzero(~(excess > SINGULAR_SCATTER_RTOL))
     return int(singular[0]) if singular.size else None
 
 CellCallback = Callable[[int, int, dict], None] | None

@@ -148,7 +148,9 @@ def iterate_squarem(
         The run stops when a plain EM step, the first of each cycle, gains
         less than ``tol`` in mean log-likelihood: the rule of plain EM.
     max_iter : int
-        Most passes over the data; every pass counts, extrapolated or not.
+        Most passes over the data; every pass counts, extrapolated or not
+        (but the rare second pass of an M-step whose means moved far, see
+        :func:`gaussmix.em.maximization_with_refinement`, as in plain EM).
     reg_covar : float
     lower_bound : float
         Mean log-likelihood before the first pass (warm starts).

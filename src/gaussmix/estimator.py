@@ -435,6 +435,8 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
         )
 
     def _set_fitted(self, model, params: MixtureParams) -> None:
+        # The parameters' layout: covariance_type can change afterwards.
+        self._fitted_covariance_type = model.name
         self.weights_ = params.weights
         self.means_ = params.means
         self.covariances_ = params.covariances

@@ -450,6 +450,7 @@ def from_dict(doc: dict) -> GaussianMixture:
         **_fitted_arrays(doc, model, k, d, dtype),
         **_training(doc),
         "n_features_in_": d,
+        "_fitted_covariance_type": covariance_type,
     }
     names = _feature_names(doc, d)
     if names is not None:
@@ -606,6 +607,7 @@ def from_sklearn(sk_model) -> GaussianMixture:
     check_is_fitted(sk_model)
     model = GaussianMixture(**sk_model.get_params())
     _copy_fitted(sk_model, model)
+    model._fitted_covariance_type = model.covariance_type
     # Fitting lays the factors out its own way (for full and tied, the
     # transpose of a lower factor); predictions are bit-identical only so.
     model.precisions_cholesky_ = _laid_out_as_fitted(

@@ -110,7 +110,12 @@ def weights_near_one(sample_weight: np.ndarray | None) -> np.ndarray | None:
     _, exponent = np.frexp(mean)  # mean = m * 2**exponent, 0.5 <= m < 1
     if exponent == 1:
         return sample_weight
-    return np.ldexp(sample_weight, 1 - exponent)
+    scaled = np.ldexp(sample_weight, 1 - exponent)
+    if np.count_nonzero(scaled) < positive.size or not np.all(np.isfinite(scaled)):
+        # Weights spanning more than float64's range: no common factor keeps
+        # them all, so they stay as given.
+        return sample_weight
+    return scaled
 
 
 def check_sample_weight(sample_weight, n_samples: int, n_components: int) -> np.ndarray | None:
