@@ -352,3 +352,18 @@ def test_plot_criterion_with_a_type_that_failed_everywhere():
     }
     ax = plot_criterion(table)
     assert any("best K = 2" in text.get_text() for text in ax.get_legend().get_texts())
+
+
+def test_plots_of_a_dataframe_fit_take_plain_rows_without_warnings():
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    from gaussmix import plotting
+
+    X, _ = make_blobs(random_state=0)
+    gm = GaussianMixture(3, random_state=0).fit(pd.DataFrame(X, columns=["a", "b"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plotting.plot_clusters(gm, X)
+        plotting.plot_uncertainty(gm, X)
+        plotting.plot_pairs(gm, X)

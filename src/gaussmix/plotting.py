@@ -8,6 +8,7 @@ functions so that ``import gaussmix`` stays light and never picks a backend.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -73,6 +74,18 @@ def covariances_2d(gmm, features: Sequence[int] = (0, 1)) -> np.ndarray:
     raise ValueError(f"Cannot plot covariance_type {kind!r}.")
 
 
+def _quietly(method, X):
+    """``method(X)`` without scikit-learn's warning that plain rows lack feature names.
+
+    A plot's points are positional by design (columns in the model's
+    order), and the warning would repeat on every plot of a model fitted on
+    a DataFrame.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return method(X)
+
+
 def _check_features(features, n_features: int, size: int | None = None) -> tuple[int, ...]:
     """Feature indices as ints, checked to be in range, distinct and ``size`` many."""
     chosen = tuple(int(i) for i in features)
@@ -134,7 +147,7 @@ def plot_clusters(gmm, X, ax=None, n_std: Sequence[float] = (1, 2, 3)):
     from matplotlib.patches import Ellipse
 
     covariances = covariances_2d(gmm)
-    labels = gmm.predict(X)
+    labels = _quietly(gmm.predict, X)
     points = np.asarray(X, dtype=np.float64)[:, :2]
     means = np.asarray(gmm.means_, dtype=np.float64)[:, :2]
     ax = _new_axes() if ax is None else ax
@@ -251,7 +264,7 @@ def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] = (0, 1), *,
 
     points = np.asarray(X, dtype=np.float64)
     fx, fy = _check_features(features, points.shape[1], size=2)
-    proba = gmm.predict_proba(X)
+    proba = _quietly(gmm.predict_proba, X)
     labels = np.argmax(proba, axis=1)
     uncertainty = 1.0 - proba.max(axis=1)
     n_components = proba.shape[1]
@@ -403,7 +416,7 @@ def plot_pairs(gmm, X, features: Sequence[int] | None = None, axes=None, *,
 
         _, axes = plt.subplots(p, p, figsize=(2.6 * p, 2.6 * p), squeeze=False)
     axes = np.asarray(axes, dtype=object).reshape(p, p)
-    labels = gmm.predict(X)
+    labels = _quietly(gmm.predict, X)
     means = np.asarray(gmm.means_, dtype=np.float64)
     n_components = len(means)
     colors = [f"C{k % 10}" for k in range(n_components)]
