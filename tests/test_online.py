@@ -251,3 +251,27 @@ def test_bad_batches_are_refused_clearly(tmp_path):
         model.partial_fit(str(path))
     with pytest.raises(ValueError, match="learning_decay"):
         GaussianMixture(3, learning_decay=0.4).partial_fit(X)
+
+
+def test_float32_streams_keep_small_components_exact():
+    """The M-step's 10 eps floor acts on totals counted in the batch's rows.
+
+    Per unit weight, float32's floor (1.2e-6) moved a component of share
+    1e-4 by 1 % of its offset at every step.
+    """
+    rng = np.random.default_rng(13)
+    n_rows, shares = 100_000, np.array([1 - 1e-4, 1e-4])
+    sum_resp = shares * n_rows
+    shift_sum = rng.normal(size=(2, 2)) * sum_resp[:, None]
+    model = get_covariance_model("spherical")
+    # Traces around the shift 0 of unit-variance rows: D + |mean|^2 per row.
+    scatter = sum_resp * (2.0 + np.sum((shift_sum / sum_resp[:, None]) ** 2, axis=1))
+    batch = SuffStats(
+        sum_resp=sum_resp, shift_sum=shift_sum, scatter=scatter,
+        shift=np.zeros((2, 2)), log_likelihood=-1.0 * n_rows, weight_sum=float(n_rows),
+    )
+    _, params, _ = online.update(model, None, batch, reg_covar=0.0, dtype=np.float32,
+                                 learning_decay=0.7, learning_offset=10.0)
+    exact = shift_sum / sum_resp[:, None]
+    # What is left: the floor over the small component's 10 rows, 1.2e-7.
+    np.testing.assert_allclose(params.means, exact, rtol=1e-6)

@@ -22,7 +22,7 @@ raw second moments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -75,19 +75,23 @@ def stats_of_params(
     )
 
 
-def per_unit_weight(stats: SuffStats) -> SuffStats:
-    """Statistics divided by their total weight: batches of any size then mix."""
-    scale = 1.0 / stats.weight_sum
+def _scaled(stats: SuffStats, factor: float) -> SuffStats:
+    """The statistics of ``factor`` times the weight (the M-step gives the same parameters)."""
     return SuffStats(
-        sum_resp=stats.sum_resp * scale,
-        shift_sum=stats.shift_sum * scale,
-        scatter=stats.scatter * scale,
+        sum_resp=stats.sum_resp * factor,
+        shift_sum=stats.shift_sum * factor,
+        scatter=stats.scatter * factor,
         shift=stats.shift,
-        log_likelihood=stats.log_likelihood * scale,
-        weight_sum=1.0,
+        log_likelihood=stats.log_likelihood * factor,
+        weight_sum=stats.weight_sum * factor,
         worst_log_density=stats.worst_log_density,
         worst_sample=stats.worst_sample,
     )
+
+
+def per_unit_weight(stats: SuffStats) -> SuffStats:
+    """Statistics divided by their total weight: batches of any size then mix."""
+    return replace(_scaled(stats, 1.0 / stats.weight_sum), weight_sum=1.0)
 
 
 def moved(model: CovarianceModel, stats: SuffStats, shift: np.ndarray) -> SuffStats:
@@ -165,5 +169,11 @@ def update(
     else:
         eta = step_size(n_steps, learning_decay, learning_offset)
         running = blend(model, state.stats, batch, eta)
-    params, reseeded = maximization(model, running, reg_covar, dtype)
+    # The M-step's floor on component totals (10 eps) is sized for totals
+    # counted in rows; per unit weight it would perturb a component of
+    # share s by 10 eps / s (1e-3 for s = 1e-3 in float32).  Counted in the
+    # batch's rows instead, the step is the same up to that floor.
+    params, reseeded = maximization(
+        model, _scaled(running, max(batch.weight_sum, 1.0)), reg_covar, dtype
+    )
     return OnlineState(running, n_steps + 1), params, reseeded
