@@ -56,13 +56,19 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .covariance import (
-    FullCovariance,
-    TiedCovariance,
-    covariance_model_names,
-    get_covariance_model,
-)
 from . import covariance as _covariance
+from ._model_file_checks import (
+    DTYPES,
+    _check_keys,
+    _check_metadata,
+    _feature_names,
+    _fitted_arrays,
+    _laid_out_as_fitted,
+    _params,
+    _positive_int,
+    _training,
+)
+from .covariance import covariance_model_names, get_covariance_model
 from .estimator import GaussianMixture
 
 __all__ = [
@@ -73,17 +79,7 @@ __all__ = [
 FORMAT = "gaussmix-model"
 FORMAT_VERSION = 1
 
-_REQUIRED_KEYS = (
-    "format_version", "gaussmix_version", "covariance_type", "n_components",
-    "n_features", "dtype", "params", "feature_names_in", "weights", "means",
-    "covariances", "precisions_cholesky", "training",
-)  # fmt: skip
-_TRAINING_KEYS = ("converged", "n_iter", "lower_bound", "lower_bounds")
 _INIT_ARRAYS = ("weights_init", "means_init", "precisions_init")
-_DTYPES = {"float64": np.float64, "float32": np.float32}
-_WEIGHT_TOL = {"float64": 1e-8, "float32": 1e-6}
-_SYMMETRY_TOL = {"float64": 1e-10, "float32": 1e-5}
-_CHOLESKY_RTOL = 1e-6
 
 
 # ------------------------------------------------------------------- saving
@@ -217,25 +213,6 @@ def _parse(text: str) -> dict:
     return doc
 
 
-def _check_keys(doc: dict) -> None:
-    missing = [k for k in _REQUIRED_KEYS if k not in doc]
-    if missing:
-        raise ValueError(f"Invalid model file: missing key(s) {', '.join(missing)}.")
-    training = doc["training"]
-    if not isinstance(training, dict):
-        raise ValueError("Invalid model file: 'training' must be an object.")
-    missing = [k for k in _TRAINING_KEYS if k not in training]
-    if missing:
-        raise ValueError(
-            f"Invalid model file: missing key(s) training.{', training.'.join(missing)}."
-        )
-
-
-def _check_metadata(metadata: Any) -> None:
-    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
-        raise ValueError("Invalid model file: 'metadata' must be an object with string keys.")
-
-
 def _check_version(version: Any) -> None:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"Invalid model file: bad format_version {version!r}.")
@@ -244,187 +221,6 @@ def _check_version(version: Any) -> None:
             f"Unsupported format_version {version}: this gaussmix reads versions "
             f"up to {FORMAT_VERSION}; upgrade gaussmix to load this file."
         )
-
-
-def _positive_int(doc: dict, key: str) -> int:
-    value = doc[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"Invalid model file: {key!r} must be a positive integer.")
-    return value
-
-
-def _check_number(value: Any, key: str) -> None:
-    """One JSON number (not a list, a string or a boolean)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"Invalid model file: {key!r} must hold only numbers.")
-
-
-def _check_numbers(value: Any, key: str) -> None:
-    """Nested lists whose leaves are JSON numbers."""
-    if isinstance(value, list):
-        for item in value:
-            _check_numbers(item, key)
-    elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"Invalid model file: {key!r} must hold only numbers.")
-
-
-def _array(doc: dict, key: str, shape: tuple, dtype: str) -> np.ndarray:
-    """``doc[key]`` as a finite array of ``shape`` and ``dtype``."""
-    _check_numbers(doc[key], key)
-    try:
-        array = np.array(doc[key], dtype=np.float64)
-    except ValueError:
-        raise ValueError(f"Invalid model file: {key!r} is a ragged array.") from None
-    if array.shape != shape:
-        raise ValueError(
-            f"Invalid model file: {key!r} has shape {array.shape}, "
-            f"expected {shape} for this covariance_type, n_components and n_features."
-        )
-    with np.errstate(over="ignore"):
-        array = array.astype(_DTYPES[dtype])
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"Invalid model file: {key!r} has non-finite values.")
-    return array
-
-
-def _check_weights(weights: np.ndarray, dtype: str) -> None:
-    if np.any(weights < 0):
-        raise ValueError("Invalid model file: 'weights' has negative values.")
-    total = float(np.sum(weights, dtype=np.float64))
-    if abs(total - 1.0) > _WEIGHT_TOL[dtype]:
-        raise ValueError(f"Invalid model file: 'weights' sum to {total!r}, not 1.")
-
-
-def _check_covariances(model, covariances: np.ndarray, dtype: str) -> None:
-    """Symmetric positive-definite matrices, or positive variances."""
-    if not isinstance(model, (FullCovariance, TiedCovariance)):
-        if np.any(covariances <= 0):
-            raise ValueError("Invalid model file: 'covariances' has non-positive variances.")
-        return
-    matrices = covariances.reshape((-1,) + covariances.shape[-2:]).astype(np.float64)
-    asymmetry = np.max(np.abs(matrices - np.swapaxes(matrices, 1, 2)))
-    if asymmetry > _SYMMETRY_TOL[dtype] * np.max(np.abs(matrices)):
-        raise ValueError("Invalid model file: 'covariances' are not symmetric.")
-    if not np.all(np.linalg.eigvalsh(matrices) > 0):
-        raise ValueError("Invalid model file: 'covariances' are not positive-definite.")
-
-
-def _check_cholesky(model, covariances: np.ndarray, stored: np.ndarray) -> None:
-    """``stored`` agrees with the factors recomputed from ``covariances``.
-
-    Variances' factors are elementwise (1 / sqrt): relative tolerance 1e-6.
-    A matrix's Cholesky factor carries rounding error up to about
-    ``10 eps cond`` of its largest entry, so each matrix is checked against
-    its own condition number (a bound set by the worst matrix would let a
-    tampered well-conditioned one through).
-    """
-    try:
-        expected = model.precision_cholesky(covariances.astype(np.float64))
-    except ValueError:
-        raise ValueError(
-            "Invalid model file: 'covariances' are not positive-definite."
-        ) from None
-    if isinstance(model, (FullCovariance, TiedCovariance)):
-        matrices = covariances.astype(np.float64).reshape((-1,) + covariances.shape[-2:])
-        eps = float(np.finfo(covariances.dtype).eps)
-        rtol = np.maximum(_CHOLESKY_RTOL, 10.0 * eps * np.linalg.cond(matrices))
-        factors = expected.reshape(matrices.shape)
-        atol = rtol * np.max(np.abs(factors), axis=(1, 2))
-        error = np.abs(stored.reshape(matrices.shape) - factors)
-        bound = atol[:, None, None] + rtol[:, None, None] * np.abs(factors)
-        consistent = bool(np.all(error <= bound))
-    else:
-        consistent = bool(np.allclose(stored, expected, rtol=_CHOLESKY_RTOL, atol=0.0))
-    if not consistent:
-        raise ValueError(
-            "Invalid model file: 'precisions_cholesky' is inconsistent with 'covariances'."
-        )
-
-
-def _laid_out_as_fitted(model, covariances: np.ndarray, stored: np.ndarray) -> np.ndarray:
-    """``stored`` in the memory layout that fitting gives the factors.
-
-    The layout decides the summation order of the matrix products at
-    prediction time, so it must match for bit-identical predictions.
-    """
-    out = np.empty_like(model.precision_cholesky(covariances), order="K")
-    out[...] = stored
-    return out
-
-
-def _params(doc: dict, covariance_type: str, n_components: int) -> dict:
-    params = doc["params"]
-    if not isinstance(params, dict):
-        raise ValueError("Invalid model file: 'params' must be an object.")
-    unknown = set(params) - set(GaussianMixture().get_params())
-    if unknown:
-        raise ValueError(f"Invalid model file: unknown params {sorted(unknown)}.")
-    given = {"covariance_type": covariance_type, "n_components": n_components}
-    for key, value in given.items():
-        if params.get(key, value) != value:
-            raise ValueError(f"Invalid model file: params[{key!r}] disagrees with {key!r}.")
-    return {**params, **given}
-
-
-def _feature_names(doc: dict, n_features: int) -> np.ndarray | None:
-    names = doc["feature_names_in"]
-    if names is None:
-        return None
-    if (
-        not isinstance(names, list)
-        or len(names) != n_features
-        or not all(isinstance(n, str) for n in names)
-    ):
-        raise ValueError(
-            f"Invalid model file: 'feature_names_in' must be null or {n_features} strings."
-        )
-    return np.asarray(names, dtype=object)
-
-
-def _training(doc: dict) -> dict:
-    training = doc["training"]
-    converged, n_iter = training["converged"], training["n_iter"]
-    bound, bounds = training["lower_bound"], training["lower_bounds"]
-    if not isinstance(converged, bool):
-        raise ValueError("Invalid model file: 'training.converged' must be a boolean.")
-    if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter < 0:
-        raise ValueError("Invalid model file: 'training.n_iter' must be an integer >= 0.")
-    if bound is not None:
-        _check_number(bound, "training.lower_bound")
-        if not math.isfinite(bound):
-            raise ValueError("Invalid model file: 'training.lower_bound' is not finite.")
-    if not isinstance(bounds, list):
-        raise ValueError("Invalid model file: 'training.lower_bounds' must be a list.")
-    for value in bounds:
-        _check_number(value, "training.lower_bounds")
-    if not all(math.isfinite(b) for b in bounds):
-        raise ValueError("Invalid model file: 'training.lower_bounds' is not finite.")
-    return {
-        "converged_": converged,
-        "n_iter_": n_iter,
-        "lower_bound_": -math.inf if bound is None else float(bound),
-        "lower_bounds_": [float(b) for b in bounds],
-    }
-
-
-def _fitted_arrays(doc: dict, model, k: int, d: int, dtype: str) -> dict:
-    """Validated weights, means, covariances and precision factors."""
-    shape = model.parameter_shape(k, d)
-    weights = _array(doc, "weights", (k,), dtype)
-    means = _array(doc, "means", (k, d), dtype)
-    covariances = _array(doc, "covariances", shape, dtype)
-    precisions_chol = _array(doc, "precisions_cholesky", shape, dtype)
-    _check_weights(weights, dtype)
-    _check_covariances(model, covariances, dtype)
-    _check_cholesky(model, covariances, precisions_chol)
-    precisions_chol = _laid_out_as_fitted(model, covariances, precisions_chol)
-    return {
-        "weights_": weights,
-        "means_": means,
-        "covariances_": covariances,
-        "precisions_cholesky_": precisions_chol,
-        "precisions_": model.precisions_from_cholesky(precisions_chol),
-    }
 
 
 def from_dict(doc: dict) -> GaussianMixture:
@@ -438,7 +234,7 @@ def from_dict(doc: dict) -> GaussianMixture:
         raise ValueError(f"Invalid model file: unknown covariance_type {covariance_type!r}.")
     k, d = _positive_int(doc, "n_components"), _positive_int(doc, "n_features")
     dtype = doc["dtype"]
-    if not isinstance(dtype, str) or dtype not in _DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ValueError(f"Invalid model file: dtype {dtype!r} is not float64 or float32.")
     estimator = GaussianMixture(**_params(doc, covariance_type, k))
     try:
