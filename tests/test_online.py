@@ -177,9 +177,8 @@ def test_a_fitted_models_statistics_give_it_back(covariance_type):
     again, reseeded = maximization(cov_model, stats, model.reg_covar)
     assert not reseeded
     # Only the M-step's 10 eps floor on the totals separates them.
-    np.testing.assert_allclose(again.weights, model.weights_, rtol=1e-12)
-    np.testing.assert_allclose(again.means, model.means_, rtol=1e-12)
-    np.testing.assert_allclose(again.covariances, model.covariances_, rtol=1e-12)
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_allclose(getattr(again, name), getattr(model, name + "_"), rtol=1e-12)
 
 
 def test_partial_fit_blends_a_batch_into_a_fitted_model():

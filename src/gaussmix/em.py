@@ -183,7 +183,7 @@ def statistics_from_labels(
     # Per-component scatter (full, diag, spherical) is stacked; a shared one
     # (tied) is summed over components.
     one_shape = model.parameter_shape(1, n_features)
-    shared = one_shape == model.parameter_shape(2, n_features)
+    shared = _shared_scatter(model, n_features)
     chunk_size = _chunk_size(model, 1, n_features, X.dtype)
     sum_resp = np.zeros(n_components)
     shift = np.zeros((n_components, n_features))
@@ -265,8 +265,8 @@ def maximization(
         # Overflowed sums (float32 data near its range) would reach the
         # solvers (eigh, Cholesky) as inf and fail there obscurely.
         raise _non_finite_error()
-    nk = sum_resp + 10 * np.finfo(dtype).eps
-    means = stats.shift + stats.shift_sum / nk[:, None]
+    nk = _component_totals(stats, dtype)
+    means = _moved_means(stats, nk)
     empty = np.array([], dtype=np.intp)
     if reseed_empty and stats.worst_sample is not None and len(nk) > 1:
         empty = np.flatnonzero(sum_resp < EMPTY_COMPONENT_SHARE * stats.weight_sum)
@@ -307,10 +307,19 @@ def maximization(
 REFINE_FACTOR = 4.0
 
 
-def _moved_means(stats: SuffStats, dtype) -> np.ndarray:
+def _component_totals(stats: SuffStats, dtype) -> np.ndarray:
+    """``sum_resp`` plus scikit-learn's floor, ``10 eps``: the M-step's divisors."""
+    return stats.sum_resp + 10 * np.finfo(dtype).eps
+
+
+def _moved_means(stats: SuffStats, nk: np.ndarray) -> np.ndarray:
     """The M-step's means, ``shift + shift_sum / nk``."""
-    nk = stats.sum_resp + 10 * np.finfo(dtype).eps
     return stats.shift + stats.shift_sum / nk[:, None]
+
+
+def _shared_scatter(model: CovarianceModel, n_features: int) -> bool:
+    """Whether the model sums one scatter over all components (tied), not one each."""
+    return model.parameter_shape(1, n_features) == model.parameter_shape(2, n_features)
 
 
 def maximization_with_refinement(
@@ -335,7 +344,7 @@ def maximization_with_refinement(
     try:
         new, reseeded = maximization(model, stats, reg_covar, dtype)
     except ValueError:
-        means = _moved_means(stats, dtype)
+        means = _moved_means(stats, _component_totals(stats, dtype))
         if np.array_equal(means, stats.shift):
             raise
         return maximization(model, e_step(replace(params, shift=means)), reg_covar, dtype)
@@ -346,7 +355,7 @@ def maximization_with_refinement(
     moved[reseeded] = 0.0  # placed at a sample, with no scatter of their own
     if not np.any(moved > REFINE_FACTOR * far_threshold(dtype)):
         return new, reseeded
-    refined = e_step(replace(params, shift=_moved_means(stats, dtype)))
+    refined = e_step(replace(params, shift=_moved_means(stats, _component_totals(stats, dtype))))
     return maximization(model, refined, reg_covar, dtype)
 
 
@@ -365,8 +374,7 @@ def _estimate_covariances(
     covariances = model.estimate_covariances(
         stats.scatter, stats.sum_resp, stats.shift_sum, nk, reg_covar
     )
-    n_features = stats.shift.shape[1]
-    shared = model.parameter_shape(1, n_features) == model.parameter_shape(2, n_features)
+    shared = _shared_scatter(model, stats.shift.shape[1])
     if not empty.size or shared or np.all(np.isfinite(covariances)):
         return covariances
     keep = np.setdiff1d(np.arange(nk.shape[0]), empty)

@@ -142,7 +142,6 @@ def plot_clusters(gmm, X, ax=None, n_std: Sequence[float] = (1, 2, 3)):
     ax : matplotlib.axes.Axes
         Ellipse patches carry the gid ``"component-{k}-{n_std}sigma"``.
     """
-    check_is_fitted(gmm)
     from matplotlib.lines import Line2D
     from matplotlib.patches import Ellipse
 

@@ -46,7 +46,7 @@ from ._covariance_numerics import (
     feature_blocks,
     RowKernels,
 )
-from .covariance import CovarianceModel, ill_defined_covariance_error
+from .covariance import CovarianceModel
 from .sklearn_diagonal_models import DiagCovariance, SphericalCovariance
 
 __all__ = [
