@@ -936,6 +936,24 @@ def write_json(options, timestamp: str, payload: dict, quiet: bool = False) -> N
         print(f"Results written to {path}")
 
 
+def finish(started: float, path: Path | None, env: dict, rows: list, summary: dict) -> int:
+    """Print the run's total time and write its record where asked; the exit status."""
+    print(f"Total time {time.perf_counter() - started:.0f} s")
+    if path:
+        write_record(path, env, rows, summary)
+    return 0
+
+
+def write_record(path: Path, env: dict, rows: list, summary: dict) -> None:
+    """A run's rows and summary, dated, with its environment, as JSON at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "environment": env, "rows": rows, "summary": summary,
+    }, indent=1, default=_json_default))
+    print(f"Results written to {path}")
+
+
 def _json_default(value):
     if isinstance(value, (np.integer, np.floating, np.bool_)):
         return value.item()

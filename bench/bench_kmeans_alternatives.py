@@ -32,8 +32,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import statistics
 import sys
 import time
@@ -198,16 +196,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{bench_em.fmt(summary['hamerly_speedup_median'], '.2f')}; labels equal to Lloyd's: "
           f"elkan {summary['labels_equal']['elkan']}, hamerly "
           f"{summary['labels_equal']['hamerly']} of {len(rows)} cells")
-    print(f"Total time {time.perf_counter() - started:.0f} s")
-    if options.json:
-        options.json.parent.mkdir(parents=True, exist_ok=True)
-        options.json.write_text(json.dumps({
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "environment": env,
-            "rows": rows, "summary": summary,
-        }, indent=1))
-        print(f"Results written to {options.json}")
-    return 0
+    return bench_em.finish(started, options.json, env, rows, summary)
 
 
 if __name__ == "__main__":

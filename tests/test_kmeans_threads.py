@@ -8,7 +8,7 @@ import pytest
 import threadpoolctl
 from sklearn.cluster import KMeans
 
-from gaussmix import _parallel, init
+from gaussmix import _parallel, init, kmeans
 
 
 def loadavg(running: int) -> str:
@@ -140,6 +140,7 @@ def test_kmeans_start_limits_openmp_to_the_free_cores(monkeypatch, openmp, free,
     patch_machine(monkeypatch, openmp=openmp, free=free, em_threads=openmp)
     controller = RecordingController()
     monkeypatch.setattr(init, "threadpool_controller", lambda: controller)
+    monkeypatch.setattr(kmeans, "threadpool_controller", lambda: controller)
     X = np.random.default_rng(0).standard_normal((300, 3))
     fitted = init._kmeans(X, 3, np.random.RandomState(4), None)
     assert controller.limits == expected_limits

@@ -14,6 +14,7 @@ from . import em
 from ._parallel import free_cores, get_num_threads, threadpool_controller
 from .covariance import kernel_family
 from .hierarchical import hierarchical_labels
+from .kmeans import KMEANS_SERIAL_WORK, fitted_sklearn_kmeans, kmeans_labels
 from .params import MixtureParams
 
 __all__ = [
@@ -41,17 +42,13 @@ KMEANS_SAMPLE_ROWS = 20_000
 KMEANS_SAMPLE_ROWS_PER_COMPONENT = 200
 
 
-# k-means with at most this many rows * features * components per iteration
-# runs on the cores that no other process wants at the time
-# (``_parallel.free_cores``), and on one where that is unknown (not on
-# Linux).  Its iterations then take a few milliseconds at most and end at a
-# barrier, and on busy cores every barrier waits for a descheduled thread;
-# on idle cores a second thread pays (bench/README.md, "k-means share").
-# Larger k-means runs as scikit-learn runs it.  Neither takes more threads
-# than gaussmix's own (``set_num_threads``) or than OpenMP is allowed
-# already.  Only the grouping of k-means' floating-point sums, by thread,
+# scikit-learn's k-means with at most KMEANS_SERIAL_WORK rows * features *
+# components per iteration runs on the cores that no other process wants at
+# the time (``_parallel.free_cores``), and on one where that is unknown (not
+# on Linux); see gaussmix.kmeans.  Neither engine takes more threads than
+# gaussmix's own (``set_num_threads``) or than OpenMP is allowed already.
+# Only the grouping of scikit-learn's floating-point sums, by thread,
 # depends on the number of threads; in float32 that can change labels.
-KMEANS_SERIAL_WORK = 1 << 25
 
 
 def _openmp_threads() -> int | None:
@@ -77,12 +74,8 @@ def _kmeans(
     sample_weight: np.ndarray | None,
 ) -> KMeans:
     """scikit-learn's KMeans as its GaussianMixture runs it (one init), fitted."""
-    kmeans = KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
     threads = _kmeans_threads(X.shape[0] * X.shape[1] * n_components)
-    if threads is None:
-        return kmeans.fit(X, sample_weight=sample_weight)
-    with threadpool_controller().limit(limits=threads, user_api="openmp"):
-        return kmeans.fit(X, sample_weight=sample_weight)
+    return fitted_sklearn_kmeans(X, n_components, random_state, sample_weight, threads)
 
 
 def kmeans_sample_rows(n_samples: int, n_components: int) -> int:
@@ -125,7 +118,10 @@ def initial_labels(
     if method == "hierarchical":
         return hierarchical_labels(X, n_components, sample_weight=sample_weight)
     if method == "kmeans":
-        return _kmeans(X, n_components, random_state, sample_weight).labels_
+        threads = _kmeans_threads(X.shape[0] * X.shape[1] * n_components)
+        return kmeans_labels(
+            X, n_components, random_state, sample_weight, sklearn_threads=threads
+        ).labels
     if method == "kmeans-sample":
         n_rows = kmeans_sample_rows(n_samples, n_components)
         if n_rows < n_samples:

@@ -1,0 +1,192 @@
+"""The compiled k-means start: scikit-learn's labels, and scikit-learn's where rounding decides."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+
+from gaussmix import GaussianMixture, kmeans
+
+pytest.importorskip("numba")
+
+
+def mixture(n, d, k, separation, seed, offset=0.0):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(k, d)) * separation
+    return means[rng.integers(0, k, n)] + rng.normal(size=(n, d)) + offset
+
+
+def sklearn_run(X, k, seed, sample_weight=None):
+    state = np.random.RandomState(seed)
+    fitted = KMeans(n_clusters=k, n_init=1, random_state=state).fit(X, sample_weight=sample_weight)
+    return fitted, state
+
+
+def compiled_run(X, k, seed, sample_weight=None, **kwargs):
+    state = np.random.RandomState(seed)
+    result = kmeans.kmeans_labels(X, k, state, sample_weight, engine="compiled", **kwargs)
+    return result, state
+
+
+@pytest.mark.parametrize(
+    "n, d, k, separation",
+    [(3000, 2, 3, 1.0), (5000, 16, 16, 1.5), (5000, 16, 16, 6.0), (4000, 64, 8, 0.5),
+     (20000, 5, 24, 2.0)],
+)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_labels_iterations_and_draws_are_scikit_learns(n, d, k, separation, seed):
+    X = mixture(n, d, k, separation, seed)
+    expected, expected_state = sklearn_run(X, k, seed)
+    result, state = compiled_run(X, k, seed)
+    assert result.engine == "compiled" and result.handed_over is None
+    np.testing.assert_array_equal(result.labels, expected.labels_)
+    assert result.n_iter == expected.n_iter_
+    # Centres: the same means of the same rows, summed in another order.
+    np.testing.assert_allclose(result.centers, expected.cluster_centers_, rtol=0, atol=1e-12 * np.abs(X).max())
+    # The random state is left as scikit-learn leaves it (later starts draw on).
+    assert state.uniform() == expected_state.uniform()
+
+
+def test_sample_weights_and_far_offset_give_scikit_learns_labels():
+    X = mixture(6000, 4, 6, 1.5, 7, offset=1e6)
+    weights = np.random.default_rng(7).uniform(0.2, 3.0, X.shape[0])
+    expected, _ = sklearn_run(X, 6, 3, weights)
+    result, _ = compiled_run(X, 6, 3, weights)
+    assert result.handed_over is None
+    np.testing.assert_array_equal(result.labels, expected.labels_)
+
+
+def test_float32_labels_are_scikit_learns_on_separated_clusters():
+    X = mixture(8000, 8, 6, 4.0, 11).astype(np.float32)
+    expected, _ = sklearn_run(X, 6, 0)
+    result, _ = compiled_run(X, 6, 0)
+    assert result.handed_over is None
+    np.testing.assert_array_equal(result.labels, expected.labels_)
+    assert result.centers.dtype == np.float32
+
+
+def test_results_do_not_depend_on_the_number_of_threads():
+    X = mixture(40000, 6, 10, 1.0, 5)
+    one, _ = compiled_run(X, 10, 0, n_threads=1)
+    two, _ = compiled_run(X, 10, 0, n_threads=2)
+    assert len(kmeans._thread_plan(X.shape[0], 6, 10, 2)) == 2
+    np.testing.assert_array_equal(one.labels, two.labels)
+    np.testing.assert_array_equal(one.centers, two.centers)
+
+
+def assert_handed_over(reason, X, k, seed):
+    """The compiled run handed over for ``reason`` and ended as scikit-learn's own."""
+    expected, expected_state = sklearn_run(X, k, seed)
+    result, state = compiled_run(X, k, seed)
+    assert result.engine == "sklearn" and result.handed_over == reason
+    np.testing.assert_array_equal(result.labels, expected.labels_)
+    assert result.n_iter == expected.n_iter_
+    assert state.uniform() == expected_state.uniform()
+
+
+def test_a_tie_hands_over_to_scikit_learns_lloyd_from_the_same_seeds(monkeypatch):
+    # Every row a tie: scikit-learn's Lloyd iterations go on from the same
+    # seeds (its seeding is not run again).
+    monkeypatch.setattr(kmeans, "TIE_FACTOR", 10.0)
+
+    def no_restart(*args, **kwargs):
+        raise AssertionError("KMeans.fit ran again")
+
+    monkeypatch.setattr(kmeans, "sklearn_kmeans", no_restart)
+    assert_handed_over("tie", mixture(3000, 3, 4, 2.0, 2), 4, 4)
+
+
+def test_without_scikit_learns_lloyd_function_the_whole_kmeans_runs(monkeypatch):
+    # Its private Lloyd function changed: the hand-over restarts KMeans.fit.
+    def changed(*args, **kwargs):
+        raise TypeError("unexpected keyword argument")
+
+    monkeypatch.setattr(kmeans, "_private_lloyd", lambda: (changed, lambda: 1))
+    monkeypatch.setattr(kmeans, "TIE_FACTOR", 10.0)
+    assert_handed_over("tie", mixture(3000, 3, 4, 2.0, 2), 4, 4)
+
+
+def test_grid_data_with_exact_ties_get_scikit_learns_labels():
+    # Rows on a 0.1 grid sit exactly between two seeds (rows themselves):
+    # rounding decides, so scikit-learn's Lloyd goes on from the same seeds.
+    X = np.round(mixture(20000, 4, 8, 1.5, 2), 1)
+    for seed in range(3):
+        expected, _ = sklearn_run(X, 8, seed)
+        result, _ = compiled_run(X, 8, seed)
+        assert result.handed_over is not None
+        np.testing.assert_array_equal(result.labels, expected.labels_)
+        assert result.n_iter == expected.n_iter_
+
+
+def test_duplicate_seeds_hand_over_with_scikit_learns_warning():
+    # Two distinct rows for three clusters: k-means++ seeds a duplicate, whose
+    # rows are equally near two centres and leave one empty; once every row
+    # sits on a seed, the draws fall on the cumulative sums themselves.
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0]]), 50, axis=0)
+    with warnings.catch_warnings(record=True) as expected_warnings:
+        warnings.simplefilter("always")
+        expected, _ = sklearn_run(X, 3, 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result, _ = compiled_run(X, 3, 0)
+    assert result.handed_over in ("seeding tie", "tie", "empty cluster")
+    np.testing.assert_array_equal(result.labels, expected.labels_)
+    assert [str(w.message) for w in caught] == [str(w.message) for w in expected_warnings]
+
+
+def test_a_seed_drawn_on_a_boundary_hands_over(monkeypatch):
+    # Every draw "near" a boundary: the seeding defers to scikit-learn.
+    monkeypatch.setattr(kmeans, "_near_boundary", lambda *args: True)
+    assert_handed_over("seeding tie", mixture(3000, 3, 5, 2.0, 6), 5, 2)
+
+
+def test_near_boundary_sees_draws_within_the_rounding_of_a_cumulative_sum():
+    cumulative = np.array([1.0, 2.0, 3.0])
+    values = np.array([1.5, 2.9999])
+    ids = np.searchsorted(cumulative, values)
+    assert not kmeans._near_boundary(cumulative, ids, values, 1e-6)
+    assert kmeans._near_boundary(cumulative, ids, values, 1e-4)
+    # Below the first sum and past the last (scikit-learn clips to the last row).
+    assert not kmeans._near_boundary(cumulative, np.array([0]), np.array([0.5]), 1e-3)
+    assert kmeans._near_boundary(cumulative, np.array([3]), np.array([3.0 + 1e-9]), 1e-6)
+
+
+def test_a_stopping_rule_on_its_threshold_hands_over(monkeypatch):
+    monkeypatch.setattr(kmeans, "TOL_TIE", 1e12)
+    assert_handed_over("stopping tie", mixture(3000, 3, 5, 0.7, 9), 5, 1)
+
+
+def test_engine_choice_and_its_errors(monkeypatch):
+    X = mixture(200, 2, 2, 3.0, 0)
+    assert kmeans.kmeans_labels(X, 2, np.random.RandomState(0), engine="sklearn").engine == "sklearn"
+    # 'auto' leaves tiny runs to scikit-learn (loading numba would cost more),
+    # and float32 data (which scikit-learn sums in float32).
+    assert kmeans.kmeans_labels(X, 2, np.random.RandomState(0)).engine == "sklearn"
+    large = mixture(40000, 8, 4, 3.0, 0)
+    assert kmeans.kmeans_labels(large, 4, np.random.RandomState(0)).engine == "compiled"
+    large32 = large.astype(np.float32)
+    assert kmeans.kmeans_labels(large32, 4, np.random.RandomState(0)).engine == "sklearn"
+    with pytest.raises(ValueError, match="engine must be"):
+        kmeans.kmeans_labels(X, 2, np.random.RandomState(0), engine="fast")
+    monkeypatch.setenv("GAUSSMIX_KMEANS", "compiled")
+    assert kmeans.kmeans_labels(X, 2, np.random.RandomState(0)).engine == "compiled"
+    monkeypatch.setenv("GAUSSMIX_KMEANS", "numba")
+    with pytest.raises(ValueError, match="GAUSSMIX_KMEANS must be"):
+        kmeans.kmeans_labels(X, 2, np.random.RandomState(0))
+    monkeypatch.setattr(kmeans, "compiled_kmeans_available", lambda: False)
+    with pytest.raises(ImportError, match="gaussmix\\[fast\\]"):
+        kmeans.kmeans_labels(X, 2, np.random.RandomState(0), engine="compiled")
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_default_fit_is_the_same_with_either_engine(monkeypatch, covariance_type):
+    X = mixture(4000, 5, 4, 1.2, 3)
+    # The start the fit draws (random_state=0): computed, not handed over.
+    assert compiled_run(X, 4, 0)[0].handed_over is None
+    fits = {}
+    for engine in ("sklearn", "compiled"):
+        monkeypatch.setenv("GAUSSMIX_KMEANS", engine)
+        fits[engine] = GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
+    np.testing.assert_array_equal(fits["sklearn"].means_, fits["compiled"].means_)
+    assert fits["sklearn"].lower_bound_ == fits["compiled"].lower_bound_
