@@ -79,6 +79,43 @@ def test_far_component_is_computed_around_its_own_mean(covariance_type):
     np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("n_features", [3, 40])
+def test_float32_far_components_take_float64_products_as_exact_as_one_pass_each(
+    monkeypatch, covariance_type, n_features
+):
+    from gaussmix import sklearn_diagonal_models
+
+    rng = np.random.default_rng(3)
+    model, params = random_params(covariance_type, rng, n_components=4, n_features=n_features)
+    # Components ~30 standard deviations from the centre: beyond float32's
+    # far threshold (squared distance 84), far within the float64 products'.
+    params = MixtureParams(params.weights, params.means * 10, params.covariances,
+                           params.precisions_cholesky)
+    X = (params.means[rng.integers(0, 4, 500)] + rng.standard_normal((500, n_features))) + 1e3
+    params = MixtureParams(params.weights, params.means + 1e3, params.covariances,
+                           params.precisions_cholesky)
+    X32 = X.astype(np.float32)
+    centre = _kernels.mixture_centre(params)
+    prep = model.prepare(params, centre, np.float32)
+    assert prep["upcast"] and len(prep["far"]) == 0
+    got = _kernels.weighted_log_prob(model, X32, params, centre, prep)
+    upcast = _kernels.e_step_chunk(model, X32, None, params, centre, prep)
+    # The same one far component at a time, around its own mean, in float32.
+    monkeypatch.setattr(sklearn_diagonal_models, "_UPCAST_LIMIT", 0.0)
+    exact_prep = model.prepare(params, centre, np.float32)
+    assert not exact_prep["upcast"] and len(exact_prep["far"]) == 4
+    expected = _kernels.weighted_log_prob(model, X32, params, centre, exact_prep)
+    # Log-densities from O(50) to O(1e5): float32 sums of D squares, a few ulps.
+    np.testing.assert_allclose(got, expected, rtol=4 * n_features * np.finfo(np.float32).eps)
+    exact = _kernels.e_step_chunk(model, X32, None, params, centre, exact_prep)
+    np.testing.assert_array_equal(upcast.shift, exact.shift)
+    # Sums of 500 float32 terms of O(1) around each component's mean.
+    for name in ("sum_resp", "shift_sum", "scatter"):
+        a, b = getattr(upcast, name), getattr(exact, name)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max(), err_msg=name)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_direct_and_shifted_log_sum_exp_agree(dtype):
     rng = np.random.default_rng(2)

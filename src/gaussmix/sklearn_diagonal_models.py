@@ -3,7 +3,11 @@
 The kernels see each chunk centred on one point (the mixture mean), so data
 far from the origin lose no precision.  ``[Xc**2, Xc] @ design`` gives every
 component's Mahalanobis distance in one product, and
-``resp @ [Xc**2, Xc].T`` every first and second moment.
+``resp @ [Xc**2, Xc].T`` every first and second moment.  Components far
+from the centre (``far_threshold``) would lose precision in those sums: for
+float32 data they take the same two products in float64 (up-cast
+features), for float64 data (or float32 components farther than float64
+can take) one pass each around their own means.
 
 Shapes (``K`` components, ``D`` features)::
 
@@ -18,6 +22,8 @@ precisions.
 from __future__ import annotations
 
 import numpy as np
+
+from dataclasses import dataclass
 
 from ._covariance_numerics import (
     _check_positive,
@@ -34,6 +40,17 @@ __all__ = ["DiagCovariance", "SphericalCovariance"]
 # From this many features on, diagonal models keep Xc and Xc**2 apart (see
 # DiagCovariance._features).
 _CONTIGUOUS_FEATURES = 32
+# Squared whitened distance from the centre up to which float64 products
+# keep a far component of float32 data within float32's precision budget
+# (1e-5 relative, as ``far_threshold``): the same bound with float64's eps.
+_UPCAST_LIMIT = 1e-5 / np.finfo(np.float64).eps
+
+
+@dataclass
+class _UpcastFeatures:
+    """A float32 chunk's features, up-cast to float64 for its far components."""
+
+    features64: object
 
 
 class DiagCovariance(RowKernels, CovarianceModel):
@@ -75,12 +92,21 @@ class DiagCovariance(RowKernels, CovarianceModel):
         log_det = self.log_det_cholesky(params.precisions_cholesky, n_components, n_features)
         const = _const(params, log_det, n_features)
         design = self._design(offsets, precisions, sq_distances, const)
+        upcast = (
+            np.dtype(dtype) == np.float32 and far.size > 0
+            and bool(np.all(sq_distances[far] <= _UPCAST_LIMIT))
+        )
+        if upcast:
+            # One float64 product for every component beats one pass each.
+            far = far[:0]
         return {
             "shift": shift,
             "offsets": (shift - centre).astype(dtype),
             "far": far,
             "far_precisions": precisions[far].astype(dtype),
             "far_offsets": offsets[far].astype(dtype),
+            "upcast": upcast,
+            "upcast_design": np.ascontiguousarray(design),
             "design": np.ascontiguousarray(design, dtype=dtype),
             "const": const.astype(dtype),
         }
@@ -127,6 +153,10 @@ class DiagCovariance(RowKernels, CovarianceModel):
 
     def log_prob_rows(self, X, centre, prep):
         """Weighted log-probabilities of raw rows, and the features the statistics reuse."""
+        if prep["upcast"]:
+            features64 = self._features(X.astype(np.float64), centre.astype(np.float64))
+            weighted = self._weighted(prep["upcast_design"], features64, X.shape[1])
+            return weighted.astype(X.dtype), _UpcastFeatures(features64)
         features = self._features(X, centre)
         weighted = self._weighted(prep["design"], features, X.shape[1])
         if len(prep["far"]):
@@ -151,6 +181,16 @@ class DiagCovariance(RowKernels, CovarianceModel):
     def stats_rows(self, X, centre, resp, offsets, aux=None):
         """``(sum_resp, shift_sum, scatter)`` of raw rows (see :meth:`chunk_stats`)."""
         n_features = X.shape[1]
+        if isinstance(aux, _UpcastFeatures):
+            # Around the centre in float64, then moved to the shifts: the
+            # cancellation costs eps64 * distance**2, within float32's budget.
+            totals, sums, squares = self._moments(
+                aux.features64, resp.astype(np.float64), n_features
+            )
+            step = offsets.astype(np.float64)
+            shift_sum = sums - totals[:, None] * step
+            scatter = self.moved_scatter(squares, totals, sums, step)
+            return totals, shift_sum.astype(X.dtype), scatter.astype(X.dtype)
         features = self._features(X, centre) if aux is None else aux
         sum_resp, shift_sum, scatter = self._moments(features, resp, n_features)
         far = np.flatnonzero(offsets.any(axis=1))
