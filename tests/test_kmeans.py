@@ -163,10 +163,17 @@ def test_engine_choice_and_its_errors(monkeypatch):
     # 'auto' leaves tiny runs to scikit-learn (loading numba would cost more),
     # and float32 data (which scikit-learn sums in float32).
     assert kmeans.kmeans_labels(X, 2, np.random.RandomState(0)).engine == "sklearn"
-    large = mixture(40000, 8, 4, 3.0, 0)
-    assert kmeans.kmeans_labels(large, 4, np.random.RandomState(0)).engine == "compiled"
-    large32 = large.astype(np.float32)
-    assert kmeans.kmeans_labels(large32, 4, np.random.RandomState(0)).engine == "sklearn"
+    # Mid-sized runs only once numba is loaded (its first load costs ~0.5 s).
+    mid = mixture(40000, 8, 4, 3.0, 0)
+    monkeypatch.setattr(kmeans, "_numba_loaded", lambda: False)
+    assert kmeans.kmeans_labels(mid, 4, np.random.RandomState(0)).engine == "sklearn"
+    monkeypatch.setattr(kmeans, "COMPILED_LOAD_WORK", mid.size * 4)
+    assert kmeans.kmeans_labels(mid, 4, np.random.RandomState(0)).engine == "compiled"
+    monkeypatch.setattr(kmeans, "_numba_loaded", lambda: True)
+    monkeypatch.setattr(kmeans, "COMPILED_LOAD_WORK", 1 << 40)
+    assert kmeans.kmeans_labels(mid, 4, np.random.RandomState(0)).engine == "compiled"
+    mid32 = mid.astype(np.float32)
+    assert kmeans.kmeans_labels(mid32, 4, np.random.RandomState(0)).engine == "sklearn"
     with pytest.raises(ValueError, match="engine must be"):
         kmeans.kmeans_labels(X, 2, np.random.RandomState(0), engine="fast")
     monkeypatch.setenv("GAUSSMIX_KMEANS", "compiled")

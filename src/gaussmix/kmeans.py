@@ -32,12 +32,14 @@ drift apart), so 'auto' leaves float32 to scikit-learn's k-means.
 
 The kernels need numba (``pip install 'gaussmix[fast]'``); without it, with
 ``GAUSSMIX_KMEANS=sklearn``, or for runs too small to repay loading numba
-(about 0.5 s, once per process), scikit-learn's k-means runs.
+(about 0.5 s, once per process; smaller runs take the compiled k-means once
+numba is loaded), scikit-learn's k-means runs.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,10 +70,12 @@ TOL = 1e-4
 TIE_FACTOR = 1e-11
 # Stop-rule values within this relative distance of the tolerance are a tie.
 TOL_TIE = 1e-9
-# Rows * features * clusters from which 'auto' takes the compiled engine:
-# below, scikit-learn's k-means takes milliseconds and loading numba would
-# cost more than it saves.
+# Rows * features * clusters from which 'auto' takes the compiled engine
+# once numba is loaded (below, scikit-learn's k-means takes milliseconds),
+# and from which it loads numba for it: its first load in a process costs
+# about 0.5 s, which only runs this large repay.
 COMPILED_MIN_WORK = 1 << 20
+COMPILED_LOAD_WORK = 1 << 25
 # Rows * features * clusters up to which k-means runs on the free cores only.
 KMEANS_SERIAL_WORK = 1 << 25
 # Rows per thread below which one thread does the work (threads cost ~50 us
@@ -103,6 +107,10 @@ def _load_kernels():
     return _kernels
 
 
+def _numba_loaded() -> bool:
+    return "numba" in sys.modules
+
+
 def compiled_kmeans_available() -> bool:
     """Whether numba can be imported (the compiled k-means runs)."""
     try:
@@ -123,9 +131,8 @@ def _engine_setting(engine: str, work: int, dtype) -> str:
             )
         engine = env
     if engine == "auto":
-        compiled = (
-            dtype == np.float64 and work >= COMPILED_MIN_WORK and compiled_kmeans_available()
-        )
+        worth_it = work >= COMPILED_LOAD_WORK or (work >= COMPILED_MIN_WORK and _numba_loaded())
+        compiled = dtype == np.float64 and worth_it and compiled_kmeans_available()
         engine = "compiled" if compiled else "sklearn"
     elif engine == "compiled" and not compiled_kmeans_available():
         raise ImportError(
@@ -177,9 +184,10 @@ def kmeans_labels(
         OpenMP threads of scikit-learn's k-means; default as it stands.
     engine : {'auto', 'compiled', 'sklearn'}
         'compiled' needs numba; 'auto' takes it for float64 data where numba
-        can be imported and the run is not tiny (:data:`COMPILED_MIN_WORK`),
-        unless the environment variable ``GAUSSMIX_KMEANS`` says 'compiled'
-        or 'sklearn'.
+        can be imported, for runs of :data:`COMPILED_LOAD_WORK` rows *
+        features * clusters and more, or of :data:`COMPILED_MIN_WORK` and
+        more once numba is loaded; the environment variable
+        ``GAUSSMIX_KMEANS`` ('compiled' or 'sklearn') overrides it.
 
     Returns
     -------
