@@ -32,7 +32,7 @@ def compiled_run(X, k, seed, sample_weight=None, **kwargs):
 @pytest.mark.parametrize(
     "n, d, k, separation",
     [(3000, 2, 3, 1.0), (5000, 16, 16, 1.5), (5000, 16, 16, 6.0), (4000, 64, 8, 0.5),
-     (20000, 5, 24, 2.0)],
+     (20000, 5, 24, 2.0), (6000, 4, 40, 1.0)],
 )
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_labels_iterations_and_draws_are_scikit_learns(n, d, k, separation, seed):

@@ -63,6 +63,33 @@ def _own_distance(Xc, i, centers, label):  # pragma: no cover
     return total
 
 
+# From this many clusters on, the minima over the centres run as four
+# interleaved chains (one chain's latency is the limit): K=64 19 -> 14.6 ms
+# per 1e5 compared rows; at K=16 the single chain was as fast.
+_MANY_CLUSTERS = 32
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _smallest(values):  # pragma: no cover
+    """The smallest of ``values``, in four interleaved chains."""
+    n = values.shape[0]
+    a = values[0]
+    b = values[1] if n > 1 else a
+    c = values[2] if n > 2 else a
+    e = values[3] if n > 3 else a
+    j = 4
+    while j + 4 <= n:
+        a = min(a, values[j])
+        b = min(b, values[j + 1])
+        c = min(c, values[j + 2])
+        e = min(e, values[j + 3])
+        j += 4
+    while j < n:
+        a = min(a, values[j])
+        j += 1
+    return min(min(a, b), min(c, e))
+
+
 @njit(nogil=True, cache=True)
 def lloyd_rows(
     Xc, weights, start, stop, centers, centers_t, centers_sq, half_gap, shift, first_moved,
@@ -123,19 +150,26 @@ def lloyd_rows(
                 row_sq = row_norms[i] * row_norms[i]
                 for j in range(n_clusters):
                     dists[j] = row_sq - 2.0 * products[p, j] + centers_sq[j]
-                # The nearest centre on strict '<' (the first of equals, as
-                # scikit-learn), with selects, not branches, which the
-                # comparisons would mispredict; then the next nearest.
-                best = 0
-                nearest = dists[0]
-                for j in range(1, n_clusters):
-                    closer = dists[j] < nearest
-                    best = j if closer else best
-                    nearest = dists[j] if closer else nearest
+                # The nearest centre (the first of equals, as scikit-learn's
+                # strict '<'), then the next nearest.
+                if n_clusters < _MANY_CLUSTERS:
+                    # Selects, not branches, which the comparisons would mispredict.
+                    best = 0
+                    nearest = dists[0]
+                    for j in range(1, n_clusters):
+                        closer = dists[j] < nearest
+                        best = j if closer else best
+                        nearest = dists[j] if closer else nearest
+                else:
+                    nearest = _smallest(dists)
+                    best = 0
+                    while dists[best] != nearest:
+                        best += 1
                 dists[best] = np.inf
-                runner_up = dists[0]
-                for j in range(1, n_clusters):
-                    runner_up = min(runner_up, dists[j])
+                runner_up = _smallest(dists) if n_clusters >= _MANY_CLUSTERS else dists[0]
+                if n_clusters < _MANY_CLUSTERS:
+                    for j in range(1, n_clusters):
+                        runner_up = min(runner_up, dists[j])
                 scale = row_norms[i] + largest_norm
                 scale *= scale
                 if runner_up - nearest <= tie_factor * scale:
