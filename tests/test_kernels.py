@@ -88,9 +88,12 @@ def test_float32_far_components_take_float64_products_as_exact_as_one_pass_each(
 
     rng = np.random.default_rng(3)
     model, params = random_params(covariance_type, rng, n_components=4, n_features=n_features)
-    # Components ~30 standard deviations from the centre: beyond float32's
-    # far threshold (squared distance 84), far within the float64 products'.
-    params = MixtureParams(params.weights, params.means * 10, params.covariances,
+    # Two components ~30 standard deviations from the centre, beyond float32's
+    # far threshold (squared distance 84) and far within the float64
+    # products'; two near it.
+    means = params.means * np.array([[10.0], [10.0], [0.01], [0.01]])
+    means[1] = -means[0]  # equal weights, so the centre is about 0
+    params = MixtureParams(np.full(4, 0.25), means, params.covariances,
                            params.precisions_cholesky)
     X = (params.means[rng.integers(0, 4, 500)] + rng.standard_normal((500, n_features))) + 1e3
     params = MixtureParams(params.weights, params.means + 1e3, params.covariances,
@@ -104,16 +107,45 @@ def test_float32_far_components_take_float64_products_as_exact_as_one_pass_each(
     # The same one far component at a time, around its own mean, in float32.
     monkeypatch.setattr(sklearn_diagonal_models, "_UPCAST_LIMIT", 0.0)
     exact_prep = model.prepare(params, centre, np.float32)
-    assert not exact_prep["upcast"] and len(exact_prep["far"]) == 4
+    assert not exact_prep["upcast"] and len(exact_prep["far"]) == 2
     expected = _kernels.weighted_log_prob(model, X32, params, centre, exact_prep)
     # Log-densities from O(50) to O(1e5): float32 sums of D squares, a few ulps.
     np.testing.assert_allclose(got, expected, rtol=4 * n_features * np.finfo(np.float32).eps)
     exact = _kernels.e_step_chunk(model, X32, None, params, centre, exact_prep)
     np.testing.assert_array_equal(upcast.shift, exact.shift)
-    # Sums of 500 float32 terms of O(1) around each component's mean.
+    # Sums of ~125 float32 terms of O(1) around each component's mean (its
+    # own scale: a far component's error must not hide in a near one's).
     for name in ("sum_resp", "shift_sum", "scatter"):
-        a, b = getattr(upcast, name), getattr(exact, name)
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max(), err_msg=name)
+        for k in range(4):
+            a, b = getattr(upcast, name)[k], getattr(exact, name)[k]
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max(),
+                                       err_msg=f"{name}[{k}]")
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_given_shifts_keep_the_exact_pass_per_component(covariance_type):
+    # A refinement pass: the shifts are the moved means, and one component's
+    # rows are far tighter than its (old) variance says, 3000 from the centre.
+    rng = np.random.default_rng(4)
+    model = get_covariance_model(covariance_type)
+    means = np.array([[-30.0] * 3, [3000.0] * 3])
+    covs = np.array([[1.0] * 3, [1e4] * 3]) if covariance_type == "diag" else np.array([1.0, 1e4])
+    params = MixtureParams(np.array([0.5, 0.5]), means, covs, model.precision_cholesky(covs))
+    X = np.vstack([-30 + rng.standard_normal((2000, 3)),
+                   3000 + 1e-3 * rng.standard_normal((2000, 3))]).astype(np.float32)
+    X64 = X.astype(np.float64)
+    shift = np.stack([X64[:2000].mean(axis=0), X64[2000:].mean(axis=0)])
+    params = MixtureParams(params.weights, means, covs, params.precisions_cholesky, shift=shift)
+    centre = _kernels.mixture_centre(params)
+    prep = model.prepare(params, centre, np.float32)
+    assert not prep["upcast"]
+    stats = _kernels.e_step_chunk(model, X, None, params, centre, prep)
+    got = model.centred_scatter(stats.scatter, stats.sum_resp, stats.shift_sum, stats.sum_resp)[1]
+    tight = X64[2000:] - X64[2000:].mean(axis=0)
+    expected = np.sum(tight**2, axis=0)
+    expected = expected if covariance_type == "diag" else expected.sum()
+    # Squares of float32 rows around their own mean: a few float32 ulps.
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

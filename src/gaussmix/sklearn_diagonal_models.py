@@ -92,8 +92,11 @@ class DiagCovariance(RowKernels, CovarianceModel):
         log_det = self.log_det_cholesky(params.precisions_cholesky, n_components, n_features)
         const = _const(params, log_det, n_features)
         design = self._design(offsets, precisions, sq_distances, const)
+        # Given shifts (a refinement pass) move every component by distances
+        # that its current precision does not bound: those passes keep the
+        # exact pass per component.
         upcast = (
-            np.dtype(dtype) == np.float32 and far.size > 0
+            np.dtype(dtype) == np.float32 and far.size > 0 and params.shift is None
             and bool(np.all(sq_distances[far] <= _UPCAST_LIMIT))
         )
         if upcast:
