@@ -186,6 +186,23 @@ def test_engine_choice_and_its_errors(monkeypatch):
         kmeans.kmeans_labels(X, 2, np.random.RandomState(0), engine="compiled")
 
 
+def test_kernels_that_cannot_load_leave_the_start_to_scikit_learn(monkeypatch):
+    # numba raises RuntimeError where it finds no writable cache folder.
+    def no_cache():
+        raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setattr(kmeans, "_kernels", None)
+    monkeypatch.setattr(kmeans, "_import_kernels", no_cache)
+    monkeypatch.setattr(kmeans, "COMPILED_LOAD_WORK", 0)
+    X = mixture(3000, 3, 4, 2.0, 2)
+    result = kmeans.kmeans_labels(X, 4, np.random.RandomState(0))
+    assert result.engine == "sklearn" and result.handed_over is None
+    expected, _ = sklearn_run(X, 4, 0)
+    np.testing.assert_array_equal(result.labels, expected.labels_)
+    with pytest.raises(ImportError, match="NUMBA_CACHE_DIR"):
+        kmeans.kmeans_labels(X, 4, np.random.RandomState(0), engine="compiled")
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_default_fit_is_the_same_with_either_engine(monkeypatch, covariance_type):
     X = mixture(4000, 5, 4, 1.2, 3)

@@ -98,12 +98,16 @@ class KMeansResult:
 _kernels = None
 
 
+def _import_kernels():
+    from . import _kmeans_kernels
+
+    return _kmeans_kernels
+
+
 def _load_kernels():
     global _kernels
     if _kernels is None:
-        from . import _kmeans_kernels
-
-        _kernels = _kmeans_kernels
+        _kernels = _import_kernels()
     return _kernels
 
 
@@ -112,10 +116,15 @@ def _numba_loaded() -> bool:
 
 
 def compiled_kmeans_available() -> bool:
-    """Whether numba can be imported (the compiled k-means runs)."""
+    """Whether the compiled k-means can run: numba imports and its kernels load.
+
+    numba raises RuntimeError where it can cache the kernels nowhere (no
+    writable folder beside them or in the user's cache): scikit-learn's
+    k-means then runs, with the same labels.
+    """
     try:
         _load_kernels()
-    except ImportError:
+    except (ImportError, RuntimeError, OSError):
         return False
     return True
 
@@ -136,8 +145,8 @@ def _engine_setting(engine: str, work: int, dtype) -> str:
         engine = "compiled" if compiled else "sklearn"
     elif engine == "compiled" and not compiled_kmeans_available():
         raise ImportError(
-            "The compiled k-means needs numba: pip install 'gaussmix[fast]', "
-            "or use engine='sklearn'."
+            "The compiled k-means needs numba and a writable cache for its kernels "
+            "(NUMBA_CACHE_DIR): pip install 'gaussmix[fast]', or use engine='sklearn'."
         )
     return engine
 
