@@ -52,10 +52,6 @@ SHAPES = ((2, 3), (16, 16), (64, 16), (16, 64))
 QUICK_SHAPES = ((16, 16), (64, 16))
 
 
-def _best(times):
-    return min(times)
-
-
 def _sk_kmeans(X, k, seed):
     return KMeans(n_clusters=k, n_init=1, random_state=np.random.RandomState(seed)).fit(X)
 
@@ -78,8 +74,8 @@ def kmeans_cell(X, k, seed, repeats) -> dict:
         elapsed, gm = _timed(_gm_kmeans, X, k, seed)
         gm_times.append(elapsed)
     return {
-        "sk_s": _best(sk_times), "gm_s": _best(gm_times),
-        "ratio": _best(sk_times) / _best(gm_times),
+        "sk_s": min(sk_times), "gm_s": min(gm_times),
+        "ratio": min(sk_times) / min(gm_times),
         "labels_equal": bool(np.array_equal(sk.labels_, gm.labels)),
         "n_iter": [int(sk.n_iter_), int(gm.n_iter)],
         "handed_over": gm.handed_over,
@@ -107,7 +103,7 @@ def fit_cell(X, k, cov, seed, repeats) -> dict:
         ):
             elapsed, fitted[name] = _fit(library, engine, X, k, cov, seed)
             runs[name].append(elapsed)
-    best = {name: _best(times) for name, times in runs.items()}
+    best = {name: min(times) for name, times in runs.items()}
     bounds = {name: float(model.lower_bound_) for name, model in fitted.items()}
     return {
         "cov": cov, **{f"{name}_s": value for name, value in best.items()},

@@ -70,7 +70,7 @@ def test_results_do_not_depend_on_the_number_of_threads():
     X = mixture(40000, 6, 10, 1.0, 5)
     one, _ = compiled_run(X, 10, 0, n_threads=1)
     two, _ = compiled_run(X, 10, 0, n_threads=2)
-    assert len(kmeans._thread_plan(X.shape[0], 6, 10, 2)) == 2
+    assert len(kmeans._thread_plan(X.shape[0], 2)) == 2
     np.testing.assert_array_equal(one.labels, two.labels)
     np.testing.assert_array_equal(one.centers, two.centers)
 

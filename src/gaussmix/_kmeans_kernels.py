@@ -160,16 +160,17 @@ def lloyd_rows(
                         closer = dists[j] < nearest
                         best = j if closer else best
                         nearest = dists[j] if closer else nearest
+                    dists[best] = np.inf
+                    runner_up = dists[0]
+                    for j in range(1, n_clusters):
+                        runner_up = min(runner_up, dists[j])
                 else:
                     nearest = _smallest(dists)
                     best = 0
                     while dists[best] != nearest:
                         best += 1
-                dists[best] = np.inf
-                runner_up = _smallest(dists) if n_clusters >= _MANY_CLUSTERS else dists[0]
-                if n_clusters < _MANY_CLUSTERS:
-                    for j in range(1, n_clusters):
-                        runner_up = min(runner_up, dists[j])
+                    dists[best] = np.inf
+                    runner_up = _smallest(dists)
                 scale = row_norms[i] + largest_norm
                 scale *= scale
                 if runner_up - nearest <= tie_factor * scale:

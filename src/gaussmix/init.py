@@ -14,7 +14,7 @@ from . import em
 from ._parallel import free_cores, get_num_threads, threadpool_controller
 from .covariance import kernel_family
 from .hierarchical import hierarchical_labels
-from .kmeans import KMEANS_SERIAL_WORK, fitted_sklearn_kmeans, kmeans_labels
+from .kmeans import fitted_sklearn_kmeans, kmeans_labels
 from .params import MixtureParams
 
 __all__ = [
@@ -42,13 +42,18 @@ KMEANS_SAMPLE_ROWS = 20_000
 KMEANS_SAMPLE_ROWS_PER_COMPONENT = 200
 
 
-# scikit-learn's k-means with at most KMEANS_SERIAL_WORK rows * features *
-# components per iteration runs on the cores that no other process wants at
-# the time (``_parallel.free_cores``), and on one where that is unknown (not
-# on Linux); see gaussmix.kmeans.  Neither engine takes more threads than
-# gaussmix's own (``set_num_threads``) or than OpenMP is allowed already.
-# Only the grouping of scikit-learn's floating-point sums, by thread,
-# depends on the number of threads; in float32 that can change labels.
+# k-means with at most this many rows * features * components per iteration
+# runs on the cores that no other process wants at the time
+# (``_parallel.free_cores``), and on one where that is unknown (not on
+# Linux).  Its iterations then take a few milliseconds at most and end at a
+# barrier, and on busy cores every barrier waits for a descheduled thread;
+# on idle cores a second thread pays (bench/README.md, "k-means share").
+# Neither k-means engine takes more threads than gaussmix's own
+# (``set_num_threads``), nor scikit-learn's more than OpenMP is allowed
+# already.  Only the grouping of scikit-learn's floating-point sums, by
+# thread, depends on the number of threads; in float32 that can change
+# labels (the compiled engine's results never depend on it).
+KMEANS_SERIAL_WORK = 1 << 25
 
 
 def _openmp_threads() -> int | None:
@@ -57,16 +62,26 @@ def _openmp_threads() -> int | None:
     return min((info["num_threads"] for info in infos), default=None)
 
 
-def _kmeans_threads(work: int) -> int | None:
-    """OpenMP threads for a k-means of ``work`` per iteration; None: as it stands."""
-    allowed = _openmp_threads()
-    if allowed is None:
-        return None
+def _free_threads(work: int) -> int:
+    """gaussmix's threads for a k-means of ``work`` per iteration: the free cores if small."""
     threads = get_num_threads()
     if work <= KMEANS_SERIAL_WORK:
         free = free_cores()
         threads = min(threads, 1 if free is None else max(1, free))
-    return None if threads >= allowed else threads
+    return threads
+
+
+def _openmp_limit(threads: int) -> int | None:
+    """OpenMP threads for scikit-learn's k-means on ``threads``; None: as it stands."""
+    allowed = _openmp_threads()
+    if allowed is None or threads >= allowed:
+        return None
+    return threads
+
+
+def _kmeans_threads(work: int) -> int | None:
+    """OpenMP threads for a k-means of ``work`` per iteration; None: as it stands."""
+    return _openmp_limit(_free_threads(work))
 
 
 def _kmeans(
@@ -118,9 +133,10 @@ def initial_labels(
     if method == "hierarchical":
         return hierarchical_labels(X, n_components, sample_weight=sample_weight)
     if method == "kmeans":
-        threads = _kmeans_threads(X.shape[0] * X.shape[1] * n_components)
+        threads = _free_threads(X.shape[0] * X.shape[1] * n_components)
         return kmeans_labels(
-            X, n_components, random_state, sample_weight, sklearn_threads=threads
+            X, n_components, random_state, sample_weight,
+            n_threads=threads, sklearn_threads=_openmp_limit(threads),
         ).labels
     if method == "kmeans-sample":
         n_rows = kmeans_sample_rows(n_samples, n_components)

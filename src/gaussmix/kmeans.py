@@ -19,12 +19,13 @@ random draws, in the same order:
 Where the float64 result could depend on rounding (a k-means++ draw on the
 boundary between two rows' shares, two candidate seeds' potentials as
 near, a row whose two nearest centres are equally far within
-``TIE_FACTOR``, a centre shift on the stopping threshold) or where scikit-learn relocates a centre (an empty
-cluster, fewer distinct labels than clusters, rows of weight zero),
-scikit-learn's own Lloyd iterations run instead from the same seeds (or,
-where the seeding itself is in doubt or a cluster ends empty, its whole
-k-means from the same random state), so the labels are scikit-learn's in
-every case it decides by more than rounding.
+``TIE_FACTOR``, a centre shift on the stopping threshold) or where
+scikit-learn relocates a centre (an empty cluster, fewer distinct labels
+than clusters, rows of weight zero), scikit-learn's own Lloyd iterations
+run instead from the same seeds (or, where the seeding itself is in doubt
+or a cluster ends empty, its whole k-means from the same random state), so
+the labels are scikit-learn's in every case it decides by more than
+rounding.
 For float32 data scikit-learn works in float32 and these kernels in
 float64: the labels then agree up to float32 rounding (in
 ``bench_kmeans_compiled.py``, in 12 of 16 cells; long runs at N = 1e5
@@ -45,13 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import KMeans
 
-from ._parallel import (
-    free_cores,
-    get_num_threads,
-    map_chunks,
-    single_threaded_blas,
-    threadpool_controller,
-)
+from ._parallel import get_num_threads, map_chunks, single_threaded_blas, threadpool_controller
 
 __all__ = [
     "KMeansResult",
@@ -76,8 +71,6 @@ TOL_TIE = 1e-9
 # about 0.5 s, which only runs this large repay.
 COMPILED_MIN_WORK = 1 << 20
 COMPILED_LOAD_WORK = 1 << 25
-# Rows * features * clusters up to which k-means runs on the free cores only.
-KMEANS_SERIAL_WORK = 1 << 25
 # Rows per thread below which one thread does the work (threads cost ~50 us
 # an iteration to wake and join).
 ROWS_PER_THREAD = 8192
@@ -188,7 +181,7 @@ def kmeans_labels(
     sample_weight : ndarray of shape (n_samples,), optional
     n_threads : int, optional
         Threads of the compiled engine; default gaussmix's
-        (:func:`gaussmix.set_num_threads`), only the free cores for small runs.
+        (:func:`gaussmix.set_num_threads`).
     sklearn_threads : int, optional
         OpenMP threads of scikit-learn's k-means; default as it stands.
     engine : {'auto', 'compiled', 'sklearn'}
@@ -280,25 +273,12 @@ def _sklearn_lloyd(handover: _HandOver, sklearn_threads: int | None) -> KMeansRe
     )
 
 
-def _thread_plan(
-    n_samples: int, n_features: int, n_clusters: int, n_threads: int | None
-) -> list[tuple[int, int]]:
-    """Row ranges, whole blocks each, one per thread that pays.
-
-    Small runs take only the cores no other process wants now: their
-    iterations last a few milliseconds and end at a barrier, which a thread
-    descheduled on a busy core holds up (bench/README.md, "k-means share").
-    """
+def _thread_plan(n_samples: int, n_threads: int | None) -> list[tuple[int, int]]:
+    """Row ranges, whole blocks each, one per thread that pays (at most ``n_threads``)."""
     block = _load_kernels().BLOCK_ROWS
     threads = get_num_threads() if n_threads is None else n_threads
-    if n_samples < 2 * ROWS_PER_THREAD:
-        threads = 1
-    elif n_threads is None and n_samples * n_features * n_clusters <= KMEANS_SERIAL_WORK:
-        free = free_cores()
-        if free is not None:
-            threads = min(threads, max(1, free))
     n_blocks = -(-n_samples // block)
-    threads = max(1, min(threads, n_blocks, n_samples // ROWS_PER_THREAD or 1))
+    threads = max(1, min(threads, n_blocks, n_samples // ROWS_PER_THREAD))
     edges = [round(t * n_blocks / threads) * block for t in range(threads + 1)]
     return [(edges[t], min(edges[t + 1], n_samples)) for t in range(threads)]
 
@@ -368,12 +348,12 @@ def _seed(Xc, row_sq, n_clusters, sample_weight, random_state, plan):
         if _near_boundary(cumulative, candidate_ids, rand_vals, rounding):
             return None
         np.clip(candidate_ids, None, closest_dist_sq.size - 1, out=candidate_ids)
-        distances(Xc[candidate_ids], closest_dist_sq.reshape(-1), trials)
+        candidates = Xc[candidate_ids]
+        distances(candidates, closest_dist_sq.reshape(-1), trials)
         candidates_pot = trials @ sample_weight.reshape(-1, 1)
         best_candidate = np.argmin(candidates_pot)
         # Candidates at the best one's very coordinates have the same
         # potential in both libraries, and both keep the first.
-        candidates = Xc[candidate_ids]
         same_point = np.all(candidates == candidates[best_candidate], axis=1)
         runner_up = np.min(candidates_pot[~same_point, 0], initial=np.inf)
         if runner_up - candidates_pot[best_candidate, 0] <= 2 * rounding:
@@ -424,7 +404,7 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
     tol = np.mean(np.var(X, axis=0)) * TOL
     X_mean = X.mean(axis=0)
     Xc = X - X_mean
-    plan = _thread_plan(n_samples, n_features, n_clusters, n_threads)
+    plan = _thread_plan(n_samples, n_threads)
     row_sq = np.einsum("ij,ij->i", Xc, Xc, dtype=np.float64)
     indices = _seed(Xc, row_sq, n_clusters, weights, random_state, plan)
     if indices is None:
