@@ -93,11 +93,19 @@ def _target_dtype(dtype: np.dtype, what: str) -> np.dtype:
 
 # ----------------------------------------------------------------- raw files
 class _FileRowsReader(BlockReader):
-    """Rows of a C-ordered ``(n_samples, n_features)`` array stored at ``offset`` in a file."""
+    """Rows of an ``(n_samples, n_features)`` array stored at ``offset`` in a file.
 
-    def __init__(self, path, offset: int, shape: tuple[int, int], file_dtype: np.dtype):
+    In C order by default; ``fortran_order`` reads a column-major array, one
+    read per column for each block of rows (its columns are contiguous).
+    """
+
+    def __init__(
+        self, path, offset: int, shape: tuple[int, int], file_dtype: np.dtype,
+        fortran_order: bool = False,
+    ):
         self.path = os.fspath(path)
         self.offset = int(offset)
+        self.fortran_order = bool(fortran_order)
         self.n_samples, self.n_features = (int(n) for n in shape)
         self.file_dtype = np.dtype(file_dtype)
         self.dtype = _target_dtype(self.file_dtype, f"'{self.path}'")
@@ -114,10 +122,22 @@ class _FileRowsReader(BlockReader):
         # Byte-swapped or integer files: one conversion per block.
         return raw if raw.dtype == self.dtype else raw.astype(self.dtype)
 
+    def _column_offset(self, column: int, row: int) -> int:
+        """Where ``(row, column)`` of a Fortran-ordered array starts."""
+        return self.offset + (column * self.n_samples + row) * self.file_dtype.itemsize
+
     def iter_blocks(self, block_rows: int) -> Iterator[np.ndarray]:
         with open(self.path, "rb", buffering=0) as file:
             for start in range(0, self.n_samples, block_rows):
                 rows = min(block_rows, self.n_samples - start)
+                if self.fortran_order:
+                    # (features, rows) as the file holds them; the block is its transpose.
+                    raw = np.empty((self.n_features, rows), dtype=self.file_dtype)
+                    for column in range(self.n_features):
+                        file.seek(self._column_offset(column, start))
+                        _read_exactly(file, memoryview(raw[column]).cast("B"), self.path)
+                    yield np.ascontiguousarray(self._as_target(raw).T)
+                    continue
                 raw = np.empty((rows, self.n_features), dtype=self.file_dtype)
                 file.seek(self.offset + start * self.row_bytes)
                 _read_exactly(file, memoryview(raw).cast("B"), self.path)
@@ -128,6 +148,8 @@ class _FileRowsReader(BlockReader):
         out = np.empty((rows.size, self.n_features), dtype=self.dtype)
         if rows.size == 0:
             return out
+        if self.fortran_order:
+            return self._take_from_columns(rows, out)
         with open(self.path, "rb", buffering=0) as file:
             fd = file.fileno()
             for lo, hi in _spans(rows, self.row_bytes):
@@ -138,6 +160,22 @@ class _FileRowsReader(BlockReader):
                     raise ValueError(f"'{self.path}' ended early while reading row {last}.")
                 span = np.frombuffer(data, dtype=self.file_dtype).reshape(-1, self.n_features)
                 out[lo:hi] = span[rows[lo:hi] - first]
+        return out
+
+    def _take_from_columns(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """:meth:`take` of a Fortran-ordered array: each span once per column."""
+        itemsize = self.file_dtype.itemsize
+        with open(self.path, "rb", buffering=0) as file:
+            fd = file.fileno()
+            for lo, hi in _spans(rows, itemsize):
+                first, last = int(rows[lo]), int(rows[hi - 1])
+                length = (last - first + 1) * itemsize
+                for column in range(self.n_features):
+                    data = os.pread(fd, length, self._column_offset(column, first))
+                    if len(data) != length:
+                        raise ValueError(f"'{self.path}' ended early while reading row {last}.")
+                    span = np.frombuffer(data, dtype=self.file_dtype)
+                    out[lo:hi, column] = span[rows[lo:hi] - first]
         return out
 
 
@@ -171,8 +209,11 @@ class NpyReader(_FileRowsReader):
     Parameters
     ----------
     path : str or path-like
-        A file written by ``numpy.save`` of a 2-D numeric array in C order.
-        float32 data stay float32; other numeric types are read as float64.
+        A file written by ``numpy.save`` of a 2-D numeric array, in C order
+        or in Fortran order (as ``numpy.save`` writes a Fortran-contiguous
+        array, such as ``DataFrame.to_numpy()`` of a float frame often is:
+        each block of rows is then one read per column).  float32 data stay
+        float32; other numeric types are read as float64.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -187,12 +228,8 @@ class NpyReader(_FileRowsReader):
                 f"'{path}' holds an array of shape {shape}; expected 2-D "
                 f"(n_samples, n_features).{hint}"
             )
-        if fortran_order and shape[1] > 1:
-            raise ValueError(
-                f"'{path}' is stored in Fortran (column-major) order, which cannot be "
-                "read row block by row block; save np.ascontiguousarray(X) instead."
-            )
-        super().__init__(path, offset, shape, dtype)
+        # One column is the same bytes in either order.
+        super().__init__(path, offset, shape, dtype, fortran_order and shape[1] > 1)
 
 
 def _npy_header(path: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
@@ -225,8 +262,9 @@ def reader_for_memmap(X: np.memmap) -> BlockReader:
     """A reader for a 2-D ``np.memmap`` that reads its file instead of its pages.
 
     Reading through the map would leave every touched page resident; file
-    reads keep only the blocks in flight.  Maps whose data are not plainly
-    the file's (copy-on-write maps, strided views, no file name) are sliced
+    reads keep only the blocks in flight; a Fortran-contiguous map is read
+    column by column.  Maps whose data are not plainly the file's
+    (copy-on-write maps, strided views, no file name) are sliced
     through :class:`~gaussmix.datasets.ArrayBlockReader` instead.
     """
     filename = getattr(X, "filename", None)
@@ -236,7 +274,7 @@ def reader_for_memmap(X: np.memmap) -> BlockReader:
         filename is not None
         and mapping is not None
         and getattr(X, "mode", "c") in ("r", "r+", "w+")
-        and X.flags.c_contiguous
+        and (X.flags.c_contiguous or X.flags.f_contiguous)
         and X.dtype.kind in "biuf"
         and row_bytes > 0
     )
@@ -247,7 +285,9 @@ def reader_for_memmap(X: np.memmap) -> BlockReader:
             map_start = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY
             offset = map_start + (X.ctypes.data - base.ctypes.data)
             del base
-            return _FileRowsReader(filename, offset, X.shape, X.dtype)
+            return _FileRowsReader(
+                filename, offset, X.shape, X.dtype, not X.flags.c_contiguous
+            )
         except (ValueError, TypeError, OSError):
             pass
     return ArrayBlockReader(X)
