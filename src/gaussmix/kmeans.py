@@ -373,21 +373,6 @@ def _near_boundary(cumulative, ids, values, rounding) -> bool:
     return bool(np.any((np.abs(above - values) <= margin) | (values - below <= margin)))
 
 
-def _half_gaps(centers: np.ndarray) -> np.ndarray:
-    """Half the distance from each centre to its nearest other (a lower bound).
-
-    From the differences, not ``|a|^2 - 2 a.b + |b|^2``, whose rounding is
-    relative to the centres' norms rather than to the gaps; shrunk by far
-    more than the differences' own rounding, so that a bound stays a bound.
-    """
-    n_clusters = centers.shape[0]
-    if n_clusters == 1:
-        return np.full(1, np.inf)
-    gaps = np.sqrt(np.sum((centers[:, None, :] - centers[None, :, :]) ** 2, axis=2))
-    np.fill_diagonal(gaps, np.inf)
-    return 0.5 * gaps.min(axis=1) * (1 - 1e-12)
-
-
 def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
     """The compiled k-means, or why (and from where) scikit-learn's must decide instead."""
     kernels = _load_kernels()
@@ -428,7 +413,6 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
     half_gap = np.zeros(n_clusters)
 
     def iteration(first: bool, update: bool):
-        centers_t = np.ascontiguousarray(centers.T)
         centers_sq = np.sum(centers**2, axis=1)
         largest_norm = float(np.sqrt(centers_sq.max()))
         order = np.argsort(shift)
@@ -438,7 +422,7 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
 
         def rows(bounds):
             return kernels.lloyd_rows(
-                Xc, weights, bounds[0], bounds[1], centers, centers_t, centers_sq, half_gap,
+                Xc, weights, bounds[0], bounds[1], centers, centers_sq, half_gap,
                 shift, first_moved, largest_shift, second_shift, labels, upper, lower,
                 row_norms, largest_norm, slack_factor, TIE_FACTOR, block_sums, block_weights,
                 block_counts, first, update,
@@ -454,13 +438,10 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
             changed, ties = iteration(n_iter == 1, True)
             if ties:
                 return hand_over("tie")
-            if np.any(block_counts.sum(axis=0) == 0):
+            if not kernels.update_centers(
+                block_sums, block_weights, block_counts, centers, shift, half_gap
+            ):
                 return hand_over("empty cluster")
-            in_clusters = block_weights.sum(axis=0)
-            new_centers = block_sums.sum(axis=0) * (1.0 / in_clusters)[:, None]
-            shift = np.sqrt(np.sum((new_centers - centers) ** 2, axis=1))
-            centers = new_centers
-            half_gap = _half_gaps(centers)
             if changed == 0:
                 strict = True
                 break
