@@ -74,6 +74,20 @@ def test_map_chunks_raises_a_chunk_error_after_every_thread_stopped(failing):
     assert len(finished) < 39
 
 
+def test_map_chunks_runs_nothing_when_no_thread_can_start(monkeypatch):
+    from gaussmix import _parallel
+
+    class NoThreads:
+        def submit(self, *args):
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_parallel, "_pool", lambda n_threads: NoThreads())
+    ran = []
+    with limited_threads(2), pytest.raises(RuntimeError, match="new thread"):
+        map_chunks(lambda rows: ran.append(rows), [slice(i, i + 1) for i in range(8)])
+    assert ran == []
+
+
 def _params(n_components, n_features, rng):
     model = get_covariance_model("full")
     covariances = np.stack([np.eye(n_features)] * n_components)

@@ -220,12 +220,22 @@ def map_chunks(function: Callable[[slice], T], chunks: Sequence[slice]) -> list[
                 failed.set()
                 raise
 
-    futures = [_pool(n_threads - 1).submit(drain) for _ in range(n_threads - 1)]
+    futures = []
     try:
+        for _ in range(n_threads - 1):
+            futures.append(_pool(n_threads - 1).submit(drain))
         drain()
+    except BaseException:
+        # Includes a failed submit or an interrupt: no chunk is started after.
+        failed.set()
+        raise
     finally:
         # No worker may still write once the caller returns or raises.
-        concurrent.futures.wait(futures)
+        try:
+            concurrent.futures.wait(futures)
+        except BaseException:
+            failed.set()
+            raise
     for future in futures:
         future.result()
     return results
