@@ -102,3 +102,32 @@ def test_help_and_version(capsys):
 def test_format_table_aligns_columns():
     text = format_table(["K", "BIC"], [["1", "10.50"], ["12", "3.25"]])
     assert text.splitlines() == [" K    BIC", "--  -----", " 1  10.50", "12   3.25"]
+
+
+def test_import_and_help_do_not_load_scikit_learn():
+    """``import gaussmix`` and ``gaussmix --help`` stay quick: scikit-learn loads
+    only with the estimator or the command that runs."""
+    script = (
+        "import sys, contextlib, io\n"
+        "import gaussmix\n"
+        "assert 'sklearn' not in sys.modules, 'import gaussmix'\n"
+        "from gaussmix.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    for argv in (['--help'], ['fit', '--help'], ['predict', '--help'], ['--version']):\n"
+        "        assert main(argv) == 0\n"
+        "assert 'sklearn' not in sys.modules, 'gaussmix --help'\n"
+        "from gaussmix import GaussianMixture\n"
+        "assert 'sklearn' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def test_bad_option_values_are_checked_before_the_command_loads(capsys):
+    assert main(["fit", "data.csv", "--k", "0"]) == 2
+    assert "invalid K '0'" in capsys.readouterr().err
+    assert main(["select", "data.csv", "--k-range", "3..1"]) == 2
+    assert "invalid K range" in capsys.readouterr().err
+    assert main(["predict", "m.json", "d.csv", "--anomaly-threshold", "1.5"]) == 2
+    assert "invalid quantile" in capsys.readouterr().err

@@ -17,40 +17,13 @@ from .acceleration import supported_acceleration
 from .covariance import covariance_model_names, get_covariance_model
 from .estimator import GaussianMixture
 
-__all__ = ["cmd_fit", "cmd_select", "parse_k", "parse_k_range"]
+__all__ = ["cmd_fit", "cmd_select"]
 
 # Pair plots grow as D^2 panels; beyond this many features they are unreadable.
 _MAX_PAIR_FEATURES = 6
 
 
 # ------------------------------------------------------------ option values
-def parse_k(text: str) -> int | str:
-    """``--k``: a positive integer, or ``auto``."""
-    if text == "auto":
-        return text
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"invalid K {text!r}: a positive integer or 'auto'")
-    return int(text)
-
-
-def parse_k_range(text: str) -> list[int]:
-    """``--k-range``: ``A..B``, or a comma-separated list of positive integers."""
-    try:
-        if ".." in text:
-            low, high = (int(part) for part in text.split(".."))
-            values = list(range(low, high + 1))
-        else:
-            values = [int(part) for part in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(
-            f"invalid K range {text!r}: use A..B with 1 <= A <= B (e.g. 1..9), "
-            "or a list such as 2,3,5"
-        )
-    return sorted(set(values))
-
-
 def covariance_types(text: str, n_features: int, single: bool) -> list[str]:
     """The models named by ``--covariance``; ``all`` is every registered one once."""
     from .selection import default_covariance_types

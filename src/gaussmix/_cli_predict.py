@@ -9,20 +9,7 @@ import numpy as np
 from ._cli_data import UsageError, output_format, read_raw, read_table, write_table
 from ._cli_model import Preprocessing, anomaly_threshold, load_model, row_log_likelihood, unnamed
 
-__all__ = ["cmd_info", "cmd_predict", "parse_quantile"]
-
-
-def parse_quantile(text: str) -> float:
-    """``--anomaly-threshold``: a number strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(
-            f"invalid quantile {text!r}: a number between 0 and 1 exclusive, e.g. 0.01"
-        )
-    return value
+__all__ = ["cmd_info", "cmd_predict"]
 
 
 def _columns_for(

@@ -12,6 +12,7 @@ converge) are printed as one line each, unless ``--quiet``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
 from collections.abc import Sequence
@@ -42,6 +43,46 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid seed {text!r}: not an integer") from None
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"invalid seed {value}: must be in [0, 2**32 - 1]")
+    return value
+
+
+def _parse_k(text: str) -> int | str:
+    """``--k``: a positive integer, or ``auto``."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid K {text!r}: a positive integer or 'auto'")
+    return int(text)
+
+
+def _parse_k_range(text: str) -> list[int]:
+    """``--k-range``: ``A..B``, or a comma-separated list of positive integers."""
+    try:
+        if ".." in text:
+            low, high = (int(part) for part in text.split(".."))
+            values = list(range(low, high + 1))
+        else:
+            values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"invalid K range {text!r}: use A..B with 1 <= A <= B (e.g. 1..9), "
+            "or a list such as 2,3,5"
+        )
+    return sorted(set(values))
+
+
+def _parse_quantile(text: str) -> float:
+    """``--anomaly-threshold``: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"invalid quantile {text!r}: a number between 0 and 1 exclusive, e.g. 0.01"
+        )
     return value
 
 
@@ -168,8 +209,6 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_fit_options(parser: argparse.ArgumentParser, selecting_only: bool) -> None:
-    from ._cli_fit import parse_k_range
-
     covariance_help = (
         "covariance model(s) to compare: 'all' (every registered model: mclust's "
         "EII ... VVV and the scikit-learn names not aliased by them) or a list such "
@@ -180,7 +219,7 @@ def _add_fit_options(parser: argparse.ArgumentParser, selecting_only: bool) -> N
                            "tied, spherical or an mclust name like VVV (default: full); "
                            "with --k auto, " + covariance_help.replace("covariance ", "", 1))
     parser.add_argument("--covariance", metavar="MODELS", help=covariance_help)
-    parser.add_argument("--k-range", metavar="A..B", type=parse_k_range, default="1..9",
+    parser.add_argument("--k-range", metavar="A..B", type=_parse_k_range, default="1..9",
                         help="numbers of components to compare: A..B or a list like "
                         "2,3,5 (default: 1..9)")
     parser.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic",
@@ -208,10 +247,23 @@ def _add_fit_options(parser: argparse.ArgumentParser, selecting_only: bool) -> N
                         "unset: every core, 1: one after another")
 
 
+def _command(module: str, name: str):
+    """A handler that imports ``name`` from ``module`` when the command runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module, __package__), name)(args)
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
-    from ._cli_fit import cmd_fit, cmd_select, parse_k
-    from ._cli_predict import cmd_info, cmd_predict, parse_quantile
+    # The commands' modules import scikit-learn (about a second): only the
+    # command that runs loads its module, so --help and --version stay quick.
+    cmd_fit = _command("._cli_fit", "cmd_fit")
+    cmd_select = _command("._cli_fit", "cmd_select")
+    cmd_predict = _command("._cli_predict", "cmd_predict")
+    cmd_info = _command("._cli_predict", "cmd_info")
 
     parser = _Parser(prog=PROG, description="Gaussian mixture models.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -241,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         "summary.json and PNG plots into --out.",
     )
     _add_data_options(fit)
-    fit.add_argument("--k", metavar="K", type=parse_k, default=3,
+    fit.add_argument("--k", metavar="K", type=_parse_k, default=3,
                      help="number of components, or 'auto' to choose the covariance "
                      "model and K by --criterion over --k-range (default: 3)")
     _add_fit_options(fit, selecting_only=False)
@@ -282,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", metavar="FILE", default="predictions.csv",
                          help="output file: .csv, .tsv or .parquet by extension (others "
                          "are refused), or '-' for CSV on stdout (default: predictions.csv)")
-    predict.add_argument("--anomaly-threshold", metavar="Q", type=parse_quantile,
+    predict.add_argument("--anomaly-threshold", metavar="Q", type=_parse_quantile,
                          help="add an 'anomaly' column: 1 where a row's log-likelihood is "
                          "below the Q quantile (0 < Q < 1) of the training rows'")
     _add_common(predict)
