@@ -201,7 +201,7 @@ def update_centers(block_sums, block_weights, block_counts, centers, shift, half
     order, as numpy sums them over their axis.
     """
     n_blocks, n_clusters, n_features = block_sums.shape
-    moved = np.empty(n_features)
+    summed = np.empty(n_features)
     for k in range(n_clusters):
         count = 0
         weight = 0.0
@@ -211,14 +211,14 @@ def update_centers(block_sums, block_weights, block_counts, centers, shift, half
         if count == 0:
             return False
         for d in range(n_features):
-            moved[d] = 0.0
+            summed[d] = 0.0
         for b in range(n_blocks):
             for d in range(n_features):
-                moved[d] += block_sums[b, k, d]
+                summed[d] += block_sums[b, k, d]
         scale = 1.0 / weight
         total = 0.0
         for d in range(n_features):
-            value = moved[d] * scale
+            value = summed[d] * scale
             diff = value - centers[k, d]
             total += diff * diff
             centers[k, d] = value
