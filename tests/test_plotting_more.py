@@ -113,6 +113,25 @@ def test_plot_uncertainty_sizes(X, features, tmp_path):
     save_png(ax, tmp_path / "uncertainty.png")
 
 
+def test_plot_uncertainty_of_one_feature_draws_uncertainty_against_it(tmp_path):
+    rng = np.random.default_rng(0)
+    X1 = np.r_[rng.normal(0.0, 1.0, 300), rng.normal(3.0, 1.0, 300)][:, None]
+    gmm = GaussianMixture(2, random_state=0).fit(X1)
+    ax = plot_uncertainty(gmm, X1, ax=Figure().subplots())
+    uncertainty = 1 - gmm.predict_proba(X1).max(axis=1)
+    (points,) = [c for c in ax.collections if c.get_gid() == "uncertainty"]
+    np.testing.assert_allclose(points.get_offsets(), np.column_stack([X1[:, 0], uncertainty]))
+    np.testing.assert_allclose(points.get_sizes(), 200.0 * uncertainty / uncertainty.max())
+    (dots,) = [c for c in ax.collections if c.get_gid() == "points"]
+    np.testing.assert_allclose(dots.get_offsets(), np.column_stack([X1[:, 0], 0 * X1[:, 0]]))
+    assert ax.get_xlabel() == "feature 0" and ax.get_ylabel().startswith("uncertainty")
+    # Overlapping components: the most uncertain point lies between the means.
+    assert 0.5 < X1[np.argmax(uncertainty), 0] < 2.5
+    with pytest.raises(ValueError, match="Expected 1 feature indices"):
+        plot_uncertainty(gmm, X1, features=(0, 1))
+    save_png(ax, tmp_path / "uncertainty-1d.png")
+
+
 def test_plot_uncertainty_scale_and_pyplot(X):
     import matplotlib.pyplot as plt
 

@@ -216,8 +216,8 @@ def _draw_plots(out: str, gmm: GaussianMixture, Z: np.ndarray, result) -> list[s
         size = 2.2 * len(shown)
         save("pairs.png", lambda axes: plotting.plot_pairs(gmm, Z, features=shown, axes=axes),
              (size, size), (len(shown), len(shown)))
-    if d >= 2:
-        save("uncertainty.png", lambda ax: plotting.plot_uncertainty(gmm, Z, ax=ax), (7, 6))
+    # One feature: the uncertainty against it, as mclust draws it.
+    save("uncertainty.png", lambda ax: plotting.plot_uncertainty(gmm, Z, ax=ax), (7, 6))
     if len(gmm.lower_bounds_):
         save("log_likelihood.png", lambda ax: plotting.plot_log_likelihood_trace(gmm, ax=ax),
              (7, 4.5))

@@ -227,7 +227,7 @@ def marginal_log_density(gmm, points, features: Sequence[int] = (0, 1)) -> np.nd
     return logsumexp(per_component + log_weights, axis=1)
 
 
-def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] = (0, 1), *,
+def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] | None = None, *,
                      size_scale: float = 200.0):
     """Points sized by their classification uncertainty, as mclust's uncertainty plot.
 
@@ -239,6 +239,8 @@ def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] = (0, 1), *,
     point has area ``size_scale``, larger markers are more uncertain and sure
     points all but vanish; colour is the predicted component.  Every point is
     also drawn as a small grey dot underneath, so that sure points still show.
+    Data with one feature are drawn as mclust draws them: the feature on the
+    x axis and each point's uncertainty on the y axis (the grey dots at 0).
 
     Parameters
     ----------
@@ -248,8 +250,9 @@ def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] = (0, 1), *,
         Points to classify and draw.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure is made when None.
-    features : pair of int, default=(0, 1)
-        The two features on the x and y axes.
+    features : pair of int, optional
+        The two features on the x and y axes; default ``(0, 1)``, or ``(0,)``
+        (one index) for data with one feature.
     size_scale : float, default=200.0
         Marker area of a point of uncertainty 1.
 
@@ -262,7 +265,10 @@ def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] = (0, 1), *,
     from matplotlib.lines import Line2D
 
     points = np.asarray(X, dtype=np.float64)
-    fx, fy = _check_features(features, points.shape[1], size=2)
+    one_feature = points.ndim == 2 and points.shape[1] == 1
+    if features is None:
+        features = (0,) if one_feature else (0, 1)
+    chosen = _check_features(features, points.shape[1], size=1 if one_feature else 2)
     proba = _quietly(gmm.predict_proba, X)
     labels = np.argmax(proba, axis=1)
     uncertainty = 1.0 - proba.max(axis=1)
@@ -271,8 +277,11 @@ def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] = (0, 1), *,
     largest = float(uncertainty.max())
     factor = size_scale / largest if largest > 0 else size_scale
     ax = _new_axes() if ax is None else ax
-    ax.scatter(points[:, fx], points[:, fy], s=4, color="grey", alpha=0.5, gid="points")
-    ax.scatter(points[:, fx], points[:, fy], s=factor * uncertainty, c=colors,
+    x = points[:, chosen[0]]
+    y = uncertainty if one_feature else points[:, chosen[1]]
+    ax.scatter(x, np.zeros_like(x) if one_feature else y, s=4, color="grey", alpha=0.5,
+               gid="points")
+    ax.scatter(x, y, s=factor * uncertainty, c=colors,
                alpha=0.7, edgecolors="black", linewidths=0.3, gid="uncertainty")
     handles = [
         Line2D([], [], marker="o", linestyle="", color=f"C{k % 10}", label=f"component {k}")
@@ -280,8 +289,8 @@ def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] = (0, 1), *,
     ]
     ax.legend(handles=handles, fontsize="small", loc="best",
               title="size = 1 - max p(k|x)", title_fontsize="small")
-    ax.set_xlabel(_feature_name(gmm, fx))
-    ax.set_ylabel(_feature_name(gmm, fy))
+    ax.set_xlabel(_feature_name(gmm, chosen[0]))
+    ax.set_ylabel("uncertainty, 1 - max p(k|x)" if one_feature else _feature_name(gmm, chosen[1]))
     ax.set_title(f"Classification uncertainty (largest marker: {largest:.3g})")
     return ax
 
