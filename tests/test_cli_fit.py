@@ -93,12 +93,14 @@ def test_fit_prints_a_summary_and_no_progress_when_quiet(tmp_path, X, capsys, mo
     assert "fitting [" in err and "iteration" in err and "\r" in err
 
 
-def test_fit_one_column_draws_uncertainty_against_it(tmp_path, X):
+def test_fit_one_column_draws_its_density_and_uncertainty(tmp_path, X):
     data = write_csv(tmp_path / "d.csv", X[:, :1], ["a"])
     out = tmp_path / "o"
     assert main(["fit", data, "--k", "2", "--out", str(out), "-q"]) == 0
-    assert sorted(p.name for p in out.glob("*.png")) == ["log_likelihood.png", "uncertainty.png"]
-    assert (out / "uncertainty.png").read_bytes()[:8] == PNG_MAGIC
+    figures = ["density.png", "log_likelihood.png", "uncertainty.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == figures
+    for name in figures:
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
 
 def test_fit_two_columns_draws_clusters_and_parquet_assignments(tmp_path, X):

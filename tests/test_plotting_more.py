@@ -182,6 +182,40 @@ def test_plot_density_is_the_exact_marginal(X, covariance_type, features):
     )
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "spherical", "V"])
+def test_plot_density_of_one_feature_draws_the_density_and_its_components(covariance_type,
+                                                                          tmp_path):
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(3)
+    X1 = np.r_[rng.normal(-2.0, 0.7, 400), rng.normal(2.5, 1.3, 600)][:, None]
+    gmm = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X1)
+    ax = plot_density(gmm, X1, ax=Figure().subplots(), grid_size=2000)
+    lines = {line.get_gid(): line.get_data() for line in ax.lines}
+    grid, density = lines["density"]
+    np.testing.assert_allclose(density, np.exp(gmm.score_samples(grid[:, None])), rtol=1e-12)
+    shares = sum(lines[f"component-{k}"][1] for k in range(2))
+    np.testing.assert_allclose(shares, density, rtol=1e-12)
+    # The grid spans the data, widened by 5 %; its integral is the mixture's mass there.
+    span = X1.max() - X1.min()
+    assert grid[0] == pytest.approx(X1.min() - 0.05 * span)
+    assert grid[-1] == pytest.approx(X1.max() + 0.05 * span)
+    sds = np.sqrt(np.broadcast_to(np.asarray(gmm.covariances_).reshape(-1), (2,)))
+    mass = sum(w * (norm.cdf(grid[-1], m, s) - norm.cdf(grid[0], m, s))
+               for w, m, s in zip(gmm.weights_, gmm.means_[:, 0], sds))
+    assert np.trapezoid(density, grid) == pytest.approx(mass, abs=1e-5)
+    bars = [patch for patch in ax.patches if patch.get_gid() == "histogram"]
+    heights = np.array([bar.get_height() for bar in bars])
+    widths = np.array([bar.get_width() for bar in bars])
+    assert np.sum(heights * widths) == pytest.approx(1.0)
+    assert ax.get_ylabel() == "density"
+    save_png(ax, tmp_path / "density-1d.png")
+    # Without data, the grid spans each mean plus and minus 3 standard deviations.
+    grid, _ = {line.get_gid(): line.get_data() for line in plot_density(gmm).lines}["density"]
+    assert grid[0] == pytest.approx(np.min(gmm.means_[:, 0] - 3 * sds))
+    assert grid[-1] == pytest.approx(np.max(gmm.means_[:, 0] + 3 * sds))
+
+
 def test_plot_density_maximum_near_heaviest_mean(tmp_path):
     rng = np.random.default_rng(0)
     X = np.vstack([

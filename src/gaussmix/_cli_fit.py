@@ -209,7 +209,9 @@ def _draw_plots(out: str, gmm: GaussianMixture, Z: np.ndarray, result) -> list[s
         written.append(path)
 
     d = Z.shape[1]
-    if d == 2:
+    if d == 1:
+        save("density.png", lambda ax: plotting.plot_density(gmm, Z, ax=ax), (7, 5))
+    elif d == 2:
         save("clusters.png", lambda ax: plotting.plot_clusters(gmm, Z, ax=ax), (7, 6))
     elif d > 2:
         shown = list(range(min(d, _MAX_PAIR_FEATURES)))

@@ -56,7 +56,9 @@ def covariances_2d(gmm, features: Sequence[int] = (0, 1)) -> np.ndarray:
     n_components, n_features = np.shape(gmm.means_)
     if n_features < 2:
         raise ValueError(
-            f"Plotting clusters needs at least 2 features, the mixture has {n_features}."
+            f"Plotting clusters needs at least 2 features, the mixture has {n_features}; "
+            "plot_density draws a mixture of one feature, plot_uncertainty its "
+            "classification."
         )
     f = list(_check_features(features, n_features, size=2))
     kind = gmm.covariance_type
@@ -303,12 +305,15 @@ def plot_density(gmm, X=None, ax=None, features: Sequence[int] = (0, 1),
     (:func:`marginal_log_density`): a mixture of the components' marginals,
     whose means are ``means_[:, features]`` and covariances the 2x2 blocks of
     :func:`covariances_2d`.  The other features are integrated out, not held
-    at a fixed value.
+    at a fixed value.  A mixture of one feature is drawn as mclust draws it:
+    its density as a curve, each component's share ``w_k N(x | mu_k,
+    sigma_k^2)`` dashed, over a density histogram of ``X`` (``features`` and
+    ``levels`` do not apply).
 
     Parameters
     ----------
     gmm : GaussianMixture
-        A fitted mixture with at least two features.
+        A fitted mixture.
     X : array-like of shape (n_samples, n_features), optional
         The grid spans the range of its two features, widened by 5% on each
         side, and its points are drawn under the contours.  When None the
@@ -330,14 +335,14 @@ def plot_density(gmm, X=None, ax=None, features: Sequence[int] = (0, 1),
         The log-density on the grid is also shaded (a Gouraud-shaded mesh of
         gid ``"density-grid"`` whose coordinates are the grid points and whose
         array is the log-density there); the contour set has the gid
-        ``"density"``.
+        ``"density"``.  For one feature, the curve has the gid ``"density"``,
+        the components' curves ``"component-0"``, ``"component-1"``... and
+        the histogram's bars ``"histogram"``.
     """
     check_is_fitted(gmm)
     n_features = np.shape(gmm.means_)[1]
-    if n_features < 2:
-        raise ValueError(
-            f"Plotting a density needs at least 2 features, the mixture has {n_features}."
-        )
+    if n_features == 1:
+        return _plot_density_1d(gmm, X, ax, grid_size)
     fx, fy = _check_features(features, n_features, size=2)
     if X is not None:
         points = np.asarray(X, dtype=np.float64)[:, [fx, fy]]
@@ -381,6 +386,43 @@ def plot_density(gmm, X=None, ax=None, features: Sequence[int] = (0, 1),
     if n_features > 2:
         title += " (2-D marginal)"
     ax.set_title(title)
+    return ax
+
+
+def _plot_density_1d(gmm, X, ax, grid_size: int):
+    """:func:`plot_density` of a mixture of one feature: curves over a histogram."""
+    means = np.asarray(gmm.means_, dtype=np.float64)[:, 0]
+    if X is not None:
+        points = np.asarray(X, dtype=np.float64).reshape(len(X), -1)[:, 0]
+        low, high = float(points.min()), float(points.max())
+        pad = 0.05 * (high - low if high > low else 1.0)
+        low, high = low - pad, high + pad
+    else:
+        points = None
+        # One variance per component, or one shared (tied), whatever the model.
+        variances = np.broadcast_to(
+            np.asarray(gmm.covariances_, dtype=np.float64).reshape(-1), means.shape
+        )
+        sds = np.sqrt(np.clip(variances, 0.0, None))
+        low, high = float((means - 3.0 * sds).min()), float((means + 3.0 * sds).max())
+    grid = np.linspace(low, high, grid_size)[:, None]
+    # w_k N_k(x) = p(x) p(k | x): the public methods serve every covariance model.
+    density = np.exp(_quietly(gmm.score_samples, grid))
+    shares = density[:, None] * _quietly(gmm.predict_proba, grid)
+    ax = _new_axes() if ax is None else ax
+    if points is not None:
+        _, _, bars = ax.hist(points, bins="auto", density=True, color="grey", alpha=0.35,
+                             zorder=0)
+        for bar in bars:
+            bar.set_gid("histogram")
+    for k in range(shares.shape[1]):
+        ax.plot(grid[:, 0], shares[:, k], linestyle="--", color=f"C{k % 10}",
+                label=f"component {k}", gid=f"component-{k}", zorder=1)
+    ax.plot(grid[:, 0], density, color="black", label="mixture", gid="density", zorder=2)
+    ax.legend(fontsize="small", loc="best")
+    ax.set_xlabel(_feature_name(gmm, 0))
+    ax.set_ylabel("density")
+    ax.set_title("Mixture density")
     return ax
 
 
