@@ -283,17 +283,11 @@ def _thread_plan(n_samples: int, n_threads: int | None) -> list[tuple[int, int]]
     return [(edges[t], min(edges[t + 1], n_samples)) for t in range(threads)]
 
 
-def _run(function, plan):
-    if len(plan) == 1:
-        return [function(plan[0])]
-    return map_chunks(function, plan)
-
-
 def _run_blas_serial(function, plan):
-    """:func:`_run` with BLAS on one thread: the kernels' products are small,
-    and BLAS threads would only contend with ours."""
+    """:func:`map_chunks` with BLAS on one thread: the kernels' products are
+    small, and BLAS threads would only contend with ours."""
     with single_threaded_blas(len(plan)):
-        return _run(function, plan)
+        return map_chunks(function, plan)
 
 
 def _seed(Xc, row_sq, n_clusters, sample_weight, random_state, plan):
@@ -428,7 +422,7 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
                 block_counts, first, update,
             )
 
-        counts = np.sum(_run(rows, plan), axis=0)
+        counts = np.sum(map_chunks(rows, plan), axis=0)
         return int(counts[0]), int(counts[1])
 
     # The kernels' products are small; BLAS threads would only contend with ours.

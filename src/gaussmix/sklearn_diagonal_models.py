@@ -21,9 +21,9 @@ precisions.
 
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from ._covariance_numerics import (
     _check_positive,

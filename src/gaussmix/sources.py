@@ -136,7 +136,8 @@ class _FileRowsReader(BlockReader):
                     for column in range(self.n_features):
                         file.seek(self._column_offset(column, start))
                         _read_exactly(file, memoryview(raw[column]).cast("B"), self.path)
-                    yield np.ascontiguousarray(self._as_target(raw).T)
+                    # One copy converts and lays out the block.
+                    yield np.ascontiguousarray(raw.T, dtype=self.dtype)
                     continue
                 raw = np.empty((rows, self.n_features), dtype=self.file_dtype)
                 file.seek(self.offset + start * self.row_bytes)
