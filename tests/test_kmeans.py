@@ -66,6 +66,28 @@ def test_float32_labels_are_scikit_learns_on_separated_clusters():
     assert result.centers.dtype == np.float32
 
 
+@pytest.mark.parametrize("n, d, k, separation, seed", [(10000, 16, 16, 0.3, 0), (8000, 4, 8, 0.5, 3)])
+def test_float32_labels_are_scikit_learns_where_its_thread_count_does_not_decide(
+    n, d, k, separation, seed
+):
+    # Long runs on overlapping float32 clusters (134 and 57 iterations).
+    # scikit-learn sums float32 in an order set by its OpenMP threads; where
+    # one thread and two agree, its labels do not hang on that rounding, and
+    # the compiled run (float64 arithmetic) must give them.
+    from threadpoolctl import threadpool_limits
+
+    X = mixture(n, d, k, separation, seed).astype(np.float32)
+    runs = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="openmp"):
+            runs.append(sklearn_run(X, k, 0)[0])
+    np.testing.assert_array_equal(runs[0].labels_, runs[1].labels_)
+    result, _ = compiled_run(X, k, 0)
+    assert result.handed_over is None
+    np.testing.assert_array_equal(result.labels, runs[1].labels_)
+    assert result.n_iter == runs[1].n_iter_
+
+
 def test_results_do_not_depend_on_the_number_of_threads():
     X = mixture(40000, 6, 10, 1.0, 5)
     one, _ = compiled_run(X, 10, 0, n_threads=1)
@@ -160,8 +182,7 @@ def test_a_stopping_rule_on_its_threshold_hands_over(monkeypatch):
 def test_engine_choice_and_its_errors(monkeypatch):
     X = mixture(200, 2, 2, 3.0, 0)
     assert kmeans.kmeans_labels(X, 2, np.random.RandomState(0), engine="sklearn").engine == "sklearn"
-    # 'auto' leaves tiny runs to scikit-learn (loading numba would cost more),
-    # and float32 data (which scikit-learn sums in float32).
+    # 'auto' leaves tiny runs to scikit-learn (loading numba would cost more).
     assert kmeans.kmeans_labels(X, 2, np.random.RandomState(0)).engine == "sklearn"
     # Mid-sized runs only once numba is loaded (its first load costs ~0.5 s).
     mid = mixture(40000, 8, 4, 3.0, 0)
@@ -173,7 +194,7 @@ def test_engine_choice_and_its_errors(monkeypatch):
     monkeypatch.setattr(kmeans, "COMPILED_LOAD_WORK", 1 << 40)
     assert kmeans.kmeans_labels(mid, 4, np.random.RandomState(0)).engine == "compiled"
     mid32 = mid.astype(np.float32)
-    assert kmeans.kmeans_labels(mid32, 4, np.random.RandomState(0)).engine == "sklearn"
+    assert kmeans.kmeans_labels(mid32, 4, np.random.RandomState(0)).engine == "compiled"
     with pytest.raises(ValueError, match="engine must be"):
         kmeans.kmeans_labels(X, 2, np.random.RandomState(0), engine="fast")
     monkeypatch.setenv("GAUSSMIX_KMEANS", "compiled")

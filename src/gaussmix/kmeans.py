@@ -26,10 +26,15 @@ run instead from the same seeds (or, where the seeding itself is in doubt
 or a cluster ends empty, its whole k-means from the same random state), so
 the labels are scikit-learn's in every case it decides by more than
 rounding.
-For float32 data scikit-learn works in float32 and these kernels in
-float64: the labels then agree up to float32 rounding (in
-``bench_kmeans_compiled.py``, in 12 of 16 cells; long runs at N = 1e5
-drift apart), so 'auto' leaves float32 to scikit-learn's k-means.
+For float32 data scikit-learn sums in float32, in an order set by its
+number of OpenMP threads, so where float32 rounding decides a label its
+own labels change with the machine's cores (``bench_kmeans_compiled.py``:
+in 4 of 16 float32 cells, the long runs at N = 1e5, one thread and two
+give different labels).  These kernels work in float64 on the same float32
+rows and centring: they give scikit-learn's labels wherever its thread
+count does not change them (the other 12 cells), and elsewhere the labels
+of the exact arithmetic, which no thread count of scikit-learn's is closer
+to than another.
 
 The kernels need numba (``pip install 'gaussmix[fast]'``); without it, with
 ``GAUSSMIX_KMEANS=sklearn``, or for runs too small to repay loading numba
@@ -134,7 +139,7 @@ def _engine_setting(engine: str, work: int, dtype) -> str:
         engine = env
     if engine == "auto":
         worth_it = work >= COMPILED_LOAD_WORK or (work >= COMPILED_MIN_WORK and _numba_loaded())
-        compiled = dtype == np.float64 and worth_it and compiled_kmeans_available()
+        compiled = dtype in (np.float32, np.float64) and worth_it and compiled_kmeans_available()
         engine = "compiled" if compiled else "sklearn"
     elif engine == "compiled" and not compiled_kmeans_available():
         raise ImportError(
@@ -185,8 +190,8 @@ def kmeans_labels(
     sklearn_threads : int, optional
         OpenMP threads of scikit-learn's k-means; default as it stands.
     engine : {'auto', 'compiled', 'sklearn'}
-        'compiled' needs numba; 'auto' takes it for float64 data where numba
-        can be imported, for runs of :data:`COMPILED_LOAD_WORK` rows *
+        'compiled' needs numba; 'auto' takes it where numba can be
+        imported, for runs of :data:`COMPILED_LOAD_WORK` rows *
         features * clusters and more, or of :data:`COMPILED_MIN_WORK` and
         more once numba is loaded; the environment variable
         ``GAUSSMIX_KMEANS`` ('compiled' or 'sklearn') overrides it.
@@ -380,11 +385,15 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
     if not np.all(weights > 0):
         # A cluster of weightless rows has no mean: scikit-learn relocates it.
         return _HandOver("weights not all positive")
-    tol = np.mean(np.var(X, axis=0)) * TOL
     X_mean = X.mean(axis=0)
     Xc = X - X_mean
     plan = _thread_plan(n_samples, n_threads)
     row_sq = np.einsum("ij,ij->i", Xc, Xc, dtype=np.float64)
+    # scikit-learn's tolerance, the mean of the feature variances, from the
+    # squared norms of the centred rows (the same squares, summed by row
+    # first): it differs by rounding, far inside TOL_TIE, and spares
+    # np.var's passes over X.
+    tol = float(np.sum(row_sq)) / (n_samples * n_features) * TOL
     indices = _seed(Xc, row_sq, n_clusters, weights, random_state, plan)
     if indices is None:
         return _HandOver("seeding tie")
@@ -392,7 +401,9 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
     centers = seeds.astype(np.float64)
 
     def hand_over(reason):
-        return _HandOver(reason, seeds, Xc, weights, tol, X_mean)
+        # scikit-learn's Lloyd goes on with its own tolerance, to the bit.
+        sklearn_tol = np.mean(np.var(X, axis=0)) * TOL
+        return _HandOver(reason, seeds, Xc, weights, sklearn_tol, X_mean)
 
     row_norms = np.sqrt(row_sq)
     labels = np.full(n_samples, -1, dtype=np.intp)
@@ -448,6 +459,6 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
             _, ties = iteration(False, False)
             if ties:
                 return hand_over("tie")
-    if np.unique(labels).size < n_clusters:
+    if np.count_nonzero(np.bincount(labels, minlength=n_clusters)) < n_clusters:
         return _HandOver("empty cluster")
     return KMeansResult(labels, (centers + X_mean).astype(X.dtype), n_iter, "compiled")
