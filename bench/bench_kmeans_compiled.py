@@ -7,20 +7,22 @@ k-means
     ``KMeans(K, n_init=1, random_state=seed).fit(X)`` (scikit-learn, as its
     ``GaussianMixture`` starts) against ``kmeans_labels(X, K,
     RandomState(seed), engine='compiled')``: times, ratio, whether the labels
-    and iterations are the same, and whether the compiled run handed over to
-    scikit-learn's (a tie that rounding decides).
+    and iterations are the same, whether the compiled run handed over to
+    scikit-learn's (a tie that rounding decides), and whether scikit-learn's
+    own labels on one OpenMP thread are those of its default (where they
+    are not, the order of its sums decides them: float32 runs).
 whole default fit
     ``GaussianMixture(K, covariance_type=cov, random_state=seed).fit(X)`` of
     scikit-learn against gaussmix with scikit-learn's k-means
     (``GAUSSMIX_KMEANS=sklearn``) and with its default engine choice (the
-    compiled k-means for float64 data, scikit-learn's for float32): times,
-    ratios and the final lower bounds' relative difference.
+    compiled k-means): times, ratios and the final lower bounds' relative
+    difference.
 
 Data from ``bench_em.make_mixture`` (float32 cells cast the float64 data).
 numba's loading (and, after a new install, its compilation) is paid once,
 before the timing; "as gaussmix stands" is then the compiled k-means for
-float64 runs of 2^20 rows x features x clusters and more (a process that
-has not loaded numba takes it from 2^25 on).
+runs of every size (a process that has not loaded numba takes it from
+2^25 rows x features x clusters on).
 
 Usage::
 
@@ -41,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_em  # noqa: E402
@@ -73,10 +76,15 @@ def kmeans_cell(X, k, seed, repeats) -> dict:
         sk_times.append(elapsed)
         elapsed, gm = _timed(_gm_kmeans, X, k, seed)
         gm_times.append(elapsed)
+    # scikit-learn's own labels on one OpenMP thread: where they differ from
+    # its default's, rounding (the order of its sums) decides them.
+    with threadpool_limits(1, user_api="openmp"):
+        sk_one = _sk_kmeans(X, k, seed)
     return {
         "sk_s": min(sk_times), "gm_s": min(gm_times),
         "ratio": min(sk_times) / min(gm_times),
         "labels_equal": bool(np.array_equal(sk.labels_, gm.labels)),
+        "sk_threads_agree": bool(np.array_equal(sk.labels_, sk_one.labels_)),
         "n_iter": [int(sk.n_iter_), int(gm.n_iter)],
         "handed_over": gm.handed_over,
         "times_s": {"sk": sk_times, "gm": gm_times},
@@ -136,9 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     env = bench_em.environment()
     bench_em.print_environment(env)
     _gm_kmeans(bench_em.make_mixture(4096, 2, 2, 3.0, 0), 2, 0)  # compile or load the kernels
-    print("k-means: sk = scikit-learn's KMeans, gm = compiled; fits: sk, gm with scikit-learn's "
-          "k-means, gm as it stands (compiled k-means for float64)")
-    print("     N   D   K  sep  dtype    km sk s  km gm s  ratio  labels  iter     "
+    print("k-means: sk = scikit-learn's KMeans, gm = compiled; labels: gm's against sk's; "
+          "sk1: sk's labels on 1 OpenMP thread against its default's")
+    print("fits: sk, gm with scikit-learn's k-means, gm as it stands (the compiled k-means)")
+    print("     N   D   K  sep  dtype    km sk s  km gm s  ratio  labels  sk1   iter     "
           "cov        fit sk s  gm(sk km)  gm(dflt)  ratio sk-km  ratio dflt  LL rdiff")
     rows = []
     for n in (int(v) for v in options.n):
@@ -157,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                         head = (f"{n:6.0e} {d:3d} {k:3d}  {bench_em.SEP_SHORT[sep]}  {dtype:7s} "
                                 f"{km['sk_s']:8.3f} {km['gm_s']:8.3f} {km['ratio']:6.2f}  "
                                 f"{'same' if km['labels_equal'] else 'DIFF':6s} "
-                                f"{km['n_iter'][0]:3d}/{km['n_iter'][1]:<3d}" if i == 0 else " " * 72)
+                                f"{'same' if km['sk_threads_agree'] else 'DIFF':5s} "
+                                f"{km['n_iter'][0]:3d}/{km['n_iter'][1]:<3d}" if i == 0 else " " * 78)
                         print(f"{head}  {fit['cov']:9s} {fit['sk_s']:8.3f} "
                               f"{fit['gm_sklearn_kmeans_s']:9.3f} {fit['gm_default_kmeans_s']:9.3f} "
                               f"{fit['ratio_sklearn_kmeans']:12.2f} {fit['ratio_default_kmeans']:11.2f}"
@@ -168,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         summary[dtype] = {
             "kmeans_ratio_median": statistics.median(r["kmeans"]["ratio"] for r in part),
             "labels_equal": sum(r["kmeans"]["labels_equal"] for r in part),
+            "sk_threads_differ": sum(not r["kmeans"]["sk_threads_agree"] for r in part),
+            "labels_equal_where_sk_threads_agree": sum(
+                r["kmeans"]["labels_equal"] for r in part if r["kmeans"]["sk_threads_agree"]),
             "handed_over": sum(r["kmeans"]["handed_over"] is not None for r in part),
             "cells": len(part),
             "fit_ratio_medians": {
@@ -184,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{dtype}: k-means, scikit-learn's time / compiled, median over "
               f"{result['cells']} cells: {result['kmeans_ratio_median']:.2f}; labels equal in "
               f"{result['labels_equal']}, handed over to scikit-learn in {result['handed_over']}")
+        agree = result["cells"] - result["sk_threads_differ"]
+        print(f"  scikit-learn's labels on 1 and 2 OpenMP threads differ in "
+              f"{result['sk_threads_differ']} cells; in the other {agree}, the compiled labels "
+              f"equal them in {result['labels_equal_where_sk_threads_agree']}")
         for cov, medians in result["fit_ratio_medians"].items():
             print(f"  whole default fit, {cov:9s}: scikit-learn / gaussmix median "
                   f"{medians['sklearn']:.2f} with scikit-learn's k-means, "

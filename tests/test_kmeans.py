@@ -182,17 +182,18 @@ def test_a_stopping_rule_on_its_threshold_hands_over(monkeypatch):
 def test_engine_choice_and_its_errors(monkeypatch):
     X = mixture(200, 2, 2, 3.0, 0)
     assert kmeans.kmeans_labels(X, 2, np.random.RandomState(0), engine="sklearn").engine == "sklearn"
-    # 'auto' leaves tiny runs to scikit-learn (loading numba would cost more).
-    assert kmeans.kmeans_labels(X, 2, np.random.RandomState(0)).engine == "sklearn"
-    # Mid-sized runs only once numba is loaded (its first load costs ~0.5 s).
+    # 'auto' does not load numba for runs that would not repay it (its
+    # first load costs ~0.5 s), and takes runs of any size once it is loaded.
     mid = mixture(40000, 8, 4, 3.0, 0)
     monkeypatch.setattr(kmeans, "_numba_loaded", lambda: False)
+    assert kmeans.kmeans_labels(X, 2, np.random.RandomState(0)).engine == "sklearn"
     assert kmeans.kmeans_labels(mid, 4, np.random.RandomState(0)).engine == "sklearn"
     monkeypatch.setattr(kmeans, "COMPILED_LOAD_WORK", mid.size * 4)
     assert kmeans.kmeans_labels(mid, 4, np.random.RandomState(0)).engine == "compiled"
     monkeypatch.setattr(kmeans, "_numba_loaded", lambda: True)
     monkeypatch.setattr(kmeans, "COMPILED_LOAD_WORK", 1 << 40)
     assert kmeans.kmeans_labels(mid, 4, np.random.RandomState(0)).engine == "compiled"
+    assert kmeans.kmeans_labels(X, 2, np.random.RandomState(0)).engine == "compiled"
     mid32 = mid.astype(np.float32)
     assert kmeans.kmeans_labels(mid32, 4, np.random.RandomState(0)).engine == "compiled"
     with pytest.raises(ValueError, match="engine must be"):
