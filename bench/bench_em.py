@@ -422,6 +422,7 @@ def float32_comparison(rows: list[dict]) -> dict:
 def seed_comparison(spec: dict, n_seeds: int, blas: str, options, tally) -> list[dict]:
     """Whole default fit over seeds 0..n_seeds-1, both libraries, alternating."""
     X = make_mixture(spec["n"], spec["d"], spec["k"], SEPARATIONS[spec["sep"]], options.seed)
+    X = X.astype(spec["dtype"])
     results = []
     for cov in spec["covs"]:
         runs = []
@@ -474,7 +475,7 @@ def summarise_seeds(spec: dict, cov: str, blas: str, runs: list[dict]) -> dict:
     """Means over seeds of the lower bounds, iterations and time ratio."""
     return {
         "n": spec["n"], "d": spec["d"], "k": spec["k"], "sep": spec["sep"], "cov": cov,
-        "blas": blas, "seeds": len(runs), "runs": runs,
+        "blas": blas, "dtype": spec.get("dtype", "float64"), "seeds": len(runs), "runs": runs,
         "sk_mean_lower_bound": _mean(runs, "sk_lower_bound"),
         "gm_mean_lower_bound": _mean(runs, "gm_lower_bound"),
         "sk_mean_n_iter": _mean(runs, "sk_n_iter"),
@@ -696,7 +697,8 @@ def print_seeds(results: list[dict]) -> None:
         return
     for r in results:
         print(f"\nWhole default fit over seeds 0..{r['seeds'] - 1} (N={fmt_n(r['n'])}, "
-              f"D={r['d']}, K={r['k']}, {r['sep']}, {r['cov']}, BLAS {r['blas']}):")
+              f"D={r['d']}, K={r['k']}, {r['sep']}, {r['cov']}, {r.get('dtype', 'float64')}, "
+              f"BLAS {r['blas']}):")
         print(f"  mean lower_bound_ sk {r['sk_mean_lower_bound']:.6f}, "
               f"gm {r['gm_mean_lower_bound']:.6f}; higher LL: gm {r['gm_higher_ll']}, "
               f"sk {r['sk_higher_ll']}, ties {r['seeds'] - r['gm_higher_ll'] - r['sk_higher_ll']} "
@@ -809,6 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds-init",
                         help="also fit gaussmix with this init_params in the seed comparison, "
                              "e.g. kmeans-sample")
+    parser.add_argument("--seeds-dtype", choices=("float64", "float32"), default="float64",
+                        help="dtype of the seed comparison's data (default float64)")
     parser.add_argument("--fit-max-n", type=parse_n,
                         help="skip the whole default fits (and memory runs) of cells with "
                              "more rows than this; their per-iteration runs still run")
@@ -914,6 +918,7 @@ def main(argv=None) -> int:
     seeds_cell = dict(SEEDS_CELL_QUICK if options.quick else SEEDS_CELL)
     if options.seeds_n:
         seeds_cell["n"] = options.seeds_n
+    seeds_cell["dtype"] = options.seeds_dtype
     seeds = (seed_comparison(seeds_cell, n_seeds,
                              seeds_blas, options, tally) if n_seeds > 0 else [])
     gemm = (None if options.no_gemm

@@ -236,3 +236,33 @@ def test_default_fit_is_the_same_with_either_engine(monkeypatch, covariance_type
         fits[engine] = GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
     np.testing.assert_array_equal(fits["sklearn"].means_, fits["compiled"].means_)
     assert fits["sklearn"].lower_bound_ == fits["compiled"].lower_bound_
+
+
+def test_search_left_compares_float32_sums_with_float64_draws_exactly():
+    rng = np.random.default_rng(4)
+    cumulative = np.cumsum(rng.random(5001).astype(np.float32))
+    draws = rng.random(40) * float(cumulative[-1]) * 1.01
+    # Draws on a sum exactly, between a sum and its float32 neighbours, below and past all.
+    on = cumulative[[0, 7, 5000]].astype(np.float64)
+    between = np.nextafter(on, np.inf)
+    draws = np.concatenate([draws, on, between, [-1.0, 0.0]])
+    expected = np.searchsorted(cumulative.astype(np.float64), draws)
+    np.testing.assert_array_equal(kmeans._search_left(cumulative, draws), expected)
+    np.testing.assert_array_equal(
+        kmeans._search_left(cumulative.astype(np.float64), draws), expected
+    )
+
+
+def test_block_helpers_agree_with_their_whole_array_forms():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 6, 20000).astype(np.int32)
+    assert kmeans._every_cluster_used(labels, 6, block=1000)
+    assert not kmeans._every_cluster_used(np.where(labels == 3, 2, labels), 6, block=1000)
+    row_sq = rng.random(9000) * 4.0
+    weights = rng.uniform(0.5, 2.0, 9000).astype(np.float32)
+    budget = kmeans._rounding_budget(row_sq, weights, 3, block=1000)
+    norms = np.sqrt(row_sq)
+    direct = 2 * 7 * np.finfo(np.float64).eps * float(
+        weights.astype(np.float64) @ (norms + norms.max()) ** 2
+    )
+    assert budget == pytest.approx(direct, rel=1e-12)

@@ -68,7 +68,8 @@ def candidate_distances(
     """
     n_candidates = candidates_t.shape[1]
     buffer = np.empty(BLOCK_ROWS * n_candidates)
-    rows_buffer = np.empty((BLOCK_ROWS, Xc.shape[1]))
+    # float32 rows are up-cast into this; float64 rows need none.
+    rows_buffer = np.empty((BLOCK_ROWS if Xc.itemsize == 4 else 0, Xc.shape[1]))
     for block_start in range(start, stop, BLOCK_ROWS):
         n_rows = min(BLOCK_ROWS, stop - block_start)
         products = buffer[: n_rows * n_candidates].reshape((n_rows, n_candidates))

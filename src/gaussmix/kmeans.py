@@ -29,11 +29,11 @@ rounding.
 For float32 data scikit-learn sums in float32, in an order set by its
 number of OpenMP threads, so where float32 rounding decides a label its
 own labels change with the machine's cores (``bench_kmeans_compiled.py``:
-in 4 of 16 float32 cells, the long runs at N = 1e5, one thread and two
-give different labels).  These kernels work in float64 on the same float32
-rows and centring: they give scikit-learn's labels wherever its thread
-count does not change them (the other 12 cells), and elsewhere the labels
-of the exact arithmetic, which no thread count of scikit-learn's is closer
+in 5 of 16 float32 cells, all at N = 1e5, one thread and two give
+different labels).  These kernels work in float64 on the same float32 rows
+and centring: they give scikit-learn's labels wherever its thread count
+does not change them (the other 11 cells), and elsewhere the labels of
+the exact arithmetic, which no thread count of scikit-learn's is closer
 to than another.
 
 The kernels need numba (``pip install 'gaussmix[fast]'``); without it, with
@@ -303,16 +303,7 @@ def _seed(Xc, row_sq, n_clusters, sample_weight, random_state, plan):
     """
     kernels = _load_kernels()
     n_samples, n_features = Xc.shape
-    # Each distance is off by at most (D + 4) eps (|x| + |c|)^2 here or in
-    # scikit-learn; summed over the rows (weighted), for the largest |c| of
-    # any row, that bounds how far a cumulative sum or a potential can be.
-    row_norm = np.sqrt(row_sq)
-    largest = float(row_norm.max())
-    weights64 = sample_weight.astype(np.float64)
-    rounding = (
-        2 * (n_features + 4) * np.finfo(np.float64).eps
-        * float(weights64 @ (row_norm + largest) ** 2)
-    )
+    rounding = _rounding_budget(row_sq, sample_weight, n_features)
     n_local_trials = 2 + int(np.log(n_clusters))
     center_id = random_state.choice(n_samples, p=sample_weight / sample_weight.sum())
     indices = np.full(n_clusters, -1, dtype=int)
@@ -339,10 +330,20 @@ def _seed(Xc, row_sq, n_clusters, sample_weight, random_state, plan):
     closest_dist_sq = closest
     current_pot = closest_dist_sq @ sample_weight
     trials = np.empty((n_local_trials, n_samples), dtype=Xc.dtype)
+    # Unit weights leave the products w * d^2 as they are (bit for bit):
+    # the cumulative sums then need no array of products.
+    unit_weights = bool(np.all(sample_weight == 1))
     for c in range(1, n_clusters):
         rand_vals = random_state.uniform(size=n_local_trials) * current_pot
-        cumulative = np.cumsum(sample_weight * closest_dist_sq)
-        candidate_ids = np.searchsorted(cumulative, rand_vals)
+        # The cumulative sums go into a row of ``trials``, free until the
+        # candidates' distances: no other array of every row is held.
+        cumulative = trials[0]
+        if unit_weights:
+            np.cumsum(closest_dist_sq.reshape(-1), out=cumulative)
+        else:
+            np.multiply(sample_weight, closest_dist_sq.reshape(-1), out=cumulative)
+            np.cumsum(cumulative, out=cumulative)
+        candidate_ids = _search_left(cumulative, rand_vals)
         if _near_boundary(cumulative, candidate_ids, rand_vals, rounding):
             return None
         np.clip(candidate_ids, None, closest_dist_sq.size - 1, out=candidate_ids)
@@ -357,9 +358,58 @@ def _seed(Xc, row_sq, n_clusters, sample_weight, random_state, plan):
         if runner_up - candidates_pot[best_candidate, 0] <= 2 * rounding:
             return None
         current_pot = candidates_pot[best_candidate]
-        closest_dist_sq = trials[best_candidate].copy()
+        # Into the same row, so that no second one is held meanwhile.
+        closest_dist_sq[0] = trials[best_candidate]
         indices[c] = candidate_ids[best_candidate]
     return indices
+
+
+def _every_cluster_used(labels, n_clusters, block=8192) -> bool:
+    """Whether every cluster has a row; counted a block at a time (np.bincount
+    up-casts int32 labels, which would copy them all at once)."""
+    counts = np.zeros(n_clusters, dtype=np.int64)
+    for start in range(0, labels.shape[0], block):
+        counts += np.bincount(labels[start : start + block], minlength=n_clusters)
+    return bool(np.all(counts > 0))
+
+
+def _search_left(cumulative, values) -> np.ndarray:
+    """``np.searchsorted(cumulative, values)`` without up-casting ``cumulative``.
+
+    float32 sums against float64 draws: numpy compares them in float64 by
+    copying every sum; here each comparison up-casts one, exactly as well.
+    """
+    if cumulative.dtype == values.dtype:
+        return np.searchsorted(cumulative, values)
+    found = np.empty(values.shape, dtype=np.intp)
+    for j, value in enumerate(values.tolist()):
+        low, high = 0, cumulative.shape[0]
+        while low < high:
+            middle = (low + high) // 2
+            if float(cumulative[middle]) < value:
+                low = middle + 1
+            else:
+                high = middle
+        found[j] = low
+    return found
+
+
+def _rounding_budget(row_sq, sample_weight, n_features, block=4096) -> float:
+    """How far a k-means++ cumulative sum or potential can be off, here or in scikit-learn.
+
+    Each distance is off by at most (D + 4) eps (|x| + |c|)^2 in either
+    library; summed over the rows (weighted), for the largest |c| of any
+    row (twice, one for each library).  Summed a block of rows at a time,
+    so that no temporary of every row is held.
+    """
+    largest = float(np.sqrt(row_sq.max()))
+    total = 0.0
+    for start in range(0, row_sq.shape[0], block):
+        norms = np.sqrt(row_sq[start : start + block])
+        norms += largest
+        norms *= norms
+        total += float(np.asarray(sample_weight[start : start + block], dtype=np.float64) @ norms)
+    return 2 * (n_features + 4) * np.finfo(np.float64).eps * total
 
 
 def _near_boundary(cumulative, ids, values, rounding) -> bool:
@@ -404,8 +454,10 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
         sklearn_tol = np.mean(np.var(X, axis=0)) * TOL
         return _HandOver(reason, seeds, Xc, weights, sklearn_tol, X_mean)
 
-    row_norms = np.sqrt(row_sq)
-    labels = np.full(n_samples, -1, dtype=np.intp)
+    # In place: the squared norms are not needed after the seeding.
+    row_norms = np.sqrt(row_sq, out=row_sq)
+    del row_sq
+    labels = np.full(n_samples, -1, dtype=np.int32)
     upper = np.zeros(n_samples)
     lower = np.zeros(n_samples)
     n_blocks = -(-n_samples // kernels.BLOCK_ROWS)
@@ -458,6 +510,6 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
             _, ties = iteration(False, False)
             if ties:
                 return hand_over("tie")
-    if np.count_nonzero(np.bincount(labels, minlength=n_clusters)) < n_clusters:
+    if not _every_cluster_used(labels, n_clusters):
         return _HandOver("empty cluster")
     return KMeansResult(labels, (centers + X_mean).astype(X.dtype), n_iter, "compiled")
