@@ -125,6 +125,7 @@ def lloyd_rows(
     second_v = np.empty(BLOCK_ROWS)
     row_sq_v = np.empty(BLOCK_ROWS)
     best_v = np.empty(BLOCK_ROWS, dtype=np.int64)
+    products_buffer = np.empty(n_clusters * BLOCK_ROWS)
     for block_start in range(start, stop, BLOCK_ROWS):
         block_stop = min(block_start + BLOCK_ROWS, stop)
         n_pending = 0
@@ -169,7 +170,7 @@ def lloyd_rows(
             # Products as (centres, rows): the nearest two centres of every row
             # are then found with vector instructions across rows, instead of
             # one row's chain of dependent comparisons at a time.
-            products = np.empty((n_clusters, n_pending))
+            products = products_buffer[: n_clusters * n_pending].reshape((n_clusters, n_pending))
             np.dot(centers, rows[:n_pending].T, products)
             for p in range(n_pending):
                 nearest_v[p] = np.inf

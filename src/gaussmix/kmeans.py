@@ -330,19 +330,13 @@ def _seed(Xc, row_sq, n_clusters, sample_weight, random_state, plan):
     closest_dist_sq = closest
     current_pot = closest_dist_sq @ sample_weight
     trials = np.empty((n_local_trials, n_samples), dtype=Xc.dtype)
-    # Unit weights leave the products w * d^2 as they are (bit for bit):
-    # the cumulative sums then need no array of products.
-    unit_weights = bool(np.all(sample_weight == 1))
     for c in range(1, n_clusters):
         rand_vals = random_state.uniform(size=n_local_trials) * current_pot
         # The cumulative sums go into a row of ``trials``, free until the
         # candidates' distances: no other array of every row is held.
         cumulative = trials[0]
-        if unit_weights:
-            np.cumsum(closest_dist_sq.reshape(-1), out=cumulative)
-        else:
-            np.multiply(sample_weight, closest_dist_sq.reshape(-1), out=cumulative)
-            np.cumsum(cumulative, out=cumulative)
+        np.multiply(sample_weight, closest_dist_sq.reshape(-1), out=cumulative)
+        np.cumsum(cumulative, out=cumulative)
         candidate_ids = _search_left(cumulative, rand_vals)
         if _near_boundary(cumulative, candidate_ids, rand_vals, rounding):
             return None
@@ -362,15 +356,6 @@ def _seed(Xc, row_sq, n_clusters, sample_weight, random_state, plan):
         closest_dist_sq[0] = trials[best_candidate]
         indices[c] = candidate_ids[best_candidate]
     return indices
-
-
-def _every_cluster_used(labels, n_clusters, block=8192) -> bool:
-    """Whether every cluster has a row; counted a block at a time (np.bincount
-    up-casts int32 labels, which would copy them all at once)."""
-    counts = np.zeros(n_clusters, dtype=np.int64)
-    for start in range(0, labels.shape[0], block):
-        counts += np.bincount(labels[start : start + block], minlength=n_clusters)
-    return bool(np.all(counts > 0))
 
 
 def _search_left(cumulative, values) -> np.ndarray:
@@ -507,9 +492,10 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
             if center_shift_tot <= tol:
                 break
         if not strict:
-            _, ties = iteration(False, False)
+            # Counts kept up to date, so that they tell whether a cluster emptied.
+            _, ties = iteration(False, True)
             if ties:
                 return hand_over("tie")
-    if not _every_cluster_used(labels, n_clusters):
+    if np.any(block_counts.sum(axis=0) == 0):
         return _HandOver("empty cluster")
     return KMeansResult(labels, (centers + X_mean).astype(X.dtype), n_iter, "compiled")
