@@ -428,3 +428,57 @@ def test_chunks_grow_with_the_data_up_to_a_cap():
     assert most == min(2 * own, 16384)
     # float32 rows are half as wide: twice the rows for the same bytes.
     assert _kernels.chunk_size_for(16, 16, 4, width=160, n_samples=10**6) == (4 << 20) // (160 * 4)
+
+
+@pytest.mark.parametrize("n_features, n_components", [(1, 1), (2, 3), (5, 3), (16, 16), (33, 17)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_packed_scatter_is_the_weighted_outer_products(n_features, n_components, dtype):
+    from gaussmix._covariance_numerics import (
+        _blocked_scatter, _packed_scatter, feature_blocks, packed_scatter_wins,
+    )
+
+    assert packed_scatter_wins(n_components, n_features)
+    rng = np.random.default_rng(n_features)
+    centred_t = rng.standard_normal((n_features, 500)).astype(dtype)
+    resp = rng.dirichlet(np.ones(n_components), size=500).T.astype(dtype)
+    packed = _packed_scatter(centred_t, resp)
+    assert packed.dtype == dtype
+    np.testing.assert_array_equal(packed, np.swapaxes(packed, 1, 2))
+    x = centred_t.astype(np.float64)
+    wanted = np.einsum("kn,an,bn->kab", resp.astype(np.float64), x, x)
+    # Sums of 500 terms of O(1): a few hundred roundings of the dtype.
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(packed, wanted, rtol=rtol, atol=rtol * 500)
+    blocked = _blocked_scatter(centred_t, resp, feature_blocks(n_features))
+    np.testing.assert_allclose(packed, blocked, rtol=rtol, atol=rtol * 500)
+
+
+def test_packed_scatter_serves_many_components_and_few_features_only():
+    from gaussmix._covariance_numerics import packed_scatter_wins
+
+    assert packed_scatter_wins(16, 16) and packed_scatter_wins(64, 16)
+    assert packed_scatter_wins(64, 64) and packed_scatter_wins(3, 2)
+    assert not packed_scatter_wins(8, 16) and not packed_scatter_wins(16, 64)
+    assert not packed_scatter_wins(16, 32)
+
+
+@pytest.mark.parametrize("far", [False, True])
+def test_full_statistics_with_packed_scatter_match_direct_sums(far):
+    # 16 features and 16 components take the packed products; one far
+    # component keeps its own pass, the others the packed products.
+    rng = np.random.default_rng(7)
+    n_components, n_features = 16, 16
+    model, params = random_params("full", rng, n_components=n_components, n_features=n_features)
+    if far:
+        params.means[0] += 1e5 * np.sqrt(np.diag(params.covariances[0]))
+    X = params.means[rng.integers(0, n_components, 600)] + rng.standard_normal((600, n_features))
+    centre = _kernels.mixture_centre(params)
+    prep = model.prepare(params, centre, X.dtype)
+    assert bool(np.any(prep["offsets"][0] != 0)) == far
+    _, aux = model.log_prob_rows(X, centre, prep)
+    resp = rng.dirichlet(np.ones(n_components), size=600).T.copy()
+    _, _, scatter = model.stats_rows(X, centre, resp, prep["offsets"], aux)
+    for k in range(n_components):
+        diff = X - prep["shift"][k]
+        np.testing.assert_allclose(scatter[k], (diff * resp[k][:, None]).T @ diff,
+                                   rtol=1e-10, atol=1e-8)

@@ -116,6 +116,63 @@ def _blocked_scatter(
     return scatter
 
 
+def packed_scatter_wins(n_components: int, n_features: int) -> bool:
+    """Whether :func:`_packed_scatter` beats :func:`_blocked_scatter` for this shape.
+
+    The packed products cost ``D (D + 1) / 2`` per row whatever ``K``, the
+    blocked ones about ``K D / 2``.  Measured on one chunk of the default
+    size, one thread, float64 and float32: the packed form 1.4x faster at
+    D = K = 16, 2.2-2.3x at D = 8, K = 16, 1.5-2.2x at D = 32 and 64 with
+    K = 64, 1.6x at D = 2, K = 3; slower (0.5-0.96x) at D = 16 with K = 4
+    and 8, at D = 32 with K = 8 and 16, and at D = 64, K = 16.
+    """
+    return n_features + 1 <= 2 * n_components
+
+
+def packed_pairs(n_features: int) -> int:
+    """Rows of the packed products of :func:`_packed_scatter`: ``D (D + 1) / 2``."""
+    return n_features * (n_features + 1) // 2
+
+
+@functools.lru_cache(maxsize=64)
+def _upper_indices(n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n_features)
+
+
+def _packed_scatter(centred_t: np.ndarray, resp: np.ndarray) -> np.ndarray:
+    """``sum_i r_ki x_i x_i^T`` for every row k of ``resp``, from packed products: (K, D, D).
+
+    The products ``x_a x_b`` (``a <= b``) of every row are formed once, as
+    ``D (D + 1) / 2`` rows of a feature-major array, and one GEMM with the
+    responsibilities sums them for every component: no (K, D, rows)
+    temporary, and the long axis is the GEMM's inner one.  The sums are
+    those of :func:`_blocked_scatter` (each term ``r x_a x_b``, added over
+    the rows), in another order.
+    """
+    n_features, n_samples = centred_t.shape
+    products = np.empty((packed_pairs(n_features), n_samples), dtype=centred_t.dtype)
+    start = 0
+    for a in range(n_features):
+        stop = start + n_features - a
+        np.multiply(centred_t[a:], centred_t[a], out=products[start:stop])
+        start = stop
+    packed = resp @ products.T
+    upper, lower = _upper_indices(n_features)
+    scatter = np.empty((resp.shape[0], n_features, n_features), dtype=packed.dtype)
+    scatter[:, upper, lower] = packed
+    scatter[:, lower, upper] = packed
+    return scatter
+
+
+def _scatter_around_centre(
+    centred_t: np.ndarray, resp: np.ndarray, blocks: tuple[tuple[int, int], ...]
+) -> np.ndarray:
+    """``sum_i r_ki x_i x_i^T`` for every row k of ``resp``, by the faster form for its shape."""
+    if packed_scatter_wins(resp.shape[0], centred_t.shape[0]):
+        return _packed_scatter(centred_t, resp)
+    return _blocked_scatter(centred_t, resp, blocks)
+
+
 # Far components' scatter is summed over gathered rows when none of them has
 # nonzero responsibility for more than this fraction of the chunk's rows:
 # the padded batch then costs at most that fraction of the products over all

@@ -36,14 +36,16 @@ from ._covariance_numerics import (
     _const,
     _far_scatter,
     _moved_second_moment,
-    _blocked_scatter,
     _ones_rows_t,
     _precision_cholesky_of_matrix,
     _rows_t,
+    _scatter_around_centre,
     _split_near_far,
     _upper_factor_of_precision,
     far_threshold,
     feature_blocks,
+    packed_pairs,
+    packed_scatter_wins,
     RowKernels,
 )
 from .covariance import CovarianceModel
@@ -70,7 +72,12 @@ class FullCovariance(RowKernels, CovarianceModel):
 
     def chunk_width(self, n_components, n_features):
         widest = max(stop - start for start, stop in feature_blocks(n_features))
-        return n_components * widest + n_components + n_features
+        # Per row: one block's whitened features (or the packed products
+        # of the scatter, where wider), the log-probabilities, the row.
+        temporaries = n_components * widest
+        if packed_scatter_wins(n_components, n_features):
+            temporaries = max(temporaries, packed_pairs(n_features))
+        return temporaries + n_components + n_features
 
     def prepare(self, params, centre, dtype):
         n_components, n_features = params.means.shape
@@ -130,10 +137,10 @@ class FullCovariance(RowKernels, CovarianceModel):
         blocks = feature_blocks(n_features)
         far = offsets.any(axis=1)
         if not far.any():
-            return sum_resp, shift_sum, _blocked_scatter(centred_t, resp, blocks)
+            return sum_resp, shift_sum, _scatter_around_centre(centred_t, resp, blocks)
         scatter = np.empty((n_components, n_features, n_features), dtype=X.dtype)
         if not far.all():
-            scatter[~far] = _blocked_scatter(centred_t, resp[~far], blocks)
+            scatter[~far] = _scatter_around_centre(centred_t, resp[~far], blocks)
         far_components = np.flatnonzero(far)
         scatter[far_components] = _far_scatter(
             centred_t, resp[far_components], offsets[far_components],
