@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from gaussmix import GaussianMixture
+from gaussmix import GaussianMixture, em
 from gaussmix.covariance import get_covariance_model
 from gaussmix.em import maximization, statistics_from_labels, statistics_from_resp
 from gaussmix.init import (
@@ -25,10 +25,26 @@ def one_hot(labels, n_components):
     return resp
 
 
+def label_statistics_path(path, monkeypatch):
+    """Make :func:`statistics_from_labels` take the numpy or the compiled path."""
+    if path == "numpy":
+        monkeypatch.setattr(em, "_compiled_label_kernels", lambda: None)
+    else:
+        pytest.importorskip("numba")
+        from gaussmix import _label_kernels
+
+        monkeypatch.setattr(em, "_compiled_label_kernels", lambda: _label_kernels)
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_statistics_from_labels_match_one_hot_responsibilities(covariance_type, weighted, dtype):
+@pytest.mark.parametrize("path", ["numpy", "compiled"])
+def test_statistics_from_labels_match_one_hot_responsibilities(
+    covariance_type, weighted, dtype, path, monkeypatch
+):
+    # The compiled path serves 'diag' and 'spherical' (others take numpy's).
+    label_statistics_path(path, monkeypatch)
     rng = np.random.default_rng(3)
     # Far from the origin, so that sums around the wrong centre would show.
     X = (rng.standard_normal((700, 3)) * [1.0, 2.0, 0.5] + 1e4).astype(dtype)
@@ -50,6 +66,47 @@ def test_statistics_from_labels_match_one_hot_responsibilities(covariance_type, 
     np.testing.assert_allclose(p_labels.means, p_resp.means, rtol=rtol)
     np.testing.assert_allclose(p_labels.covariances, p_resp.covariances, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(p_labels.weights, p_resp.weights, rtol=total_rtol)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "EII", "VEI"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("label_dtype", [np.int32, np.int64, np.int16])
+def test_compiled_label_statistics_equal_numpy_ones(
+    covariance_type, weighted, dtype, label_dtype, monkeypatch
+):
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(5)
+    # 1e6 from the origin: the sums must be taken around each component's mean.
+    X = (rng.standard_normal((3000, 5)) * [1.0, 2.0, 0.5, 3.0, 1.0] + 1e6).astype(dtype)
+    labels = rng.integers(-1, 5, size=X.shape[0]).astype(label_dtype)
+    labels[labels == 3] = 0  # component 3 is empty
+    weights = rng.uniform(0.0, 3.0, size=X.shape[0]) if weighted else None
+    if weighted:
+        weights[labels == 4] = 0.0  # component 4 has rows of no weight
+    model = get_covariance_model(covariance_type)
+    label_statistics_path("compiled", monkeypatch)
+    compiled = statistics_from_labels(model, X, weights, labels, 5)
+    label_statistics_path("numpy", monkeypatch)
+    expected = statistics_from_labels(model, X, weights, labels, 5)
+    np.testing.assert_array_equal(compiled.sum_resp == 0, expected.sum_resp == 0)
+    np.testing.assert_allclose(compiled.sum_resp, expected.sum_resp, rtol=1e-12)
+    np.testing.assert_allclose(compiled.shift, expected.shift, rtol=1e-12)
+    assert compiled.weight_sum == expected.weight_sum
+    # The deviations' sums hold what each path's rounded mean missed (about
+    # eps * 1e6 per row), so compare the means they imply.  float32: the
+    # numpy path sums the ~600 deviations of O(1) in float32 (~1e-4).
+    used = compiled.sum_resp > 0
+    implied = [
+        stats.shift[used] + stats.shift_sum[used] / stats.sum_resp[used, None]
+        for stats in (compiled, expected)
+    ]
+    atol = 1e-8 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(implied[0], implied[1], rtol=0, atol=atol)
+    # Squares around the same shift: float32 sums of ~600 terms.
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(compiled.scatter, expected.scatter, rtol=rtol)
+    assert compiled.scatter.shape == expected.scatter.shape
 
 
 @pytest.mark.parametrize("method", [m for m in INIT_METHODS if m != "random"])
