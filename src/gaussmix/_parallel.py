@@ -192,13 +192,19 @@ def _pool(n_threads: int) -> ThreadPoolExecutor:
         return pool
 
 
-def map_chunks(function: Callable[[slice], T], chunks: Sequence[slice]) -> list[T]:
+def map_chunks(
+    function: Callable[[slice], T], chunks: Sequence[slice], max_threads: int | None = None
+) -> list[T]:
     """``[function(c) for c in chunks]``, on several threads when worthwhile.
 
-    Called from inside one of the pool's own threads (a nested fit), it runs
-    serially instead of waiting on a pool it occupies.
+    At most ``max_threads`` threads (and :func:`get_num_threads`) take the
+    chunks, each the next one from a shared counter.  Called from inside
+    one of the pool's own threads (a nested fit), it runs serially instead
+    of waiting on a pool it occupies.
     """
     n_threads = min(get_num_threads(), len(chunks))
+    if max_threads is not None:
+        n_threads = min(n_threads, max_threads)
     if n_threads <= 1 or threading.current_thread().name.startswith("gaussmix"):
         return [function(rows) for rows in chunks]
     # The caller works too, beside n_threads - 1 pool threads, all taking

@@ -78,6 +78,11 @@ COMPILED_LOAD_WORK = 1 << 25
 # Rows per thread below which one thread does the work (threads cost ~50 us
 # an iteration to wake and join).
 ROWS_PER_THREAD = 8192
+# Row ranges per thread: the threads take them from a shared counter, so a
+# thread whose rows need more comparisons, or whose core is busier, takes
+# fewer.  With one range per thread, the early Lloyd iterations of N = 1e5,
+# D = K = 16 took 3.8 ms on one thread and 7.5 ms on the other.
+RANGES_PER_THREAD = 4
 
 
 @dataclass
@@ -277,21 +282,34 @@ def _sklearn_lloyd(handover: _HandOver, sklearn_threads: int | None) -> KMeansRe
     )
 
 
-def _thread_plan(n_samples: int, n_threads: int | None) -> list[tuple[int, int]]:
-    """Row ranges, whole blocks each, one per thread that pays (at most ``n_threads``)."""
+@dataclass(frozen=True)
+class _Plan:
+    """The threads that pay (at most ``n_threads``) and the row ranges they share."""
+
+    threads: int
+    ranges: list[tuple[int, int]]
+
+    def map(self, function):
+        """``[function(r) for r in ranges]`` on :attr:`threads` threads."""
+        return map_chunks(function, self.ranges, self.threads)
+
+
+def _thread_plan(n_samples: int, n_threads: int | None) -> _Plan:
+    """Row ranges of whole blocks, :data:`RANGES_PER_THREAD` per thread that pays."""
     block = _load_kernels().BLOCK_ROWS
     threads = get_num_threads() if n_threads is None else n_threads
     n_blocks = -(-n_samples // block)
     threads = max(1, min(threads, n_blocks, n_samples // ROWS_PER_THREAD))
-    edges = [round(t * n_blocks / threads) * block for t in range(threads + 1)]
-    return [(edges[t], min(edges[t + 1], n_samples)) for t in range(threads)]
+    n_ranges = 1 if threads == 1 else min(n_blocks, threads * RANGES_PER_THREAD)
+    edges = [round(r * n_blocks / n_ranges) * block for r in range(n_ranges + 1)]
+    return _Plan(threads, [(edges[r], min(edges[r + 1], n_samples)) for r in range(n_ranges)])
 
 
-def _run_blas_serial(function, plan):
-    """:func:`map_chunks` with BLAS on one thread: the kernels' products are
+def _run_blas_serial(function, plan: _Plan):
+    """:meth:`_Plan.map` with BLAS on one thread: the kernels' products are
     small, and BLAS threads would only contend with ours."""
-    with single_threaded_blas(len(plan)):
-        return map_chunks(function, plan)
+    with single_threaded_blas(plan.threads):
+        return plan.map(function)
 
 
 def _seed(Xc, row_sq, n_clusters, sample_weight, random_state, plan):
@@ -469,11 +487,11 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
                 block_counts, first, update,
             )
 
-        counts = np.sum(map_chunks(rows, plan), axis=0)
+        counts = np.sum(plan.map(rows), axis=0)
         return int(counts[0]), int(counts[1])
 
     # The kernels' products are small; BLAS threads would only contend with ours.
-    with single_threaded_blas(len(plan)):
+    with single_threaded_blas(plan.threads):
         strict = False
         for n_iter in range(1, MAX_ITER + 1):
             changed, ties = iteration(n_iter == 1, True)
