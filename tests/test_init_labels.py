@@ -109,6 +109,29 @@ def test_compiled_label_statistics_equal_numpy_ones(
     assert compiled.scatter.shape == expected.scatter.shape
 
 
+@pytest.mark.parametrize("n_components", [4, 24])
+def test_label_statistics_path_follows_the_fit_size_not_the_process(n_components, monkeypatch):
+    # The same bits whether or not numba was loaded before: small fits
+    # always take numpy's path, large ones (where the compiled k-means loads
+    # numba) always the compiled one.
+    pytest.importorskip("numba")
+    from gaussmix import _label_kernels
+    from gaussmix.kmeans import COMPILED_LOAD_WORK
+
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((100_000, 16))
+    labels = rng.integers(0, n_components, size=X.shape[0])
+    large = X.size * n_components >= COMPILED_LOAD_WORK
+    assert large == (n_components == 24)
+    model = get_covariance_model("diag")
+    chosen = statistics_from_labels(model, X, None, labels, n_components)
+    label_statistics_path("compiled" if large else "numpy", monkeypatch)
+    expected = statistics_from_labels(model, X, None, labels, n_components)
+    assert _label_kernels is not None
+    np.testing.assert_array_equal(chosen.shift_sum, expected.shift_sum)
+    np.testing.assert_array_equal(chosen.scatter, expected.scatter)
+
+
 @pytest.mark.parametrize("method", [m for m in INIT_METHODS if m != "random"])
 def test_initial_responsibilities_are_the_one_hot_labels(method):
     X = np.random.default_rng(0).standard_normal((60, 2))

@@ -6,7 +6,6 @@ covariance model and the current parameters, and returns new values.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -178,7 +177,7 @@ def statistics_from_labels(
     n_components : int
     """
     family = kernel_family(model).name
-    if family in ("diag", "spherical"):
+    if family in ("diag", "spherical") and _compiled_label_work(X, n_components):
         kernels = _compiled_label_kernels()
         if kernels is not None:
             return _diagonal_statistics_from_labels(
@@ -240,15 +239,23 @@ def statistics_from_labels(
     )
 
 
-def _compiled_label_kernels():
-    """The compiled label statistics where numba is already loaded, else None.
+def _compiled_label_work(X: np.ndarray, n_components: int) -> bool:
+    """Whether the statistics of hard labels are summed by the compiled kernels.
 
-    Loading numba costs about 0.5 s, which this pass alone never repays;
-    the compiled k-means loads it for large fits (see
-    :data:`gaussmix.kmeans.COMPILED_LOAD_WORK`).
+    From the size of the fit alone, never from whether numba happens to be
+    loaded, so that a fit gives the same bits in any process (a model
+    selection's worker processes against the parent, for one): from the
+    size at which the compiled k-means loads numba
+    (:data:`gaussmix.kmeans.COMPILED_LOAD_WORK`, about 0.5 s to load, which
+    this pass alone never repays on smaller fits).
     """
-    if "numba" not in sys.modules:
-        return None
+    from .kmeans import COMPILED_LOAD_WORK
+
+    return X.shape[0] * X.shape[1] * n_components >= COMPILED_LOAD_WORK
+
+
+def _compiled_label_kernels():
+    """The compiled label statistics where numba is installed, else None."""
     try:
         from . import _label_kernels
     except (ImportError, RuntimeError, OSError):
