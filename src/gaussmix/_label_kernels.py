@@ -3,8 +3,9 @@
 :func:`gaussmix.em.statistics_from_labels` gathers each component's rows
 and passes them through the chunk kernels: for 'diag' and 'spherical' most
 of that time is the gathers and numpy's calls on small pieces (N = 1e5,
-D = K = 16: 40 ms).  These kernels read the rows in place, twice (the
-means, then the sums around them), accumulating in float64.
+D = K = 16: 21-33 ms against 2.8 ms here).  These kernels read the rows in
+place, twice (the means, then the sums around them), accumulating in
+float64.
 """
 
 from __future__ import annotations

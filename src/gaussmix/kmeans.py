@@ -80,8 +80,10 @@ COMPILED_LOAD_WORK = 1 << 25
 ROWS_PER_THREAD = 8192
 # Row ranges per thread: the threads take them from a shared counter, so a
 # thread whose rows need more comparisons, or whose core is busier, takes
-# fewer.  With one range per thread, the early Lloyd iterations of N = 1e5,
-# D = K = 16 took 3.8 ms on one thread and 7.5 ms on the other.
+# fewer.  With one range per thread and BLAS left on its default threads
+# (an OpenBLAS thread spinning on the other core after the seeding's
+# products), the early Lloyd iterations of N = 1e5, D = K = 16 took 3.8 ms
+# on one thread and 7.5 ms on the other.
 RANGES_PER_THREAD = 4
 
 
