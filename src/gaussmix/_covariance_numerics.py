@@ -120,11 +120,13 @@ def packed_scatter_wins(n_components: int, n_features: int) -> bool:
     """Whether :func:`_packed_scatter` beats :func:`_blocked_scatter` for this shape.
 
     The packed products cost ``D (D + 1) / 2`` per row whatever ``K``, the
-    blocked ones about ``K D / 2``.  Measured on one chunk of the default
-    size, one thread, float64 and float32: the packed form 1.4x faster at
-    D = K = 16, 2.2-2.3x at D = 8, K = 16, 1.5-2.2x at D = 32 and 64 with
-    K = 64, 1.6x at D = 2, K = 3; slower (0.5-0.96x) at D = 16 with K = 4
-    and 8, at D = 32 with K = 8 and 16, and at D = 64, K = 16.
+    blocked ones about ``K D / 2``.  ``bench/bench_scatter.py`` (each form
+    on the chunks it gets, one thread, float64 and float32): the packed
+    form 1.1-1.3x faster at D = K = 16, 1.5-2.3x at D = 8, K = 16, 2.2-4.4x
+    at D = 16, K = 64, 1.4-1.8x at D = 32, K = 64; the blocked one 1.2-2.9x
+    faster at D = 16 with K = 4 and 8, at D = 32 with K = 8 and 16, and at
+    D = 64, K = 16.  The rule picks the faster form in 21 of its 24 cells
+    (not at D = 8, K = 4, 1.0-1.4x, nor at D = 64, K = 64 in float32, 0.8x).
     """
     return n_features + 1 <= 2 * n_components
 
