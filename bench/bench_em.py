@@ -225,6 +225,18 @@ def alternate(kwargs: dict, X: np.ndarray, repeats: int, tally: WarningTally, ph
     }
 
 
+def alternating_times(calls: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each call, run in turn ``repeats`` times, the order reversed every other time."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for repeat in range(repeats):
+        order = list(calls) if repeat % 2 == 0 else list(reversed(calls))
+        for name in order:
+            start = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def peak_memory(library: str, kwargs: dict, X: np.ndarray, tally: WarningTally) -> int:
     """Peak bytes allocated during one fit, X excluded (made before tracing)."""
     estimator = LIBRARIES[library](**kwargs)

@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_em import alternating_times  # noqa: E402
 
 from gaussmix import _label_kernels, em
 from gaussmix.covariance import get_covariance_model
@@ -43,13 +46,7 @@ def measure(n: int, d: int, k: int, dtype, repeats: int) -> dict:
         ),
         "numpy": lambda: _numpy_path(model, X, labels, k),
     }
-    times = {name: [] for name in paths}
-    for repeat in range(repeats):
-        order = list(paths) if repeat % 2 == 0 else list(reversed(paths))
-        for name in order:
-            start = time.perf_counter()
-            paths[name]()
-            times[name].append(time.perf_counter() - start)
+    times = alternating_times(paths, repeats)
     compiled, numpy_stats = paths["compiled"](), paths["numpy"]()
     return {
         "n": n, "d": d, "k": k, "dtype": np.dtype(dtype).name,

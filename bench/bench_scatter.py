@@ -25,12 +25,15 @@ import argparse
 import json
 import resource
 import statistics
-import time
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_em import alternating_times  # noqa: E402
 
 import gaussmix.covariance  # noqa: F401  (registers the models before the numerics import)
 from gaussmix import _kernels
@@ -78,14 +81,8 @@ def measure(n_features: int, n_components: int, dtype, repeats: int) -> dict:
         "packed": lambda: _packed_scatter(*inputs["packed"]),
         "blocked": lambda: _blocked_scatter(*inputs["blocked"], blocks),
     }
-    times = {name: [] for name in forms}
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for repeat in range(repeats):
-        order = list(forms) if repeat % 2 == 0 else list(reversed(forms))
-        for name in order:
-            start = time.perf_counter()
-            forms[name]()
-            times[name].append((time.perf_counter() - start) / rows[name])
+    times = alternating_times(forms, repeats)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     common = min(rows.values())
     packed = _packed_scatter(centred_t[:, :common], resp[:, :common])
@@ -93,8 +90,8 @@ def measure(n_features: int, n_components: int, dtype, repeats: int) -> dict:
     return {
         "d": n_features, "k": n_components, "dtype": np.dtype(dtype).name,
         "packed_rows": rows["packed"], "blocked_rows": rows["blocked"],
-        "packed_s_per_row": statistics.median(times["packed"]),
-        "blocked_s_per_row": statistics.median(times["blocked"]),
+        "packed_s_per_row": statistics.median(times["packed"]) / rows["packed"],
+        "blocked_s_per_row": statistics.median(times["blocked"]) / rows["blocked"],
         "picked": "packed" if packed_scatter_wins(n_components, n_features) else "blocked",
         "rel_diff": float(np.abs(packed - blocked).max() / np.abs(blocked).max()),
         "page_faults_per_call": faults / (2 * repeats),

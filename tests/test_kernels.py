@@ -29,6 +29,14 @@ def random_params(covariance_type, rng, n_components=4, n_features=3, spread=1.0
     return model, MixtureParams(weights, means, covs, model.precision_cholesky(covs))
 
 
+def assert_scatter_is_outer_products(scatter, X, shifts, resp):
+    """Each component's scatter is its weighted outer products around its shift, row by row."""
+    for k in range(resp.shape[0]):
+        diff = X - shifts[k]
+        np.testing.assert_allclose(scatter[k], (diff * resp[k][:, None]).T @ diff,
+                                   rtol=1e-10, atol=1e-8)
+
+
 def full_covariances(covariance_type, params):
     k, d = params.means.shape
     covs = params.covariances
@@ -347,10 +355,7 @@ def test_full_scatter_of_many_far_components_in_groups(n_features):
     _, aux = model.log_prob_rows(X, centre, prep)
     resp = rng.dirichlet(np.ones(n_components), size=400).T.copy()
     _, _, scatter = model.stats_rows(X, centre, resp, prep["offsets"], aux)
-    for k in range(n_components):
-        diff = X - prep["shift"][k]
-        np.testing.assert_allclose(scatter[k], (diff * resp[k][:, None]).T @ diff,
-                                   rtol=1e-10, atol=1e-8)
+    assert_scatter_is_outer_products(scatter, X, prep["shift"], resp)
 
 
 @pytest.mark.parametrize("n_features", [3, 40])
@@ -478,7 +483,4 @@ def test_full_statistics_with_packed_scatter_match_direct_sums(far):
     _, aux = model.log_prob_rows(X, centre, prep)
     resp = rng.dirichlet(np.ones(n_components), size=600).T.copy()
     _, _, scatter = model.stats_rows(X, centre, resp, prep["offsets"], aux)
-    for k in range(n_components):
-        diff = X - prep["shift"][k]
-        np.testing.assert_allclose(scatter[k], (diff * resp[k][:, None]).T @ diff,
-                                   rtol=1e-10, atol=1e-8)
+    assert_scatter_is_outer_products(scatter, X, prep["shift"], resp)

@@ -294,7 +294,7 @@ def _diagonal_statistics_from_labels(
     kernels.label_moments_around(X, labels, weights, weighted, shift, shift_sum, scatter)
     weight_sum = float(n_samples if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
     return SuffStats(
-        sum_resp=np.where(has_data, totals, 0.0),
+        sum_resp=totals,
         shift_sum=shift_sum,
         scatter=scatter.sum(axis=1) if family == "spherical" else scatter,
         shift=shift,
