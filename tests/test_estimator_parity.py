@@ -49,9 +49,15 @@ def assert_same_fit(ours, theirs, rtol=PARITY_RTOL, skip_first_bound=False):
     assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=rtol)
     first = 1 if skip_first_bound else 0
     np.testing.assert_allclose(ours.lower_bounds_[first:], theirs.lower_bounds_[first:], rtol=rtol)
+    # Types and memory layout too: code written against scikit-learn's
+    # attributes (np.float64 bounds, C-ordered arrays handed to C code)
+    # must not see a difference.
+    assert type(ours.lower_bound_) is type(theirs.lower_bound_)
+    assert [type(b) for b in ours.lower_bounds_] == [type(b) for b in theirs.lower_bounds_]
     for name in FITTED_ATTRIBUTES:
         assert getattr(ours, name).shape == getattr(theirs, name).shape
         assert getattr(ours, name).dtype == getattr(theirs, name).dtype
+        assert getattr(ours, name).flags.c_contiguous == getattr(theirs, name).flags.c_contiguous
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

@@ -49,6 +49,10 @@ def test_round_trip_is_exact(X, tmp_path, covariance_type):
     assert loaded.converged_ == gm.converged_ and loaded.n_iter_ == gm.n_iter_
     assert loaded.lower_bound_ == gm.lower_bound_
     assert loaded.lower_bounds_ == gm.lower_bounds_
+    assert type(loaded.lower_bound_) is type(gm.lower_bound_) is np.float64
+    assert {type(b) for b in loaded.lower_bounds_ + gm.lower_bounds_} == {np.float64}
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"):
+        assert getattr(loaded, name).flags.c_contiguous
     assert loaded.n_features_in_ == 3
     _assert_same_predictions(gm, loaded, X)
 

@@ -144,14 +144,13 @@ def _check_cholesky(model, covariances: np.ndarray, stored: np.ndarray) -> None:
 
 
 def _laid_out_as_fitted(model, covariances: np.ndarray, stored: np.ndarray) -> np.ndarray:
-    """``stored`` in the memory layout that fitting gives the factors.
+    """``stored`` in the dtype and memory layout (C order) that fitting gives the factors.
 
     The layout decides the summation order of the matrix products at
     prediction time, so it must match for bit-identical predictions.
     """
-    out = np.empty_like(model.precision_cholesky(covariances), order="K")
-    out[...] = stored
-    return out
+    dtype = model.precision_cholesky(covariances).dtype
+    return np.ascontiguousarray(stored, dtype=dtype)
 
 
 def _params(doc: dict, covariance_type: str, n_components: int) -> dict:
@@ -204,8 +203,9 @@ def _training(doc: dict) -> dict:
     return {
         "converged_": converged,
         "n_iter_": n_iter,
-        "lower_bound_": -math.inf if bound is None else float(bound),
-        "lower_bounds_": [float(b) for b in bounds],
+        # np.float64, as a fitted model has them.
+        "lower_bound_": np.float64(-math.inf if bound is None else bound),
+        "lower_bounds_": [np.float64(b) for b in bounds],
     }
 
 

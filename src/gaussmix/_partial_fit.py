@@ -145,6 +145,6 @@ class PartialFitMixin:
         self.n_batch_iter_ = self.n_iter_ = n_batches
         self.converged_ = False
         # The running log-likelihood: each batch's, under the parameters it met.
-        self.lower_bound_ = state.stats.log_likelihood
+        self.lower_bound_ = np.float64(state.stats.log_likelihood)
         previous = list(self.lower_bounds_) if n_batches > 1 else []
-        self.lower_bounds_ = previous + [batch_stats.mean_log_likelihood]
+        self.lower_bounds_ = previous + [np.float64(batch_stats.mean_log_likelihood)]

@@ -136,9 +136,9 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
     n_iter_ : int
         Number of EM iterations of the best run (passes over the data with
         ``acceleration='squarem'``).
-    lower_bound_ : float
+    lower_bound_ : numpy.float64
         Mean log-likelihood per sample of the best run.
-    lower_bounds_ : list of float
+    lower_bounds_ : list of numpy.float64
         Mean log-likelihood at each iteration of the best run; with
         ``acceleration='squarem'`` at each pass, where a rejected jump shows
         as a dip that the run did not keep.
@@ -365,8 +365,9 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
         self._set_fitted(model, best.params.astype(dataset.dtype))
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
-        self.lower_bound_ = best.lower_bound
-        self.lower_bounds_ = list(best.lower_bounds)
+        # np.float64, as scikit-learn's (its bounds are numpy means).
+        self.lower_bound_ = np.float64(best.lower_bound)
+        self.lower_bounds_ = [np.float64(bound) for bound in best.lower_bounds]
         # A new batch fit starts a new stream for partial_fit.
         self.__dict__.pop("_online_state", None)
         self.__dict__.pop("n_batch_iter_", None)
@@ -440,8 +441,9 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
         self.weights_ = params.weights
         self.means_ = params.means
         self.covariances_ = params.covariances
-        self.precisions_cholesky_ = params.precisions_cholesky
-        self.precisions_ = model.precisions_from_cholesky(params.precisions_cholesky)
+        # C order, as scikit-learn's: the engine's factors may be transposed views.
+        self.precisions_cholesky_ = np.ascontiguousarray(params.precisions_cholesky)
+        self.precisions_ = model.precisions_from_cholesky(self.precisions_cholesky_)
 
     def _fitted_params(self) -> MixtureParams:
         covariances = getattr(self, "covariances_", None)

@@ -404,8 +404,8 @@ def from_sklearn(sk_model) -> GaussianMixture:
     model = GaussianMixture(**sk_model.get_params())
     _copy_fitted(sk_model, model)
     model._fitted_covariance_type = model.covariance_type
-    # Fitting lays the factors out its own way (for full and tied, the
-    # transpose of a lower factor); predictions are bit-identical only so.
+    # In the dtype and layout that fitting gives the factors: predictions
+    # are bit-identical only so.
     model.precisions_cholesky_ = _laid_out_as_fitted(
         get_covariance_model(model.covariance_type),
         np.asarray(model.covariances_),
