@@ -160,6 +160,10 @@ def test_fit_starts_a_new_stream_and_partial_fit_continues_a_fit():
     np.testing.assert_allclose(model.means_, fitted_means, atol=0.15)
     model.partial_fit(X[500:1000])
     assert model.n_batch_iter_ == 2 and len(model.lower_bounds_) == 2
+    # The attributes keep a fitted model's types and layout.
+    assert type(model.lower_bound_) is np.float64
+    assert {type(bound) for bound in model.lower_bounds_} == {np.float64}
+    assert model.precisions_cholesky_.flags.c_contiguous
     model.fit(X)
     assert not hasattr(model, "n_batch_iter_")
     np.testing.assert_allclose(model.means_, fitted_means, rtol=1e-12)
