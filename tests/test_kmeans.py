@@ -264,3 +264,18 @@ def test_rounding_budget_summed_by_blocks_is_the_whole_array_sum():
         weights.astype(np.float64) @ (norms + norms.max()) ** 2
     )
     assert budget == pytest.approx(direct, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weighted_cumulative_sums_are_numpys_bit_for_bit(dtype):
+    # The k-means++ draws search these sums; one ulp off could move a draw
+    # to the next row where scikit-learn's do not.
+    rng = np.random.default_rng(6)
+    kernels = kmeans._load_kernels()
+    for n in (1, 2, 1000, 100_003):
+        values = (rng.random(n) * rng.choice([1e-3, 1.0, 1e3], n)).astype(dtype)
+        weights = rng.uniform(0.1, 3.0, n).astype(dtype)
+        out = np.empty(n, dtype=dtype)
+        kernels.weighted_cumsum(weights, values, out)
+        np.testing.assert_array_equal(out, np.cumsum(weights * values))
+        assert out.dtype == dtype

@@ -355,8 +355,7 @@ def _seed(Xc, row_sq, n_clusters, sample_weight, random_state, plan):
         # The cumulative sums go into a row of ``trials``, free until the
         # candidates' distances: no other array of every row is held.
         cumulative = trials[0]
-        np.multiply(sample_weight, closest_dist_sq.reshape(-1), out=cumulative)
-        np.cumsum(cumulative, out=cumulative)
+        kernels.weighted_cumsum(sample_weight, closest_dist_sq.reshape(-1), cumulative)
         candidate_ids = _search_left(cumulative, rand_vals)
         if _near_boundary(cumulative, candidate_ids, rand_vals, rounding):
             return None
