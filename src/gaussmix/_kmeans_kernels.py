@@ -235,6 +235,37 @@ def lloyd_rows(
 
 
 @njit(nogil=True, cache=True)
+def iteration_constants(centers, shift, centers_sq):  # pragma: no cover
+    """The per-iteration constants of :func:`lloyd_rows`, from one call.
+
+    Fills ``centers_sq`` with the centres' squared norms and returns the
+    largest norm, the centre that moved most, its shift and the largest
+    shift of the others (0.0 for one centre).  With the sums of the
+    counts and shifts around it, the numpy calls this replaces took 17-27
+    us an iteration against 4 us (K = D = 16); a late iteration's kernel
+    takes about 200 us at N = 1e4.  Any order of the sums will do: the
+    kernels' slack bounds the rounding of any order.
+    """
+    n_clusters, n_features = centers.shape
+    largest_sq = 0.0
+    for k in range(n_clusters):
+        total = 0.0
+        for d in range(n_features):
+            total += centers[k, d] * centers[k, d]
+        centers_sq[k] = total
+        largest_sq = max(largest_sq, total)
+    first_moved = 0
+    for k in range(1, n_clusters):
+        if shift[k] > shift[first_moved]:
+            first_moved = k
+    second_shift = 0.0
+    for k in range(n_clusters):
+        if k != first_moved:
+            second_shift = max(second_shift, shift[k])
+    return np.sqrt(largest_sq), first_moved, shift[first_moved], second_shift
+
+
+@njit(nogil=True, cache=True)
 def update_centers(block_sums, block_weights, block_counts, centers, shift, half_gap):  # pragma: no cover
     """The new centres from the block sums, in place; False where a cluster is empty.
 

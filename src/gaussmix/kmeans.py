@@ -472,13 +472,12 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
     shift = np.zeros(n_clusters)
     half_gap = np.zeros(n_clusters)
 
+    centers_sq = np.empty(n_clusters)
+
     def iteration(first: bool, update: bool):
-        centers_sq = np.sum(centers**2, axis=1)
-        largest_norm = float(np.sqrt(centers_sq.max()))
-        order = np.argsort(shift)
-        first_moved = int(order[-1])
-        largest_shift = float(shift[first_moved])
-        second_shift = float(shift[order[-2]]) if n_clusters > 1 else 0.0
+        largest_norm, first_moved, largest_shift, second_shift = kernels.iteration_constants(
+            centers, shift, centers_sq
+        )
 
         def rows(bounds):
             return kernels.lloyd_rows(
@@ -488,8 +487,10 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
                 block_counts, first, update,
             )
 
-        counts = np.sum(plan.map(rows), axis=0)
-        return int(counts[0]), int(counts[1])
+        # Summed in Python: numpy's conversion of a short list of tuples
+        # costs more than the sums.
+        counts = plan.map(rows)
+        return sum(count[0] for count in counts), sum(count[1] for count in counts)
 
     # The kernels' products are small; BLAS threads would only contend with ours.
     with single_threaded_blas(plan.threads):
@@ -505,7 +506,7 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
             if changed == 0:
                 strict = True
                 break
-            center_shift_tot = float(np.sum(shift**2))
+            center_shift_tot = float(shift @ shift)
             if abs(center_shift_tot - tol) <= TOL_TIE * tol:
                 return hand_over("stopping tie")
             if center_shift_tot <= tol:
