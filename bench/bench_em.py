@@ -954,11 +954,16 @@ def main(argv=None) -> int:
     return 0
 
 
+def dump_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` to ``path`` as JSON (numpy scalars as numbers), making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, default=_json_default))
+
+
 def write_json(options, timestamp: str, payload: dict, quiet: bool = False) -> None:
     default = Path(__file__).resolve().parent / "results" / f"bench_em-{timestamp}.json"
     path = options.json or default
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1, default=_json_default))
+    dump_json(path, payload)
     if not quiet:
         print(f"Results written to {path}")
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import json
 import statistics
 import sys
 import time
@@ -186,11 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1, default=bench_em._json_default))
-
-
 def main(argv: list[str] | None = None) -> int:
     options = build_parser().parse_args(argv)
     grid = {name: tuple(getattr(options, name) or default) for name, default in GRID.items()}
@@ -226,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         for w in summary["warnings"]) or "none"))
     elapsed = time.perf_counter() - started
     print(f"Total time {elapsed:.0f} s")
-    write_json(path, {"environment": env,
+    bench_em.dump_json(path, {"environment": env,
                       "options": {key: str(value) for key, value in vars(options).items()},
                       "rows": rows, "summary": summary, "total_s": elapsed})
     print(f"Results written to {path}")

@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_em import alternating_times  # noqa: E402
+from bench_em import alternating_times, dump_json  # noqa: E402
 
 from gaussmix import _label_kernels, em
 from gaussmix.covariance import get_covariance_model
@@ -92,8 +91,7 @@ def main() -> None:
     print(f"\nMedian numpy / compiled: {statistics.median(ratios):.2f} "
           f"({min(ratios):.2f}-{max(ratios):.2f}) over {len(rows)} cells")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"rows": rows}, indent=1))
+        dump_json(args.json, {"rows": rows})
         print(f"Results written to {args.json}")
 
 

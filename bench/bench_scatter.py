@@ -22,7 +22,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import sys
@@ -33,7 +32,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_em import alternating_times  # noqa: E402
+from bench_em import alternating_times, dump_json  # noqa: E402
 
 import gaussmix.covariance  # noqa: F401  (registers the models before the numerics import)
 from gaussmix import _kernels
@@ -127,8 +126,7 @@ def main() -> None:
               f"D={r['d']} K={r['k']} {r['dtype']} ({r['ratio_blocked_over_packed']:.2f})"
               for r in wrong)))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"rows": rows}, indent=1))
+        dump_json(args.json, {"rows": rows})
         print(f"Results written to {args.json}")
 
 

@@ -471,7 +471,6 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
     slack_factor = (n_features + 4) * np.finfo(np.float64).eps
     shift = np.zeros(n_clusters)
     half_gap = np.zeros(n_clusters)
-
     centers_sq = np.empty(n_clusters)
 
     def iteration(first: bool, update: bool):
