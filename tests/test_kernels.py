@@ -299,6 +299,39 @@ def test_kernels_match_direct_computation_at_few_and_many_features(
         np.testing.assert_allclose(scatter, wanted, rtol=1e-10, atol=1e-8)
 
 
+def test_raising_to_the_floor_keeps_the_dtype_and_the_values():
+    # A float64 floor (per row, as the direct path passes it) on float32
+    # values: the result is float32 and is what the float64 maximum, rounded
+    # to float32, would give, bit for bit.
+    rng = np.random.default_rng(11)
+    weighted = (rng.standard_normal((5, 300)) * 40 - 60).astype(np.float32)
+    weighted[1, ::17] = -np.inf  # components of zero weight stay at -inf
+    floor = rng.uniform(-90.0, -60.0, size=300)  # float64
+    for values in (weighted[:, :], weighted[1:, :]):
+        got = values.copy()
+        _kernels._raise_to_floor(got, floor)
+        assert got.dtype == np.float32
+        wanted = np.where(values > -np.inf, np.maximum(values.astype(np.float64), floor),
+                          -np.inf).astype(np.float32)
+        np.testing.assert_array_equal(got, wanted)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("left_rows, right_rows", [(3, 17), (17, 3), (5, 5)])
+def test_matmul_t_is_the_product_with_the_transpose_c_ordered(dtype, left_rows, right_rows):
+    from gaussmix._covariance_numerics import matmul_t
+
+    rng = np.random.default_rng(left_rows)
+    left = rng.standard_normal((left_rows, 200)).astype(dtype)
+    right = rng.standard_normal((right_rows, 200)).astype(dtype)
+    got = matmul_t(left, right)
+    assert got.dtype == dtype and got.flags.c_contiguous
+    wanted = left.astype(np.float64) @ right.astype(np.float64).T
+    # Sums of 200 products of O(1): a few hundred roundings at most.
+    rtol = 1e-12 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(got, wanted, rtol=rtol, atol=rtol * 200)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_negligible_responsibilities_become_zero_only_near_the_floor(dtype):
     info = np.finfo(dtype)
@@ -398,18 +431,25 @@ def test_full_scatter_of_far_components_with_mostly_zero_responsibilities(
                                    rtol=1e-10, atol=1e-8)
 
 
-def test_sparse_scatter_gathers_nonzero_rows_or_declines():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sparse_scatter_gathers_nonzero_rows_or_declines(dtype):
     from gaussmix._covariance_numerics import _sparse_scatter_around
 
     rng = np.random.default_rng(5)
-    centred_t = rng.standard_normal((4, 50))
-    offsets = rng.standard_normal((3, 4))
-    resp = rng.random((3, 50)) * (rng.random((3, 50)) < 0.2)
+    centred_t = rng.standard_normal((4, 50)).astype(dtype)
+    # Offsets far from the rows: the padding of the shorter components must
+    # add nothing, whatever the offsets.
+    offsets = (rng.standard_normal((3, 4)) * 100).astype(dtype)
+    resp = (rng.random((3, 50)) * (rng.random((3, 50)) < 0.2)).astype(dtype)
+    resp[0, :20] = 0.5  # the widest component, the others padded to it
     resp[2] = 0.0  # a component with no rows: a zero matrix
     got = _sparse_scatter_around(centred_t, resp, offsets, max_rows=50)
+    assert got.dtype == dtype
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
     for k in range(3):
-        diff = centred_t.T - offsets[k]
-        np.testing.assert_allclose(got[k], (diff * resp[k][:, None]).T @ diff, rtol=1e-12)
+        diff = centred_t.T.astype(np.float64) - offsets[k]
+        wanted = (diff * resp[k][:, None]).T @ diff
+        np.testing.assert_allclose(got[k], wanted, rtol=rtol, atol=rtol * np.abs(wanted).max())
     assert not got[2].any()
     most = int(np.count_nonzero(resp, axis=1).max())
     assert _sparse_scatter_around(centred_t, resp, offsets, max_rows=most - 1) is None

@@ -68,6 +68,22 @@ def _rows_t(X: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return rows_t
 
 
+def matmul_t(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left @ right.T`` for arrays with the rows of the data along their second axis.
+
+    The longer of the two first axes becomes the GEMM's output rows: this
+    machine's OpenBLAS kernels were up to 1.9x faster so in float32 (the
+    packed scatter at D = K = 16: 612 against 330 us per 4096 rows; the
+    first moments at D = 64, K = 16: 212 against 138 us) and about as fast
+    or faster in float64 (0.95-1.36x).  The result, small beside its
+    operands, is C-ordered either way, as the fitted attributes that come
+    from it must be.
+    """
+    if right.shape[0] > left.shape[0]:
+        return np.ascontiguousarray((right @ left.T).T)
+    return left @ right.T
+
+
 @functools.lru_cache(maxsize=64)
 def feature_blocks(n_features: int) -> tuple[tuple[int, int], ...]:
     """Bounds of the blocks of features that full-covariance kernels work in.
@@ -109,7 +125,7 @@ def _blocked_scatter(
     for start, stop in blocks:
         weighted = resp[:, None, :] * centred_t[None, start:stop]
         weighted = weighted.reshape(n_components * (stop - start), n_samples)
-        scatter[:, start:stop, :stop] = (weighted @ centred_t[:stop].T).reshape(
+        scatter[:, start:stop, :stop] = matmul_t(weighted, centred_t[:stop]).reshape(
             n_components, stop - start, stop
         )
     _mirror_blocks(scatter, blocks)
@@ -158,7 +174,7 @@ def _packed_scatter(centred_t: np.ndarray, resp: np.ndarray) -> np.ndarray:
         stop = start + n_features - a
         np.multiply(centred_t[a:], centred_t[a], out=products[start:stop])
         start = stop
-    packed = resp @ products.T
+    packed = matmul_t(resp, products)
     upper, lower = _upper_indices(n_features)
     scatter = np.empty((resp.shape[0], n_features, n_features), dtype=packed.dtype)
     scatter[:, upper, lower] = packed
@@ -235,13 +251,23 @@ def _sparse_scatter_around(
     width = int(counts.max(initial=0))
     if width > max_rows:
         return None
-    component, rows = np.nonzero(resp)
-    position = np.arange(component.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    diff = np.zeros((n_components, width, n_features), dtype=centred_t.dtype)
-    diff[component, position] = centred_t[:, rows].T - offsets[component]
-    weights = np.zeros((n_components, width, 1), dtype=centred_t.dtype)
-    weights[component, position, 0] = resp[component, rows]
-    return np.swapaxes(diff * weights, 1, 2) @ diff
+    # The flat indices of a boolean mask: numpy's nonzero is about 6x slower
+    # on floats, and on two dimensions (float32, 6 x 4761: 140 against 24 us).
+    # They come sorted by component, each component's rows in order.
+    flat = np.flatnonzero(resp != 0)
+    n_rows = resp.shape[1]
+    component = flat // n_rows
+    position = np.arange(flat.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    slot = component * width + position
+    diff = np.zeros((n_components * width, n_features), dtype=centred_t.dtype)
+    diff[slot] = centred_t.T[flat - component * n_rows]
+    diff = diff.reshape(n_components, width, n_features)
+    # Padding rows become -o_k here, but their weights stay zero.
+    diff -= offsets[:, None, :]
+    weights = np.zeros(n_components * width, dtype=centred_t.dtype)
+    weights[slot] = resp.ravel()[flat]
+    weighted = diff * weights.reshape(n_components, width, 1)
+    return np.swapaxes(weighted, 1, 2) @ diff
 
 
 def _mirror_blocks(scatter: np.ndarray, blocks: tuple[tuple[int, int], ...]) -> None:

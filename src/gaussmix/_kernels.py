@@ -158,6 +158,10 @@ def _raise_to_floor(weighted: np.ndarray, floor) -> None:
     lowest = weighted.min(initial=np.inf)
     if not lowest < np.min(floor, initial=np.inf):
         return
+    # In the data's dtype: a float64 floor would make np.maximum cast every
+    # float32 value to float64 and back (6x slower, float32, K=64).  The
+    # result is the same, as rounding keeps the order of float32 values.
+    floor = np.asarray(floor, dtype=weighted.dtype)
     if lowest == -np.inf:
         np.maximum(weighted, floor, out=weighted, where=weighted > -np.inf)
     else:

@@ -30,6 +30,7 @@ from ._covariance_numerics import (
     _const,
     _split_near_far,
     _zero_within_rounding,
+    matmul_t,
     RowKernels,
 )
 from .covariance import CovarianceModel, ill_defined_covariance_error
@@ -178,8 +179,8 @@ class DiagCovariance(RowKernels, CovarianceModel):
         """Component totals, first and second moments."""
         if isinstance(features, tuple):
             centred, squared = features
-            return resp.sum(axis=1), resp @ centred, resp @ squared
-        moments = resp @ features.T
+            return resp.sum(axis=1), matmul_t(resp, centred.T), matmul_t(resp, squared.T)
+        moments = matmul_t(resp, features)
         return moments[:, -1], moments[:, n_features : 2 * n_features], moments[:, :n_features]
 
     def stats_rows(self, X, centre, resp, offsets, aux=None):
@@ -327,7 +328,7 @@ class SphericalCovariance(DiagCovariance):
         return np.einsum("nd,nd->n", diff, diff) * precision
 
     def _moments(self, features, resp, n_features):
-        moments = resp @ features.T
+        moments = matmul_t(resp, features)
         return moments[:, -1], moments[:, :n_features], moments[:, n_features]
 
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):

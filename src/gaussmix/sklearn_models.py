@@ -44,6 +44,7 @@ from ._covariance_numerics import (
     _upper_factor_of_precision,
     far_threshold,
     feature_blocks,
+    matmul_t,
     packed_pairs,
     packed_scatter_wins,
     RowKernels,
@@ -131,7 +132,7 @@ class FullCovariance(RowKernels, CovarianceModel):
         n_components, n_features = offsets.shape
         rows_t = _ones_rows_t(X, centre) if aux is None else aux
         centred_t = rows_t[1:]
-        moments = resp @ rows_t.T
+        moments = matmul_t(resp, rows_t)
         sum_resp = moments[:, 0]
         shift_sum = moments[:, 1:] - sum_resp[:, None] * offsets
         blocks = feature_blocks(n_features)
@@ -278,7 +279,7 @@ class TiedCovariance(RowKernels, CovarianceModel):
         n_features = X.shape[1]
         rows_t = _rows_t(X, centre) if aux is None else aux
         centred_t = rows_t[:n_features]
-        moments = resp @ rows_t.T
+        moments = matmul_t(resp, rows_t)
         sum_resp = moments[:, n_features]
         shift_sum = moments[:, :n_features] - sum_resp[:, None] * offsets
         far = offsets.any(axis=1)
