@@ -32,6 +32,44 @@ def test_a_text_first_row_over_text_columns_is_data_not_header(tmp_path):
     assert table.names == ["x1"] and table.dropped_columns == ["x0"]
 
 
+def test_header_yes_reads_numeric_names_and_no_reads_a_text_first_row_as_data(tmp_path):
+    # Numeric column names (years) look like a data row to 'auto'.
+    path = tmp_path / "years.csv"
+    path.write_text("1990,2000\n1,2\n3,4\n")
+    guessed = read_table(str(path))
+    assert not guessed.header and guessed.X.shape == (3, 2)
+    table = read_table(str(path), header="yes")
+    assert table.header and table.names == ["1990", "2000"]
+    np.testing.assert_array_equal(table.X, [[1, 2], [3, 4]])
+    # A first row that 'auto' takes for names (text over numbers): 'no'
+    # keeps it as data, and its text makes that column non-numeric.
+    text = tmp_path / "text.tsv"
+    text.write_text("a\t5\n1\t2\n")
+    assert read_table(str(text)).names == ["a", "5"]
+    as_data = read_table(str(text), header="no", drop_non_numeric=True)
+    assert not as_data.header and as_data.names == ["x1"] and as_data.dropped_columns == ["x0"]
+    np.testing.assert_array_equal(as_data.X, [[5], [2]])
+
+
+def test_header_no_on_a_text_first_row_names_the_line(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n1,2\n3,4\n")
+    with pytest.raises(UsageError, match=r"column\(s\) 'x0', 'x1' .*line 1 holds 'a'"):
+        read_table(str(path), header="no")
+
+
+@pytest.mark.parametrize("header", ["yes", "no"])
+def test_header_is_refused_for_files_without_header_rows(tmp_path, header):
+    npy = tmp_path / "d.npy"
+    np.save(npy, np.ones((3, 2)))
+    with pytest.raises(UsageError, match=rf"--header {header} is for CSV and TSV files;"
+                                         r" .*d\.npy' is npy, which has no column names"):
+        read_table(str(npy), header=header)
+    assert read_table(str(npy), header="auto").X.shape == (3, 2)
+    with pytest.raises(UsageError, match="header must be one of auto, yes, no; got 'maybe'"):
+        read_table(str(npy), header="maybe")
+
+
 def test_tsv_and_column_selection_by_name_and_index(tmp_path):
     path = tmp_path / "d.tsv"
     path.write_text("a\tb\tc\n1\t2\t3\n4\t5\t6\n")

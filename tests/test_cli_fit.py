@@ -160,6 +160,33 @@ def test_predict_without_header_goes_by_position_and_to_stdout(fitted, tmp_path,
     np.testing.assert_array_equal(labels, assigned[:, 0])
 
 
+def test_numeric_column_names_are_read_as_names_with_header_yes(tmp_path, X):
+    years = ["1990", "2000", "2010"]
+    data = write_csv(tmp_path / "years.csv", X, years)
+    out = tmp_path / "out"
+    argv = ["fit", data, "--k", "3", "--out", str(out), "--seed", "1", "-q", "--no-plots"]
+    assert main([*argv, "--header", "yes"]) == 0
+    model = gaussmix.load(out / "model.json")
+    assert list(model.feature_names_in_) == years
+    assert model.n_features_in_ == 3
+    # predict matches the numeric names, here given in another order.
+    order = [1, 2, 0]
+    new = write_csv(tmp_path / "new.csv", X[:, order], [years[i] for i in order])
+    pred = tmp_path / "pred.csv"
+    args = ["predict", str(out / "model.json"), new, "--out", str(pred), "--header", "yes"]
+    assert main(args) == 0
+    _, table = read_csv(pred)
+    del model.feature_names_in_
+    np.testing.assert_array_equal(table[:, 0].astype(int), model.predict(X))
+    # Without --header the names row is read as data: one more row.
+    argv[argv.index("--out") + 1] = str(tmp_path / "guessed")
+    assert main(argv) == 0
+    guessed = gaussmix.load(tmp_path / "guessed" / "model.json")
+    assert list(guessed.feature_names_in_) == ["x0", "x1", "x2"]
+    _, assigned = read_csv(tmp_path / "guessed" / "assignments.csv")
+    assert len(assigned) == len(X) + 1
+
+
 def test_anomaly_flags_about_the_requested_fraction_of_training_rows(tmp_path, capsys):
     X = np.random.default_rng(3).normal(size=(2000, 2))
     data = write_csv(tmp_path / "d.csv", X, ["u", "v"])

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "MISSING_MARKERS", "Table", "UsageError", "data_format", "output_format", "read_raw",
+    "HEADER_CHOICES", "MISSING_MARKERS", "Table", "UsageError", "data_format", "output_format",
+    "read_raw",
     "read_table", "write_table",
 ]  # fmt: skip
 
@@ -152,7 +153,10 @@ def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
     )
 
 
-def _read_delimited(path: str, delimiter: str) -> _Raw:
+HEADER_CHOICES = ("auto", "yes", "no")
+
+
+def _read_delimited(path: str, delimiter: str, header: str = "auto") -> _Raw:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter=delimiter)
@@ -165,7 +169,12 @@ def _read_delimited(path: str, delimiter: str) -> _Raw:
     if not lines:
         raise UsageError(f"{path!r} is empty")
     rows = [row for _, row in lines]
-    header = _looks_like_header(rows[0], rows[1 : 1 + _HEADER_PROBE_ROWS])
+    if header == "auto":
+        has_header = _looks_like_header(rows[0], rows[1 : 1 + _HEADER_PROBE_ROWS])
+    else:
+        # Said outright: column names that are numbers ("1990", "2000")
+        # look like data, and a text first row over text columns like names.
+        has_header = header == "yes"
     width = len(rows[0])
     for line, row in lines:
         if len(row) != width:
@@ -174,7 +183,7 @@ def _read_delimited(path: str, delimiter: str) -> _Raw:
                 f"{path!r} line {line} has {len(row)} fields, expected {width} "
                 f"(is it really {kind}? the format comes from the extension)"
             )
-    if header:
+    if has_header:
         names = [cell or f"x{j}" for j, cell in enumerate(rows[0])]
         lines, rows = lines[1:], rows[1:]
         if not rows:
@@ -185,7 +194,7 @@ def _read_delimited(path: str, delimiter: str) -> _Raw:
     if duplicates:
         raise UsageError(f"{path!r} has duplicate column names: {', '.join(duplicates)}")
     columns = [_numeric_column([row[j] for row in rows]) for j in range(width)]
-    return _Raw(names, header, columns, lines[0][0] if lines else None)
+    return _Raw(names, has_header, columns, lines[0][0] if lines else None)
 
 
 def _pyarrow(action: str):
@@ -259,9 +268,23 @@ def _read_npy(path: str) -> _Raw:
     return _Raw([f"x{j}" for j in range(array.shape[1])], False, columns, None)
 
 
-def read_raw(path: str) -> _Raw:
-    """The file's column names, whether it has a header, and its columns unchecked."""
+def read_raw(path: str, header: str = "auto") -> _Raw:
+    """The file's column names, whether it has a header, and its columns unchecked.
+
+    ``header`` ('auto', 'yes' or 'no') says whether the first row of a CSV
+    or TSV file holds the column names; 'auto' tells from the rows below it
+    (a text cell over numbers).  Parquet and .npy files have no header row:
+    'yes' and 'no' are refused for them.
+    """
+    if header not in HEADER_CHOICES:
+        raise UsageError(f"header must be one of {', '.join(HEADER_CHOICES)}; got {header!r}")
     fmt = data_format(path)
+    if header != "auto" and fmt not in ("csv", "tsv"):
+        names = "column names of its own" if fmt == "parquet" else "no column names"
+        raise UsageError(
+            f"--header {header} is for CSV and TSV files; {path!r} is {fmt}, which has "
+            f"{names}: leave --header out"
+        )
     if not os.path.exists(path):
         raise UsageError(f"no such file: {path!r}")
     if os.path.isdir(path):
@@ -271,7 +294,7 @@ def read_raw(path: str) -> _Raw:
             return _read_parquet(path)
         if fmt == "npy":
             return _read_npy(path)
-        return _read_delimited(path, "\t" if fmt == "tsv" else ",")
+        return _read_delimited(path, "\t" if fmt == "tsv" else ",", header)
     except OSError as exc:
         raise UsageError(f"cannot read {path!r}: {exc.strerror or exc}") from exc
 
@@ -311,6 +334,7 @@ def read_table(
     drop_non_numeric: bool | None = False,
     drop_missing: bool | None = False,
     raw: _Raw | None = None,
+    header: str = "auto",
 ) -> Table:
     """Read the numeric columns of a data file.
 
@@ -330,6 +354,9 @@ def read_table(
         when the command has no such option, which changes the suggested fix.
     raw : optional
         What :func:`read_raw` gave for ``path``, not to read it twice.
+    header : {'auto', 'yes', 'no'}, default='auto'
+        Whether a CSV or TSV file's first row holds column names (see
+        :func:`read_raw`); unused when ``raw`` is given.
 
     Returns
     -------
@@ -341,7 +368,7 @@ def read_table(
         Naming the file and the problem: missing or unreadable file, unknown
         format, bad column, non-numeric column, missing value, no rows.
     """
-    raw = read_raw(path) if raw is None else raw
+    raw = read_raw(path, header) if raw is None else raw
     selected = _select(raw, columns, path)
     text = [j for j in selected if isinstance(raw.columns[j], _NonNumeric)]
     if text and not drop_non_numeric:

@@ -47,7 +47,9 @@ def covariance_types(text: str, n_features: int, single: bool) -> list[str]:
 
 # ---------------------------------------------------------------- the work
 def _read(args: argparse.Namespace) -> Table:
-    table = read_table(args.data, args.columns, args.drop_non_numeric, args.drop_missing)
+    table = read_table(
+        args.data, args.columns, args.drop_non_numeric, args.drop_missing, header=args.header
+    )
     if not args.quiet:
         if table.dropped_columns:
             print(f"gaussmix: dropped non-numeric column(s): {', '.join(table.dropped_columns)}",

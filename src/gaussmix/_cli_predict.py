@@ -46,7 +46,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     threshold = None
     if args.anomaly_threshold is not None:
         threshold = anomaly_threshold(metadata, args.anomaly_threshold, args.model)
-    raw = read_raw(args.data)
+    raw = read_raw(args.data, args.header)
     spec = _columns_for(model, metadata, raw, args.data, args.columns)
     table = read_table(args.data, spec, drop_non_numeric=None, drop_missing=None, raw=raw)
     if table.X.shape[1] != n_features:

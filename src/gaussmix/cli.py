@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 
 from . import __version__
-from ._cli_data import UsageError
+from ._cli_data import HEADER_CHOICES, UsageError
 
 __all__ = ["UsageError", "format_table", "main"]
 
@@ -191,12 +191,21 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="show the Python traceback of an error")
 
 
+def _add_header_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--header", choices=HEADER_CHOICES, default="auto",
+                        help="whether the first row of a CSV/TSV file holds the column "
+                        "names: 'auto' (default) tells from the rows below (a text cell "
+                        "over numbers); say 'yes' for numeric names such as years, "
+                        "'no' for a text first row that is data")
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", metavar="DATA",
                         help="data file: .csv, .tsv, .parquet or .npy (format from the "
                         "extension); CSV/TSV may have a header row")
     parser.add_argument("--columns", metavar="A,B,...",
                         help="columns to use: names, or 0-based indices (default: all)")
+    _add_header_option(parser)
     parser.add_argument("--drop-non-numeric", action="store_true",
                         help="leave out non-numeric columns instead of refusing them")
     parser.add_argument("--drop-missing", action="store_true",
@@ -331,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--columns", metavar="A,B,...",
                          help="columns to use, in the model's order: names or 0-based "
                          "indices (default: by the model's names, or all)")
+    _add_header_option(predict)
     predict.add_argument("--out", metavar="FILE", default="predictions.csv",
                          help="output file: .csv, .tsv or .parquet by extension (others "
                          "are refused), or '-' for CSV on stdout (default: predictions.csv)")
