@@ -209,6 +209,33 @@ def test_init_sample_from_a_larger_file_is_drawn_like_the_array_sample(tmp_path)
     np.testing.assert_array_equal(got, expected)
 
 
+def test_parquet_folder_parts_are_read_in_numbered_order(tmp_path):
+    # Twelve parts named as dask.dataframe names them: part.10 comes after
+    # part.9 (pyarrow's lexicographic order would put it after part.1).
+    X = np.arange(48.0).reshape(24, 2)
+    folder = tmp_path / "parts"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(12):
+        pq.write_table(pa.table({"a": X[2 * i : 2 * i + 2, 0], "b": X[2 * i : 2 * i + 2, 1]}),
+                       folder / f"part.{i}.parquet")
+    pq.write_table(pa.table({"a": [99.0], "b": [99.0]}), folder / "sub" / "part.0.parquet")
+    reader = open_path(folder)
+    np.testing.assert_array_equal(np.concatenate(list(reader.iter_blocks(5))),
+                                  np.vstack([X, [[99.0, 99.0]]]))
+
+
+# dask.dataframe's own Parquet writer warns about a pandas deprecation.
+@pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
+def test_parquet_folder_written_by_dask_is_read_in_dask_order(tmp_path):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": np.arange(30.0), "b": np.arange(30.0) ** 2})
+    dd.from_pandas(frame, npartitions=12).to_parquet(tmp_path / "out", write_index=False)
+    got = np.concatenate(list(open_path(tmp_path / "out").iter_blocks(7)))
+    np.testing.assert_array_equal(got, dd.read_parquet(tmp_path / "out").compute().to_numpy())
+    np.testing.assert_array_equal(got, frame.to_numpy())
+
+
 def test_parquet_feature_names_and_columns(tmp_path):
     X = _mixture(200)
     table = pa.table({"a": X[:, 0], "label": ["x"] * 200, "b": X[:, 1].astype(np.float32),

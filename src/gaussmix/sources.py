@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -306,12 +307,27 @@ def _pyarrow():
     return pyarrow, pyarrow.parquet
 
 
+def _natural_key(path: Path) -> list:
+    """Sort key that orders runs of digits by value: ``part.2`` before ``part.10``."""
+    return [
+        (0, int(token), token) if token.isdigit() else (1, 0, token)
+        for token in re.split(r"(\d+)", path.as_posix())
+        if token
+    ]
+
+
 def _parquet_files_in(folder: Path) -> list[Path]:
     # Skip the markers and summaries writers leave (_SUCCESS, _metadata, .crc).
+    # Numbered parts in the order they were written, as dask.dataframe reads
+    # them (its part.10 follows part.9; pandas, through pyarrow, puts it
+    # after part.1).
     return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in _PARQUET_SUFFIXES
-        and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
+        (
+            p for p in folder.rglob("*")
+            if p.is_file() and p.suffix.lower() in _PARQUET_SUFFIXES
+            and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
+        ),
+        key=_natural_key,
     )
 
 
@@ -335,7 +351,9 @@ class ParquetReader(BlockReader):
     ----------
     path : str or path-like
         A ``.parquet``/``.pq`` file, or a folder: its Parquet files (also in
-        subfolders) are read in sorted order of their paths.
+        subfolders) are read in sorted order of their paths, numbers in them
+        by value (``part.2`` before ``part.10``, as ``dask.dataframe`` reads
+        the parts it wrote).
     columns : sequence of str, optional
         Columns to fit, in this order; all columns by default.  Every column
         must be numeric (integer, float or boolean) and free of nulls.
