@@ -26,8 +26,7 @@ import numpy as np
 
 __all__ = [
     "HEADER_CHOICES", "MISSING_MARKERS", "Table", "UsageError", "data_format", "output_format",
-    "read_raw",
-    "read_table", "write_table",
+    "read_raw", "read_table", "write_table",
 ]  # fmt: skip
 
 _FORMATS = {
@@ -36,6 +35,9 @@ _FORMATS = {
 }  # fmt: skip
 # Enough rows to tell a header from a first data row that has a stray word.
 _HEADER_PROBE_ROWS = 20
+# Whether a CSV/TSV file's first row holds column names: told from the rows
+# below it ('auto'), or said.
+HEADER_CHOICES = ("auto", "yes", "no")
 # pandas' default na_values, so that files written by R (NA) or by pandas
 # (empty) read as they do in pandas.read_csv.
 MISSING_MARKERS = frozenset({
@@ -151,9 +153,6 @@ def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
         _is_text(cell) and values and not any(map(_is_text, values))
         for cell, values in zip(first, below)
     )
-
-
-HEADER_CHOICES = ("auto", "yes", "no")
 
 
 def _read_delimited(path: str, delimiter: str, header: str = "auto") -> _Raw:
