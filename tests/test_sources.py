@@ -224,6 +224,19 @@ def test_parquet_folder_parts_are_read_in_numbered_order(tmp_path):
                                   np.vstack([X, [[99.0, 99.0]]]))
 
 
+def test_parquet_file_order_key_compares_numbers_by_value_and_takes_any_name():
+    from pathlib import Path
+
+    from gaussmix.sources import _natural_key
+
+    names = ["p/part.10.pq", "p/part.2.pq", "p/part.02.pq", "p/a/part.0.pq", "p/x\u00b2.pq",
+             "p/\u0663.pq", "p/part-00001-ab12.pq"]
+    ordered = [str(p) for p in sorted(map(Path, names), key=_natural_key)]
+    assert ordered.index("p/part.2.pq") < ordered.index("p/part.10.pq")
+    assert ordered.index("p/part.02.pq") < ordered.index("p/part.10.pq")
+    assert sorted(ordered) == sorted(names)
+
+
 # dask.dataframe's own Parquet writer warns about a pandas deprecation.
 @pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
 def test_parquet_folder_written_by_dask_is_read_in_dask_order(tmp_path):

@@ -309,11 +309,10 @@ def _pyarrow():
 
 def _natural_key(path: Path) -> list:
     """Sort key that orders runs of digits by value: ``part.2`` before ``part.10``."""
-    return [
-        (0, int(token), token) if token.isdigit() else (1, 0, token)
-        for token in re.split(r"(\d+)", path.as_posix())
-        if token
-    ]
+    # Split on the runs of digits: text at even places, digits at odd ones,
+    # so that keys compare text with text and numbers with numbers.
+    tokens = re.split(r"(\d+)", path.as_posix())
+    return [(int(token), token) if place % 2 else (0, token) for place, token in enumerate(tokens)]
 
 
 def _parquet_files_in(folder: Path) -> list[Path]:
