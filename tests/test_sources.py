@@ -343,6 +343,13 @@ def test_unsupported_and_missing_paths(tmp_path):
         GaussianMixture(2).fit(tmp_path / "x.csv")
     with pytest.raises(FileNotFoundError, match="nothere.npy"):
         GaussianMixture(2).fit(tmp_path / "nothere.npy")
+    # A str that is not a path (data pasted as text, say) is read as one:
+    # the message says so, and what to pass instead.
+    fitted = GaussianMixture(2, random_state=0).fit(np.arange(20.0).reshape(10, 2))
+    with pytest.raises(FileNotFoundError,
+                       match=r"'1\.5, 2\.5'\. A str or path given as data is read as a "
+                             r"file: a \.npy file.*pass an array for data in memory"):
+        fitted.predict("1.5, 2.5")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="supported"):
         open_path(tmp_path / "empty")

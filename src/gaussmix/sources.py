@@ -62,7 +62,12 @@ def open_path(path: str | os.PathLike) -> BlockReader:
     """
     path = Path(os.fspath(path)).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"No such file or directory: '{path}'")
+        # A str given as X (to fit, predict, ...) lands here too: say why it
+        # was taken for a path, and what else to pass.
+        raise FileNotFoundError(
+            f"No such file or directory: '{path}'. A str or path given as data is "
+            f"read as a file: {_SUPPORTED}; pass an array for data in memory."
+        )
     suffix = path.suffix.lower()
     if path.is_file():
         if suffix == ".npy":
