@@ -149,13 +149,15 @@ def _underflow_floor(dtype: np.dtype, n_components: int) -> float:
     return float(np.log(np.finfo(dtype).tiny) + np.log(n_components) + 1.0)
 
 
-def _raise_to_floor(weighted: np.ndarray, floor) -> None:
+def _raise_to_floor(weighted: np.ndarray, floor, lowest=None) -> None:
     """Raise the finite values of ``weighted`` below ``floor`` to it, in place.
 
     ``-inf`` (a component of zero weight) stays, so that its responsibility
-    is exactly zero.  Most chunks need no change, which one reduction finds.
+    is exactly zero.  Most chunks need no change, which one reduction finds
+    (``lowest``, the least value of ``weighted``, where the caller has it).
     """
-    lowest = weighted.min(initial=np.inf)
+    if lowest is None:
+        lowest = weighted.min(initial=np.inf)
     if not lowest < np.min(floor, initial=np.inf):
         return
     # In the data's dtype: a float64 floor would make np.maximum cast every
@@ -194,15 +196,21 @@ def normalise_log_prob(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # when both ends are in range, exp needs no shift, which saves the pass
     # that subtracts the maxima.  One component keeps responsibility exactly
     # one, as the shifted path gives (exp(w) / exp(w) need not round to one).
+    log_k = np.log(n_components)
     if (
         bounds is not None
         and n_components > 1
         and col_max.size
-        and bounds[0] < col_max.min()
-        and col_max.max() + np.log(n_components) < bounds[1]
+        and bounds[0] < (least_max := col_max.min())
+        and col_max.max() + log_k < bounds[1]
     ):
-        # Unshifted, exp(w) and exp(w) / sum must both stay normal.
-        _raise_to_floor(weighted, np.maximum(col_max + np.log(n_components), 0.0) + floor)
+        # Unshifted, exp(w) and exp(w) / sum must both stay normal.  The
+        # floor rises with the row maximum, so its least value is the least
+        # maximum's: the per-row floors are built only where some value is
+        # below that (rounding keeps the order, so the test is the same).
+        lowest = weighted.min(initial=np.inf)
+        if lowest < max(least_max + log_k, 0.0) + floor:
+            _raise_to_floor(weighted, np.maximum(col_max + log_k, 0.0) + floor, lowest)
         np.exp(weighted, out=weighted)
         total = weighted.sum(axis=0)
         weighted *= 1.0 / total
