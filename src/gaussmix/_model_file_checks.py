@@ -143,14 +143,14 @@ def _check_cholesky(model, covariances: np.ndarray, stored: np.ndarray) -> None:
         )
 
 
-def _laid_out_as_fitted(model, covariances: np.ndarray, stored: np.ndarray) -> np.ndarray:
+def _laid_out_as_fitted(covariances: np.ndarray, stored: np.ndarray) -> np.ndarray:
     """``stored`` in the dtype and memory layout (C order) that fitting gives the factors.
 
-    The layout decides the summation order of the matrix products at
+    Every covariance model's factors have its covariances' dtype.  The
+    layout decides the summation order of the matrix products at
     prediction time, so it must match for bit-identical predictions.
     """
-    dtype = model.precision_cholesky(covariances).dtype
-    return np.ascontiguousarray(stored, dtype=dtype)
+    return np.ascontiguousarray(stored, dtype=covariances.dtype)
 
 
 def _params(doc: dict, covariance_type: str, n_components: int) -> dict:
@@ -219,7 +219,7 @@ def _fitted_arrays(doc: dict, model, k: int, d: int, dtype: str) -> dict:
     _check_weights(weights, dtype)
     _check_covariances(model, covariances, dtype)
     _check_cholesky(model, covariances, precisions_chol)
-    precisions_chol = _laid_out_as_fitted(model, covariances, precisions_chol)
+    precisions_chol = _laid_out_as_fitted(covariances, precisions_chol)
     return {
         "weights_": weights,
         "means_": means,

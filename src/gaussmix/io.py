@@ -407,8 +407,6 @@ def from_sklearn(sk_model) -> GaussianMixture:
     # In the dtype and layout that fitting gives the factors: predictions
     # are bit-identical only so.
     model.precisions_cholesky_ = _laid_out_as_fitted(
-        get_covariance_model(model.covariance_type),
-        np.asarray(model.covariances_),
-        np.asarray(model.precisions_cholesky_),
+        np.asarray(model.covariances_), np.asarray(model.precisions_cholesky_)
     )
     return model
