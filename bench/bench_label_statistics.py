@@ -1,17 +1,21 @@
-"""Initial statistics of k-means labels, diag: the compiled kernels against numpy's path.
+"""Initial statistics of k-means labels, diag: the compiled kernels, their numpy twins, and the gathered path.
 
 ``gaussmix.em.statistics_from_labels`` sums the statistics of hard labels
-(the default start's first M-step).  For 'diag' and 'spherical' fits of at
-least ``kmeans.COMPILED_LOAD_WORK`` rows x features x components it takes
-the compiled kernels (``gaussmix._label_kernels``), below that numpy's
-path.  Here both paths run on the same rows and labels for each (N, D, K)
-and dtype, alternating, on a worker thread as in a fit, medians of
-``--repeats`` runs, with their ratio (numpy / compiled) and the largest
-relative difference of the scatter.  Needs numba.
+(the default start's first M-step).  For 'diag' and 'spherical' it takes
+the compiled kernels (``gaussmix._label_kernels``) where numba is loaded or
+the fit reaches ``kmeans.COMPILED_LOAD_WORK`` rows x features x components,
+elsewhere their numpy twins (``gaussmix._label_sums``), which give the same
+bits.  Here both run on the same rows and labels for each (N, D, K) and
+dtype, with the path the other models take (each component's rows gathered
+through the chunk kernels, which 'diag' and 'spherical' took below that
+size before the twins), alternating, on a worker thread as in a fit,
+medians of ``--repeats`` runs; with the ratios to the compiled kernels,
+whether the twins' statistics equal the compiled ones bit for bit, and the
+largest relative difference of the gathered path's scatter.  Needs numba.
 
 Usage::
 
-    python bench/bench_label_statistics.py          # about 30 s
+    python bench/bench_label_statistics.py          # about 40 s
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import alternating_times, dump_json  # noqa: E402
 
-from gaussmix import _label_kernels, em
+from gaussmix import _label_kernels, _label_sums, em
 from gaussmix.covariance import get_covariance_model
 
 CELLS = ((10_000, 16, 16), (100_000, 2, 3), (100_000, 16, 16), (100_000, 64, 16), (100_000, 16, 64))
@@ -43,28 +47,24 @@ def measure(n: int, d: int, k: int, dtype, repeats: int) -> dict:
         "compiled": lambda: em._diagonal_statistics_from_labels(
             _label_kernels, "diag", X, None, labels, k
         ),
-        "numpy": lambda: _numpy_path(model, X, labels, k),
+        "twin": lambda: em._diagonal_statistics_from_labels(
+            _label_sums, "diag", X, None, labels, k
+        ),
+        "gathered": lambda: em._gathered_statistics_from_labels(model, X, None, labels, k),
     }
     times = alternating_times(paths, repeats)
-    compiled, numpy_stats = paths["compiled"](), paths["numpy"]()
+    compiled, twin, gathered = (paths[name]() for name in ("compiled", "twin", "gathered"))
     return {
         "n": n, "d": d, "k": k, "dtype": np.dtype(dtype).name,
-        "compiled_s": statistics.median(times["compiled"]),
-        "numpy_s": statistics.median(times["numpy"]),
-        "scatter_rel_diff": float(
-            np.abs(compiled.scatter - numpy_stats.scatter).max()
-            / np.abs(numpy_stats.scatter).max()
+        **{f"{name}_s": statistics.median(times[name]) for name in paths},
+        "twin_bit_equal": all(
+            np.array_equal(getattr(compiled, field), getattr(twin, field))
+            for field in ("sum_resp", "shift", "shift_sum", "scatter")
+        ),
+        "gathered_scatter_rel_diff": float(
+            np.abs(compiled.scatter - gathered.scatter).max() / np.abs(compiled.scatter).max()
         ),
     }
-
-
-def _numpy_path(model, X, labels, k):
-    original = em._compiled_label_work
-    em._compiled_label_work = lambda *args: False
-    try:
-        return em.statistics_from_labels(model, X, None, labels, k)
-    finally:
-        em._compiled_label_work = original
 
 
 def main() -> None:
@@ -73,8 +73,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
-    print(f"{'N':>7} {'D':>3} {'K':>3} {'dtype':>8} {'numpy ms':>9} {'compiled ms':>12} "
-          f"{'ratio':>6} {'rel diff':>9}")
+    print(f"{'N':>7} {'D':>3} {'K':>3} {'dtype':>8} {'compiled ms':>12} {'twin ms':>8} "
+          f"{'gathered ms':>12} {'twin/c':>7} {'gath/c':>7} {'twin bits':>9} {'gath diff':>9}")
     with ThreadPoolExecutor(1) as worker:
         # The kernels' first call in a process loads them (once per dtype).
         for dtype in (np.float64, np.float32):
@@ -82,14 +82,21 @@ def main() -> None:
         for n, d, k in CELLS:
             for dtype in (np.float64, np.float32):
                 row = worker.submit(measure, n, d, k, dtype, args.repeats).result()
-                row["ratio_numpy_over_compiled"] = row["numpy_s"] / row["compiled_s"]
+                row["ratio_twin_over_compiled"] = row["twin_s"] / row["compiled_s"]
+                row["ratio_gathered_over_compiled"] = row["gathered_s"] / row["compiled_s"]
                 rows.append(row)
-                print(f"{n:>7} {d:>3} {k:>3} {row['dtype']:>8} {row['numpy_s'] * 1e3:>9.2f} "
-                      f"{row['compiled_s'] * 1e3:>12.2f} {row['ratio_numpy_over_compiled']:>6.2f} "
-                      f"{row['scatter_rel_diff']:>9.1e}", flush=True)
-    ratios = [r["ratio_numpy_over_compiled"] for r in rows]
-    print(f"\nMedian numpy / compiled: {statistics.median(ratios):.2f} "
-          f"({min(ratios):.2f}-{max(ratios):.2f}) over {len(rows)} cells")
+                print(f"{n:>7} {d:>3} {k:>3} {row['dtype']:>8} {row['compiled_s'] * 1e3:>12.2f} "
+                      f"{row['twin_s'] * 1e3:>8.2f} {row['gathered_s'] * 1e3:>12.2f} "
+                      f"{row['ratio_twin_over_compiled']:>7.2f} "
+                      f"{row['ratio_gathered_over_compiled']:>7.2f} "
+                      f"{'equal' if row['twin_bit_equal'] else 'DIFFER':>9} "
+                      f"{row['gathered_scatter_rel_diff']:>9.1e}", flush=True)
+    for name in ("twin", "gathered"):
+        ratios = [r[f"ratio_{name}_over_compiled"] for r in rows]
+        print(f"Median {name} / compiled: {statistics.median(ratios):.2f} "
+              f"({min(ratios):.2f}-{max(ratios):.2f}) over {len(rows)} cells")
+    print(f"Twins equal to the compiled kernels bit for bit in "
+          f"{sum(r['twin_bit_equal'] for r in rows)} of {len(rows)} cells")
     if args.json:
         dump_json(args.json, {"rows": rows})
         print(f"Results written to {args.json}")

@@ -72,13 +72,22 @@ def test_statistics_from_labels_match_one_hot_responsibilities(
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("label_dtype", [np.int32, np.int64, np.int16])
-def test_compiled_label_statistics_equal_numpy_ones(
-    covariance_type, weighted, dtype, label_dtype, monkeypatch
+@pytest.mark.parametrize("n_features", [1, 5, 12])
+def test_compiled_label_statistics_equal_numpy_ones_bit_for_bit(
+    covariance_type, weighted, dtype, label_dtype, n_features, monkeypatch
 ):
+    # The numpy twins add the compiled kernels' terms in their order: a
+    # fit's start must not depend on whether numba is installed or loaded.
+    # 1, 5 and 12 features: np.cumsum below 8 columns, np.add.reduce above.
     pytest.importorskip("numba")
+    from gaussmix import _label_sums
+
+    # Blocks of 256 rows: each component's sum runs on over several blocks.
+    monkeypatch.setattr(_label_sums, "BLOCK_ROWS", 256)
     rng = np.random.default_rng(5)
+    scales = rng.uniform(0.5, 3.0, size=n_features)
     # 1e6 from the origin: the sums must be taken around each component's mean.
-    X = (rng.standard_normal((3000, 5)) * [1.0, 2.0, 0.5, 3.0, 1.0] + 1e6).astype(dtype)
+    X = (rng.standard_normal((3000, n_features)) * scales + 1e6).astype(dtype)
     labels = rng.integers(-1, 5, size=X.shape[0]).astype(label_dtype)
     labels[labels == 3] = 0  # component 3 is empty
     weights = rng.uniform(0.0, 3.0, size=X.shape[0]) if weighted else None
@@ -88,48 +97,29 @@ def test_compiled_label_statistics_equal_numpy_ones(
     label_statistics_path("compiled", monkeypatch)
     compiled = statistics_from_labels(model, X, weights, labels, 5)
     label_statistics_path("numpy", monkeypatch)
-    expected = statistics_from_labels(model, X, weights, labels, 5)
-    np.testing.assert_array_equal(compiled.sum_resp == 0, expected.sum_resp == 0)
-    np.testing.assert_allclose(compiled.sum_resp, expected.sum_resp, rtol=1e-12)
-    np.testing.assert_allclose(compiled.shift, expected.shift, rtol=1e-12)
-    assert compiled.weight_sum == expected.weight_sum
-    # The deviations' sums hold what each path's rounded mean missed (about
-    # eps * 1e6 per row), so compare the means they imply.  float32: the
-    # numpy path sums the ~600 deviations of O(1) in float32 (~1e-4).
-    used = compiled.sum_resp > 0
-    implied = [
-        stats.shift[used] + stats.shift_sum[used] / stats.sum_resp[used, None]
-        for stats in (compiled, expected)
-    ]
-    atol = 1e-8 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(implied[0], implied[1], rtol=0, atol=atol)
-    # Squares around the same shift: float32 sums of ~600 terms.
-    rtol = 1e-12 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(compiled.scatter, expected.scatter, rtol=rtol)
-    assert compiled.scatter.shape == expected.scatter.shape
+    twin = statistics_from_labels(model, X, weights, labels, 5)
+    for field in ("sum_resp", "shift", "shift_sum", "scatter"):
+        np.testing.assert_array_equal(getattr(compiled, field), getattr(twin, field))
+    assert compiled.weight_sum == twin.weight_sum
+    assert compiled.scatter.shape == model.parameter_shape(5, n_features)
 
 
-@pytest.mark.parametrize("n_components", [4, 24])
-def test_label_statistics_path_follows_the_fit_size_not_the_process(n_components, monkeypatch):
-    # The same bits whether or not numba was loaded before: small fits
-    # always take numpy's path, large ones (where the compiled k-means loads
-    # numba) always the compiled one.
+def test_label_statistics_take_the_compiled_kernels_once_numba_is_loaded(monkeypatch):
+    # Small fits take the numpy twins until numba is loaded (loading it
+    # costs more than they take), the compiled kernels after; large fits
+    # load it.  Either way the same bits (the test above).
     pytest.importorskip("numba")
-    from gaussmix import _label_kernels
-    from gaussmix.kmeans import COMPILED_LOAD_WORK
+    from gaussmix import _label_kernels, _label_sums, kmeans
 
-    rng = np.random.default_rng(9)
-    X = rng.standard_normal((100_000, 16))
-    labels = rng.integers(0, n_components, size=X.shape[0])
-    large = X.size * n_components >= COMPILED_LOAD_WORK
-    assert large == (n_components == 24)
-    model = get_covariance_model("diag")
-    chosen = statistics_from_labels(model, X, None, labels, n_components)
-    label_statistics_path("compiled" if large else "numpy", monkeypatch)
-    expected = statistics_from_labels(model, X, None, labels, n_components)
-    assert _label_kernels is not None
-    np.testing.assert_array_equal(chosen.shift_sum, expected.shift_sum)
-    np.testing.assert_array_equal(chosen.scatter, expected.scatter)
+    X_small = np.zeros((100, 4))
+    X_large = np.zeros((kmeans.COMPILED_LOAD_WORK // 4, 4))
+    monkeypatch.setattr(kmeans, "_numba_loaded", lambda: False)
+    assert em._label_kernels_for(X_small, 3) is _label_sums
+    assert em._label_kernels_for(X_large, 1) is _label_kernels
+    monkeypatch.setattr(kmeans, "_numba_loaded", lambda: True)
+    assert em._label_kernels_for(X_small, 3) is _label_kernels
+    monkeypatch.setattr(em, "_compiled_label_kernels", lambda: None)
+    assert em._label_kernels_for(X_large, 1) is _label_sums
 
 
 @pytest.mark.parametrize("method", [m for m in INIT_METHODS if m != "random"])

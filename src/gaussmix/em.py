@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _label_sums
 from ._covariance_numerics import far_threshold
 from ._parallel import available_cores, imap_chunks, map_chunks, single_threaded_blas
 from .covariance import CovarianceModel, ill_defined_covariance_error, kernel_family
@@ -177,12 +177,25 @@ def statistics_from_labels(
     n_components : int
     """
     family = kernel_family(model).name
-    if family in ("diag", "spherical") and _compiled_label_work(X, n_components):
-        kernels = _compiled_label_kernels()
-        if kernels is not None:
-            return _diagonal_statistics_from_labels(
-                kernels, family, X, sample_weight, labels, n_components
-            )
+    if family in ("diag", "spherical"):
+        return _diagonal_statistics_from_labels(
+            _label_kernels_for(X, n_components), family, X, sample_weight, labels, n_components
+        )
+    return _gathered_statistics_from_labels(model, X, sample_weight, labels, n_components)
+
+
+def _gathered_statistics_from_labels(
+    model: CovarianceModel,
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    labels: np.ndarray,
+    n_components: int,
+) -> SuffStats:
+    """:func:`statistics_from_labels` through the chunk kernels, any model.
+
+    Each component's rows are gathered a chunk at a time: its mean from a
+    first pass, then its statistics around that mean from a second.
+    """
     n_samples, n_features = X.shape
     # Labels of 16 bits sort by radix (about 3x faster than 64-bit labels
     # at 1e5 rows, the same order).
@@ -239,19 +252,25 @@ def statistics_from_labels(
     )
 
 
-def _compiled_label_work(X: np.ndarray, n_components: int) -> bool:
-    """Whether the statistics of hard labels are summed by the compiled kernels.
+def _label_kernels_for(X: np.ndarray, n_components: int):
+    """The kernels that sum the statistics of hard labels for 'diag' and 'spherical'.
 
-    From the size of the fit alone, never from whether numba happens to be
-    loaded, so that a fit gives the same bits in any process (a model
-    selection's worker processes against the parent, for one): from the
-    size at which the compiled k-means loads numba
-    (:data:`gaussmix.kmeans.COMPILED_LOAD_WORK`, about 0.5 s to load, which
-    this pass alone never repays on smaller fits).
+    The compiled ones (:mod:`gaussmix._label_kernels`) where numba is
+    loaded already, or where the fit is large enough to load it (the size
+    at which the compiled k-means does, about 0.5 s to load,
+    :data:`gaussmix.kmeans.COMPILED_LOAD_WORK`); elsewhere their numpy twins
+    (:mod:`gaussmix._label_sums`).  Both add the same terms in the same
+    order, so a fit gives the same bits in any process, whether or not
+    numba was loaded before (a model selection's worker processes against
+    the parent, for one).
     """
-    from .kmeans import COMPILED_LOAD_WORK
+    from .kmeans import COMPILED_LOAD_WORK, _numba_loaded
 
-    return X.shape[0] * X.shape[1] * n_components >= COMPILED_LOAD_WORK
+    if X.shape[0] * X.shape[1] * n_components >= COMPILED_LOAD_WORK or _numba_loaded():
+        kernels = _compiled_label_kernels()
+        if kernels is not None:
+            return kernels
+    return _label_sums
 
 
 def _compiled_label_kernels():
@@ -267,11 +286,12 @@ def _diagonal_statistics_from_labels(
     kernels, family: str, X: np.ndarray, sample_weight: np.ndarray | None,
     labels: np.ndarray, n_components: int,
 ) -> SuffStats:
-    """:func:`statistics_from_labels` of 'diag' and 'spherical' by the compiled kernels.
+    """:func:`statistics_from_labels` of 'diag' and 'spherical' by ``kernels``.
 
-    The same statistics, summed row by row in float64 with the rows read in
-    place: each component's mean first, then the deviations from that mean
-    (rounded to the data's dtype, as the shift) and their squares.
+    ``kernels``: :mod:`gaussmix._label_kernels` or :mod:`gaussmix._label_sums`,
+    which sum row by row in float64: each component's mean first, then the
+    deviations from that mean (rounded to the data's dtype, as the shift)
+    and their squares.
     """
     n_samples, n_features = X.shape
     labels = np.asarray(labels)
