@@ -151,9 +151,9 @@ def lloyd_rows(
                 pending[n_pending] = i
                 n_pending += 1
         else:
-            # Three branch-free passes (the tests' outcomes are unpredictable):
-            # rows the widened bounds settle, then those their own centre's
-            # exact distance settles, and the rest are compared.
+            # Branch-free passes (the tests' outcomes are unpredictable): rows
+            # the widened bounds settle, then those their own centre's exact
+            # distance settles, and the rest are compared.
             n_check = 0
             for i in range(block_start, block_stop):
                 scale = row_norms[i] + largest_norm
@@ -167,21 +167,35 @@ def lloyd_rows(
                 settled = (bound > u) & (bound * bound - u * u > tie_factor * scale)
                 check[n_check] = i
                 n_check += not settled
+            # The rows to check are copied out first, in one pass of
+            # independent loads, and their own distances taken from the copy,
+            # which then keeps the rows left to compare: where the data
+            # outgrow the caches, each row read for its own distance alone
+            # waited on memory (N = 1e6, D = K = 16, a late iteration's
+            # kernel: 24.7-25.0 -> 21.9-22.7 ms).
+            for q in range(n_check):
+                i = check[q]
+                for d in range(n_features):
+                    rows[q, d] = Xc[i, d]
             for q in range(n_check):
                 i = check[q]
                 scale = row_norms[i] + largest_norm
                 scale *= scale
                 label = labels[i]
-                u = np.sqrt(_own_distance(Xc, i, centers, label) + slack_factor * scale)
+                u = np.sqrt(_own_distance(rows, q, centers, label) + slack_factor * scale)
                 upper[i] = u
                 bound = max(lower[i], half_gap[label])
                 settled = (bound > u) & (bound * bound - u * u > tie_factor * scale)
+                # Branch-free: a settled row's copy is overwritten by the next.
+                for d in range(n_features):
+                    rows[n_pending, d] = rows[q, d]
                 pending[n_pending] = i
                 n_pending += not settled
-        for p in range(n_pending):
-            i = pending[p]
-            for d in range(n_features):
-                rows[p, d] = Xc[i, d]
+        if first:
+            for p in range(n_pending):
+                i = pending[p]
+                for d in range(n_features):
+                    rows[p, d] = Xc[i, d]
         if n_pending:
             compared += n_pending
             # Products as (centres, rows): the nearest two centres of every row
