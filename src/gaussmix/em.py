@@ -185,11 +185,7 @@ def statistics_from_labels(
 
 
 def _gathered_statistics_from_labels(
-    model: CovarianceModel,
-    X: np.ndarray,
-    sample_weight: np.ndarray | None,
-    labels: np.ndarray,
-    n_components: int,
+    model: CovarianceModel, X: np.ndarray, sample_weight, labels, n_components: int
 ) -> SuffStats:
     """:func:`statistics_from_labels` through the chunk kernels, any model.
 
