@@ -1,4 +1,4 @@
-"""Initial statistics of k-means labels, diag: the compiled kernels, their numpy twins, and the gathered path.
+"""Statistics of k-means labels (diag): compiled kernels, their numpy twins, the gathered path.
 
 ``gaussmix.em.statistics_from_labels`` sums the statistics of hard labels
 (the default start's first M-step).  For 'diag' and 'spherical' it takes

@@ -9,8 +9,8 @@ total of the earlier blocks entering as the first row's addend.  numpy
 reduces a C-ordered block over its rows one row at a time (the inner loop
 runs along the row), but a single column in pairs, which rounds
 differently: narrow blocks are summed by ``np.cumsum``, which adds in
-order always (faster below 8 columns, half as fast at 16).  The tests hold both paths to
-the same bits.
+order always (faster below 8 columns, half as fast at 16).  The tests hold
+both paths to the same bits.
 """
 
 from __future__ import annotations
