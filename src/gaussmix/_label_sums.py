@@ -25,8 +25,11 @@ BLOCK_ROWS = 2048
 REDUCE_FROM_COLUMNS = 8
 
 
-def _members(labels: np.ndarray, n_components: int):
-    """Row indices of each component, in row order (rows labelled < 0 in none)."""
+def component_rows(labels: np.ndarray, n_components: int):
+    """``(k, rows)`` for each component: its row indices, in row order.
+
+    Rows labelled below 0 are in no component.
+    """
     # Labels of 16 bits sort by radix (about 3x faster than 64-bit labels
     # at 1e5 rows, the same order).
     key_type = np.int16 if n_components < np.iinfo(np.int16).max else np.int64
@@ -65,7 +68,7 @@ def label_sums(X, labels, weights, weighted, totals, sums) -> None:
     in no component; ``weights`` (float64) is read only when ``weighted``.
     """
     n_components = totals.shape[0]
-    for k, members in _members(labels, n_components):
+    for k, members in component_rows(labels, n_components):
         for block in _blocks(members):
             rows = _gathered(X, block)
             if weighted:
@@ -86,7 +89,7 @@ def label_moments_around(X, labels, weights, weighted, shift, shift_sum, scatter
     and ``scatter`` are (K, D), one sum per feature.
     """
     n_components = shift.shape[0]
-    for k, members in _members(labels, n_components):
+    for k, members in component_rows(labels, n_components):
         for block in _blocks(members):
             deviations = _gathered(X, block)
             deviations -= shift[k]
