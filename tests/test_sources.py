@@ -12,7 +12,9 @@ import pytest
 
 from gaussmix import ConvergenceWarning, GaussianMixture
 from gaussmix.covariance import get_covariance_model
-from gaussmix.datasets import ArrayBlockReader, ArrayDataset, BlockDataset, as_dataset
+from gaussmix.datasets import (
+    ArrayBlockReader, ArrayDataset, BlockDataset, BlockReader, as_dataset,
+)
 from gaussmix.sources import NpyReader, ParquetReader, ZarrReader, open_path, reader_for_memmap
 
 pa = pytest.importorskip("pyarrow")
@@ -41,7 +43,10 @@ def _write(fmt, X, folder):
         path = folder / "x.npy"
         # numpy.save writes a Fortran-contiguous array column by column.
         np.save(path, np.asfortranarray(X) if fmt.endswith("fortran") else X)
-        return np.load(path, mmap_mode="r") if fmt.startswith("memmap") else path
+        if fmt.startswith("memmap"):
+            # A map is read block by block only where the reader says so.
+            return reader_for_memmap(np.load(path, mmap_mode="r"))
+        return path
     columns = {f"f{j}": X[:, j] for j in range(X.shape[1])}
     if fmt == "parquet":
         path = folder / "x.parquet"
@@ -64,8 +69,8 @@ def _write(fmt, X, folder):
 
 
 def _reader(source):
-    if isinstance(source, np.memmap):
-        return reader_for_memmap(source)
+    if isinstance(source, BlockReader):
+        return source
     if hasattr(source, "oindex"):
         return ZarrReader(source)
     return open_path(source)
@@ -319,7 +324,6 @@ def test_memmaps_are_read_from_their_file(tmp_path):
     view = offset_map[37:1500]
     reader = reader_for_memmap(view)
     assert not isinstance(reader, ArrayBlockReader)
-    assert type(as_dataset(view).reader) is type(reader)
     np.testing.assert_array_equal(np.concatenate(list(reader.iter_blocks(333))), X[137:1600])
     np.testing.assert_array_equal(reader.take(np.array([0, 9, 1462])), X[[137, 146, 1599]])
     # Private copy-on-write pages and strided views are not the file's: sliced instead.
@@ -334,6 +338,23 @@ def test_memmaps_are_read_from_their_file(tmp_path):
     writable[:] = X
     _assert_same_fit(GaussianMixture(3, random_state=0).fit(writable),
                      GaussianMixture(3, random_state=0).fit(X))
+
+
+def test_a_memmap_is_fitted_as_the_array_it_is(tmp_path, monkeypatch):
+    # joblib hands large arrays to its workers as memmaps: the fit must not
+    # change with n_jobs, however many rows the map has.  A 500-row start
+    # sample stands in for the 100,000 rows of larger files.
+    monkeypatch.setattr(BlockDataset, "init_sample_rows", 500)
+    X = _mixture(3000)
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    in_memory = GaussianMixture(3, random_state=0).fit(X)
+    fitted = GaussianMixture(3, random_state=0).fit(mapped)
+    _assert_same_fit(fitted, in_memory)
+    np.testing.assert_array_equal(fitted.predict(mapped), in_memory.predict(X))
+    # Block by block, the start comes from the sample instead.
+    blockwise = GaussianMixture(3, random_state=0).fit(reader_for_memmap(mapped))
+    assert not np.array_equal(blockwise.means_, in_memory.means_)
 
 
 # ------------------------------------------------------------------- errors

@@ -98,7 +98,7 @@ class PartialFitMixin:
         return online.OnlineState(stats, n_steps=1)
 
     def _partial_fit(self, X, sample_weight) -> None:
-        if is_dataset_like(X) and not isinstance(X, np.memmap):
+        if is_dataset_like(X):
             raise TypeError(
                 "partial_fit takes one in-memory batch (an array); fit reads "
                 "files and Dask collections block by block."

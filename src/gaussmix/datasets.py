@@ -191,9 +191,9 @@ class ArrayBlockReader(BlockReader):
     """Blocks of an array-like with NumPy slicing (``h5py`` datasets...).
 
     Each block is copied out, so that only the blocks in flight are
-    resident.  Plain ``np.memmap`` arrays are read from their file instead
-    (:func:`gaussmix.sources.reader_for_memmap`): the pages a slice of a map
-    touches stay resident until the map is closed.
+    resident.  For a plain ``np.memmap``,
+    :func:`gaussmix.sources.reader_for_memmap` reads its file instead: the
+    pages a slice of a map touches stay resident until the map is closed.
     """
 
     def __init__(self, array, feature_names=None):
@@ -426,7 +426,6 @@ def is_dataset_like(X) -> bool:
     """Whether :func:`as_dataset` would take ``X``, without opening anything."""
     return (
         isinstance(X, (Dataset, BlockReader, str, os.PathLike))
-        or (isinstance(X, np.memmap) and X.ndim == 2)
         or (type(X).__module__ or "").split(".")[0] == "zarr"
         or _is_dask_collection(X)
     )
@@ -439,9 +438,13 @@ def as_dataset(X) -> Dataset | None:
     ----------
     X : object
         A :class:`Dataset` or :class:`BlockReader`; a path to a ``.npy``
-        file, a Parquet file or folder, or a Zarr store; an ``np.memmap``;
-        a ``zarr`` array; a dask array or dataframe.  Anything else (lists,
-        arrays, dataframes) is left to scikit-learn's validation.
+        file, a Parquet file or folder, or a Zarr store; a ``zarr`` array;
+        a dask array or dataframe.  Anything else (lists, arrays,
+        dataframes) is left to scikit-learn's validation.  An ``np.memmap``
+        is an array: it is fitted as scikit-learn fits it, from every row,
+        since joblib hands large arrays to its workers as memmaps and a fit
+        must not change with ``n_jobs``.  To read one block by block, pass
+        its file's path or :func:`gaussmix.sources.reader_for_memmap`.
     """
     if isinstance(X, Dataset):
         return X
@@ -451,10 +454,6 @@ def as_dataset(X) -> Dataset | None:
         from .sources import open_path
 
         return BlockDataset(open_path(X))
-    if isinstance(X, np.memmap) and X.ndim == 2:
-        from .sources import reader_for_memmap
-
-        return BlockDataset(reader_for_memmap(X))
     if (type(X).__module__ or "").split(".")[0] == "zarr":
         from .sources import ZarrReader
 

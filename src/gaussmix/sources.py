@@ -26,7 +26,7 @@ import numpy as np
 
 from .datasets import ArrayBlockReader, BlockReader
 
-__all__ = ["open_path", "NpyReader", "ParquetReader", "ZarrReader"]
+__all__ = ["open_path", "reader_for_memmap", "NpyReader", "ParquetReader", "ZarrReader"]
 
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _SUPPORTED = (
@@ -268,6 +268,8 @@ def _npy_header(path: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
 def reader_for_memmap(X: np.memmap) -> BlockReader:
     """A reader for a 2-D ``np.memmap`` that reads its file instead of its pages.
 
+    ``fit(reader_for_memmap(X))`` fits a map block by block, as a file's
+    path is fitted; ``fit(X)`` fits it as the array it is, from every row.
     Reading through the map would leave every touched page resident; file
     reads keep only the blocks in flight; a Fortran-contiguous map is read
     column by column.  Maps whose data are not plainly the file's
