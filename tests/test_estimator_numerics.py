@@ -147,6 +147,33 @@ def test_float32_input_gives_float32_attributes_and_outputs(covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_float32_parameters_beyond_float32s_range_are_an_error(covariance_type):
+    # The engine fits in float64 and returns X's dtype: a covariance of 1e39
+    # (reg_covar) has no float32 value, and the fit says so instead of
+    # returning inf.  A fitted model stays as it was.
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (150, 3)), rng.normal(5, 1, (150, 3))]).astype(np.float32)
+    fitted = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    before = fitted.covariances_.copy()
+    with pytest.raises(ValueError, match=r"covariances_ exceed the range of float32.*float64"):
+        fitted.set_params(reg_covar=1e39).fit(X)
+    np.testing.assert_array_equal(fitted.covariances_, before)
+    # The same fit in float64 is representable.
+    assert np.all(np.isfinite(fitted.fit(X.astype(np.float64)).covariances_))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_float32_precisions_beyond_float32s_range_are_an_error(covariance_type):
+    # Variances of about 1e-40 (subnormal in float32): the whitening factors
+    # (1e20) are float32 numbers, their products (the precisions) are not.
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (150, 3)), rng.normal(5, 1, (150, 3))]) * 1e-20
+    with pytest.raises(ValueError, match="precisions_ exceed the range of float32"):
+        GaussianMixture(2, covariance_type=covariance_type, reg_covar=0,
+                        random_state=0).fit(X.astype(np.float32))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_float32_agrees_with_float64_on_the_same_data(covariance_type):
     X32 = make_data("separated", 3, seed=6).astype(np.float32)
     X64 = X32.astype(np.float64)  # the very same numbers

@@ -140,7 +140,7 @@ class PartialFitMixin:
         self._warn_reseeded(em.EMResult(new_params, 0.0, reseeded=[
             (state.n_steps, k, batch_stats.worst_log_density) for k in reseeded
         ]))
-        self._set_fitted(model, new_params.astype(X.dtype))
+        self._set_fitted(model, new_params, X.dtype)
         self._online_state = state
         self.n_batch_iter_ = self.n_iter_ = n_batches
         self.converged_ = False

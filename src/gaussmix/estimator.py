@@ -362,7 +362,7 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        self._set_fitted(model, best.params.astype(dataset.dtype))
+        self._set_fitted(model, best.params, dataset.dtype)
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
         # np.float64, as scikit-learn's (its bounds are numpy means).
@@ -435,15 +435,34 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
             reg_covar=self.reg_covar, start=start,
         )
 
-    def _set_fitted(self, model, params: MixtureParams) -> None:
+    def _set_fitted(self, model, params: MixtureParams, dtype) -> None:
+        """Set the fitted attributes from ``params``, cast to the data's ``dtype``.
+
+        Raises ValueError, setting nothing, where a parameter fitted in
+        float64 lies beyond float32's range.
+        """
+        with np.errstate(over="ignore"):  # reported below, with its fix
+            params = params.astype(dtype)
+            # C order, as scikit-learn's: the engine's factors may be transposed views.
+            precisions_cholesky = np.ascontiguousarray(params.precisions_cholesky)
+            precisions = model.precisions_from_cholesky(precisions_cholesky)
+        fitted = {
+            "weights_": params.weights,
+            "means_": params.means,
+            "covariances_": params.covariances,
+            "precisions_cholesky_": precisions_cholesky,
+            "precisions_": precisions,
+        }
+        overflowed = [name for name, value in fitted.items() if not np.all(np.isfinite(value))]
+        if overflowed:
+            raise ValueError(
+                f"The fitted {', '.join(overflowed)} exceed the range of "
+                f"{np.dtype(dtype).name}, the dtype of X. Fit float64 data "
+                "(X.astype(np.float64)), or rescale the data or reg_covar."
+            )
         # The parameters' layout: covariance_type can change afterwards.
         self._fitted_covariance_type = model.name
-        self.weights_ = params.weights
-        self.means_ = params.means
-        self.covariances_ = params.covariances
-        # C order, as scikit-learn's: the engine's factors may be transposed views.
-        self.precisions_cholesky_ = np.ascontiguousarray(params.precisions_cholesky)
-        self.precisions_ = model.precisions_from_cholesky(self.precisions_cholesky_)
+        self.__dict__.update(fitted)
 
     def _fitted_params(self) -> MixtureParams:
         covariances = getattr(self, "covariances_", None)
