@@ -453,3 +453,31 @@ def test_run_em_records_reseeding(problem):
     assert result.reseeded and result.reseeded[0][:2] == (1, 1)
     assert np.isfinite(result.reseeded[0][2])
     assert result.params.all_finite()
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_float32_statistics_name_the_centre_their_rows_were_centred_on(covariance_type):
+    # float32 numbers near 1e6 are 0.0625 apart.  A centre half-way between
+    # two of them, given as float64, is not the float32 point the rows are
+    # centred on: the means it implied were off by up to 0.03 (0.1 SD here).
+    rng = np.random.default_rng(3)
+    X = (1e6 + 0.03 + 0.3 * rng.standard_normal((2000, 2))).astype(np.float32)
+    model = get_covariance_model(covariance_type)
+    means = 1e6 + 0.03 + np.array([[-0.2, 0.1], [0.2, -0.1]])
+    covariances = {
+        "full": np.stack([np.eye(2) * 0.09] * 2), "tied": np.eye(2) * 0.09,
+        "diag": np.full((2, 2), 0.09), "spherical": np.full(2, 0.09),
+    }[covariance_type]
+    params = MixtureParams(np.array([0.5, 0.5]), means, covariances,
+                           model.precision_cholesky(covariances))
+    centre = _kernels.mixture_centre(params, np.float32)
+    assert centre.astype(np.float32).astype(np.float64).tolist() == centre.tolist()
+
+    def implied_means(data):
+        stats = em.expectation(model, data, None, params)
+        return stats.shift + stats.shift_sum / stats.sum_resp[:, None]
+
+    # float32 sums of 2000 terms of O(0.3): rounding of about 2000 * 6e-8
+    # of the sum, 4e-5 of the data's scale at most.
+    np.testing.assert_allclose(implied_means(X), implied_means(X.astype(np.float64)),
+                               rtol=0, atol=4e-5)

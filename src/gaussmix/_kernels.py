@@ -78,10 +78,19 @@ def iter_chunks(n_samples: int, chunk_size: int, offset: int = 0) -> list[slice]
     ]
 
 
-def mixture_centre(params: MixtureParams) -> np.ndarray:
-    """The mixture mean, the point every chunk is centred on (float64)."""
+def mixture_centre(params: MixtureParams, dtype=np.float64) -> np.ndarray:
+    """The mixture mean, the point every chunk is centred on (float64).
+
+    Rounded to ``dtype``, the data's: the rows are centred on the centre in
+    their own dtype, and the statistics and log-densities that say where
+    they were centred must name that very point.  float32 data far from the
+    origin are spaced farther apart than a float32 centre can move (0.0625
+    at 1e6): a float64 centre named a point up to half that spacing away,
+    which moved every mean by as much.
+    """
     weights = np.asarray(params.weights, dtype=np.float64)
-    return weights @ np.asarray(params.means, dtype=np.float64) / np.sum(weights)
+    centre = weights @ np.asarray(params.means, dtype=np.float64) / np.sum(weights)
+    return centre.astype(dtype).astype(np.float64)
 
 
 def weighted_log_prob(
@@ -93,7 +102,7 @@ def weighted_log_prob(
 ) -> np.ndarray:
     """``log w_k + log N(x | mu_k, Sigma_k)``, shape (n_components, n_samples)."""
     if centre is None:
-        centre = mixture_centre(params)
+        centre = mixture_centre(params, X.dtype)
     if prep is None:
         prep = model.prepare(params, centre, X.dtype)
     return _log_prob(model, X, centre.astype(X.dtype), prep)[0]
@@ -303,7 +312,7 @@ def e_step_chunk(
     share them (they default to the mixture mean and its preparation).
     """
     if centre is None:
-        centre = mixture_centre(params)
+        centre = mixture_centre(params, X.dtype)
     if prep is None:
         prep = model.prepare(params, centre, X.dtype)
     if X.shape[0] == 0:

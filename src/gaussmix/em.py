@@ -105,7 +105,7 @@ def expectation(
     """
     if chunk_size is None:
         chunk_size = e_step_chunk_size(model, params, X.dtype, X.shape[0])
-    centre = _kernels.mixture_centre(params)
+    centre = _kernels.mixture_centre(params, X.dtype)
     prep = model.prepare(params, centre, X.dtype)
 
     def e_step(task: slice) -> SuffStats:
@@ -142,7 +142,8 @@ def statistics_from_resp(
         sums += weighted_resp[rows].T.astype(np.float64) @ X[rows].astype(np.float64)
         totals += weighted_resp[rows].sum(axis=0, dtype=np.float64)
     means = sums / np.maximum(totals, np.finfo(np.float64).tiny)[:, None]
-    centre = totals @ means / np.sum(totals)
+    # In the data's dtype, as the centre of an E-step pass (mixture_centre).
+    centre = (totals @ means / np.sum(totals)).astype(X.dtype).astype(np.float64)
 
     def stats(rows: slice) -> SuffStats:
         weights = _chunk_weights(sample_weight, rows)
@@ -565,7 +566,7 @@ def log_prob_norm_and_labels(
     # float32 rows under a float64 model are scored in float64, as it was fitted.
     X = X.astype(np.result_type(X.dtype, params.means.dtype), copy=False)
     chunk_size = _chunk_size(model, params.n_components, params.n_features, X.dtype)
-    centre = _kernels.mixture_centre(params)
+    centre = _kernels.mixture_centre(params, X.dtype)
     prep = model.prepare(params, centre, X.dtype)
 
     def infer(rows: slice) -> np.ndarray:
