@@ -206,3 +206,27 @@ def test_huge_scale_data_fit_without_nan(covariance_type):
     gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
     assert_finite_fit(gm)
     assert np.all(np.isfinite(gm.score_samples(X)))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_identical_float32_rows_far_from_the_origin_converge_as_float64_ones(covariance_type):
+    # float32 numbers near 1e8 are 8 apart: a float64 centre between two of
+    # them once named a point 4 away from the rows' own, which beside
+    # variances of reg_covar (1e-6) made EM crawl for hundreds of iterations.
+    fits = {}
+    for dtype in (np.float32, np.float64):
+        X = np.full((300, 3), 1e8, dtype=dtype)
+        with warnings.catch_warnings():
+            # Three components on one point: k-means finds one cluster, and
+            # the empty components are re-seeded.
+            warnings.simplefilter("ignore", EmptyComponentWarning)
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits[dtype] = GaussianMixture(
+                3, covariance_type=covariance_type, random_state=0, max_iter=20
+            ).fit(X)
+    got, wanted = fits[np.float32], fits[np.float64]
+    assert got.converged_ and got.n_iter_ <= wanted.n_iter_ + 2
+    # Log-densities of about 18 (variances 1e-6) in float32: a few of its
+    # roundings of those terms.
+    assert got.lower_bound_ == pytest.approx(wanted.lower_bound_, rel=1e-5)
+    assert got.score(got.means_[:1].astype(np.float32)) == pytest.approx(got.lower_bound_, rel=1e-5)
