@@ -235,10 +235,27 @@ def _newton_rotation(rotated, profile, rows, cols):
     return None
 
 
-def _common_orientation(scatters: np.ndarray, profile, tol: float, max_iter: int) -> np.ndarray:
+def shared_axes(covariances: np.ndarray) -> np.ndarray:
+    """The principal axes that covariances of one orientation share: (D, D).
+
+    EVE's and VVE's covariances (``reg_covar`` added or not) are
+    ``D diag(s_k) D^T`` with one ``D``; so is any combination of them, whose
+    eigenvectors are ``D``.  Unequal weights keep two axes that are tied in
+    one component apart in the sum.
+    """
+    weights = np.arange(1, covariances.shape[0] + 1) / np.trace(covariances, axis1=1, axis2=2)
+    return _descending_eigh(np.tensordot(weights, covariances, axes=1))[1]
+
+
+def _common_orientation(
+    scatters: np.ndarray, profile, tol: float, max_iter: int, start: np.ndarray | None = None
+) -> np.ndarray:
     """Shared orientation of EVE and VVE: minimise ``profile(diag(O^T W_k O))``.
 
-    Starts from the eigenvectors of the pooled scatter.  Each round takes a
+    Starts from the eigenvectors of the pooled scatter and, when given, from
+    ``start`` (the orientation of the E-step's parameters), and keeps the
+    better end: started there, the search cannot end above the current
+    orientation's objective, so EM's likelihood cannot fall.  Each round takes a
     saddle-free Newton step in the rotation angles (Hessian eigenvalues by
     magnitude, Cayley retraction, Armijo backtracking), or when that fails
     the two MM updates of Browne & McNicholas (2014), so every round
@@ -254,8 +271,22 @@ def _common_orientation(scatters: np.ndarray, profile, tol: float, max_iter: int
     orientation : ndarray of shape (D, D)
         Columns are the common principal axes.
     """
+    pooled = _search_orientation(
+        scatters, profile, tol, max_iter, _descending_eigh(np.sum(scatters, axis=0))[1]
+    )
+    if start is None or scatters.shape[-1] == 1:
+        return pooled
+    resumed = _search_orientation(scatters, profile, tol, max_iter, start)
+    objectives = [profile(_diagonals(_rotate(scatters, o)))[0] for o in (pooled, resumed)]
+    # NaN (a diagonal of zero) loses to any number.
+    return resumed if objectives[1] < objectives[0] or np.isnan(objectives[0]) else pooled
+
+
+def _search_orientation(
+    scatters: np.ndarray, profile, tol: float, max_iter: int, orientation: np.ndarray
+) -> np.ndarray:
+    """:func:`_common_orientation`'s descent from one ``orientation``."""
     n_features = scatters.shape[-1]
-    orientation = _descending_eigh(np.sum(scatters, axis=0))[1]
     if n_features == 1:
         return orientation
     top_eigs = np.linalg.eigvalsh(scatters)[:, -1]

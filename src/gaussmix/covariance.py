@@ -203,6 +203,23 @@ class CovarianceModel(ABC):
             Added to the diagonal of every covariance.
         """
 
+    def estimate_covariances_from(
+        self,
+        scatter: np.ndarray,
+        sum_resp: np.ndarray,
+        shift_sum: np.ndarray,
+        nk: np.ndarray,
+        reg_covar: float,
+        previous: np.ndarray,
+    ) -> np.ndarray:
+        """:meth:`estimate_covariances`, given the E-step's covariances ``previous``.
+
+        Models whose M-step searches (EVE's and VVE's shared orientation)
+        start a search there too, so that the step cannot lower the
+        likelihood; the others ignore ``previous``.
+        """
+        return self.estimate_covariances(scatter, sum_resp, shift_sum, nk, reg_covar)
+
     def whitened_sq_norms(self, precisions_chol: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """``offsets[k]``'s squared Mahalanobis norm under component ``k``: shape (K,).
 

@@ -320,6 +320,7 @@ def maximization(
     dtype: np.dtype = np.float64,
     *,
     reseed_empty: bool = True,
+    previous: np.ndarray | None = None,
 ) -> tuple[MixtureParams, list[int]]:
     """M-step: parameters from summed statistics.
 
@@ -336,6 +337,10 @@ def maximization(
     reseed_empty : bool
         Re-seed components with no weight left at the worst-explained sample
         (statistics from an E-step carry it).
+    previous : ndarray or None
+        The E-step's covariances, where the statistics come from one: a
+        searching M-step starts there too
+        (:meth:`~gaussmix.covariance.CovarianceModel.estimate_covariances_from`).
 
     Returns
     -------
@@ -356,7 +361,7 @@ def maximization(
         empty = np.flatnonzero(sum_resp < EMPTY_COMPONENT_SHARE * stats.weight_sum)
         if empty.size == len(nk):
             empty = empty[:0]
-    covariances = _estimate_covariances(model, stats, nk, reg_covar, empty)
+    covariances = _estimate_covariances(model, stats, nk, reg_covar, empty, previous)
     weights = nk / np.sum(nk)
 
     reseeded: list[int] = []
@@ -425,13 +430,16 @@ def maximization_with_refinement(
     M-step that fails outright (a scatter with no precision left) is
     retried the same way before its error is raised.
     """
+    previous = np.asarray(params.covariances, dtype=np.float64)
     try:
-        new, reseeded = maximization(model, stats, reg_covar, dtype)
+        new, reseeded = maximization(model, stats, reg_covar, dtype, previous=previous)
     except ValueError:
         means = _moved_means(stats, _component_totals(stats, dtype))
         if np.array_equal(means, stats.shift):
             raise
-        return maximization(model, e_step(replace(params, shift=means)), reg_covar, dtype)
+        return maximization(
+            model, e_step(replace(params, shift=means)), reg_covar, dtype, previous=previous
+        )
     try:
         moved = model.whitened_sq_norms(new.precisions_cholesky, new.means - stats.shift)
     except NotImplementedError:  # a registered model that cannot whiten
@@ -440,12 +448,12 @@ def maximization_with_refinement(
     if not np.any(moved > REFINE_FACTOR * far_threshold(dtype)):
         return new, reseeded
     refined = e_step(replace(params, shift=_moved_means(stats, _component_totals(stats, dtype))))
-    return maximization(model, refined, reg_covar, dtype)
+    return maximization(model, refined, reg_covar, dtype, previous=previous)
 
 
 def _estimate_covariances(
     model: CovarianceModel, stats: SuffStats, nk: np.ndarray, reg_covar: float,
-    empty: np.ndarray,
+    empty: np.ndarray, previous: np.ndarray | None = None,
 ) -> np.ndarray:
     """The model's covariance estimate; without the ``empty`` components where they spoil it.
 
@@ -455,16 +463,18 @@ def _estimate_covariances(
     that keep data is then the M-step; the emptied ones get placeholders,
     replaced when they are re-seeded.
     """
-    covariances = model.estimate_covariances(
-        stats.scatter, stats.sum_resp, stats.shift_sum, nk, reg_covar
-    )
+    def estimate(keep):
+        statistics = (stats.scatter[keep], stats.sum_resp[keep], stats.shift_sum[keep], nk[keep])
+        if previous is None:
+            return model.estimate_covariances(*statistics, reg_covar)
+        return model.estimate_covariances_from(*statistics, reg_covar, previous[keep])
+
+    covariances = estimate(slice(None))
     shared = _shared_scatter(model, stats.shift.shape[1])
     if not empty.size or shared or np.all(np.isfinite(covariances)):
         return covariances
     keep = np.setdiff1d(np.arange(nk.shape[0]), empty)
-    kept = model.estimate_covariances(
-        stats.scatter[keep], stats.sum_resp[keep], stats.shift_sum[keep], nk[keep], reg_covar
-    )
+    kept = estimate(keep)
     covariances = np.empty((nk.shape[0], *kept.shape[1:]), dtype=kept.dtype)
     covariances[keep] = kept
     covariances[empty] = kept[0]

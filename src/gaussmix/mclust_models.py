@@ -73,6 +73,7 @@ from ._mclust_numerics import (
     _eve_profile,
     _vve_profile,
     _common_orientation,
+    shared_axes,
 )
 from .covariance import (
     ill_defined_covariance_error,
@@ -280,15 +281,23 @@ class EVE(_ConstrainedModel, FullCovariance):
     def n_covariance_parameters(self, n_components, n_features):
         return 1 + n_components * (n_features - 1) + n_features * (n_features - 1) // 2
 
-    def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
+    def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar, previous=None):
         scatters = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
+        start = None if previous is None else shared_axes(previous)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            orientation = _common_orientation(scatters, _eve_profile, self.tol, self.max_iter)
+            orientation = _common_orientation(
+                scatters, _eve_profile, self.tol, self.max_iter, start
+            )
             diagonals = _diagonals(_rotate(scatters, orientation))
             volumes = _geometric_mean(diagonals)
             scales = np.sum(volumes) / np.sum(nk) * (diagonals / volumes[:, None])
             covariances = _finite_or_nan(_rotate_diagonals(orientation, scales))
         return _add_reg(covariances, reg_covar)
+
+    def estimate_covariances_from(
+        self, scatter, sum_resp, shift_sum, nk, reg_covar, previous
+    ):
+        return self.estimate_covariances(scatter, sum_resp, shift_sum, nk, reg_covar, previous)
 
 
 class VVE(_ConstrainedModel, FullCovariance):
@@ -318,15 +327,21 @@ class VVE(_ConstrainedModel, FullCovariance):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features + n_features * (n_features - 1) // 2
 
-    def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
+    def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar, previous=None):
         scatters = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
+        start = None if previous is None else shared_axes(previous)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             orientation = _common_orientation(
-                scatters, _vve_profile(nk), self.tol, self.max_iter
+                scatters, _vve_profile(nk), self.tol, self.max_iter, start
             )
             scales = _diagonals(_rotate(scatters, orientation)) / nk[:, None]
             covariances = _finite_or_nan(_rotate_diagonals(orientation, scales))
         return _add_reg(covariances, reg_covar)
+
+    def estimate_covariances_from(
+        self, scatter, sum_resp, shift_sum, nk, reg_covar, previous
+    ):
+        return self.estimate_covariances(scatter, sum_resp, shift_sum, nk, reg_covar, previous)
 
 
 class EEV(_ConstrainedModel, FullCovariance):
