@@ -142,6 +142,26 @@ def test_reseeding_claims_the_worst_explained_sample(covariance_type):
     np.testing.assert_array_equal(gm.means_[1], [60.0, -60.0])
 
 
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_components_that_empty_together_are_reseeded_at_distinct_rows(covariance_type):
+    # Two outliers and two initial means far from every row: both emptied
+    # components are re-seeded in the same M-step, one at each outlier,
+    # instead of both at the worst one (exact duplicates ever after).
+    X = make_data("separated", 2, seed=3)
+    outliers = np.array([[60.0, -60.0], [-70.0, 50.0]])
+    X = np.vstack([X[:150], outliers[:1], X[150:], outliers[1:]])
+    means_init = np.array([X.mean(axis=0), [1e4, 1e4], [-1e4, 1e4]])
+    gm = GaussianMixture(
+        3, covariance_type=covariance_type, means_init=means_init, max_iter=1, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(EmptyComponentWarning):
+            gm.fit(X)
+    reseeded = sorted(map(tuple, gm.means_[1:]))
+    assert reseeded == sorted(map(tuple, outliers))
+
+
 def test_no_warning_on_ordinary_data():
     X = make_data("separated", 2, seed=4)
     with warnings.catch_warnings():

@@ -1,6 +1,7 @@
 """SuffStats: addition, and chunk-split invariance of the per-chunk kernels."""
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -57,6 +58,37 @@ def test_addition_keeps_the_first_worst_sample_on_ties():
     a, b = make_stats(rng, shift, worst=-2.0), make_stats(rng, shift, worst=-2.0)
     np.testing.assert_array_equal((a + b).worst_sample, a.worst_sample)
     np.testing.assert_array_equal((b + a).worst_sample, b.worst_sample)
+
+
+def test_addition_keeps_the_lowest_reseed_candidates_in_order():
+    # At most one candidate per component (k = 2), the lowest log-densities
+    # first; on ties the earlier chunk's row.
+    rng = np.random.RandomState(2)
+    shift = np.zeros((2, 3))
+    rows = rng.standard_normal((4, 3))
+    a = replace(make_stats(rng, shift), reseed_candidates=rows[:2],
+                reseed_log_densities=np.array([-4.0, -1.0]))
+    b = replace(make_stats(rng, shift), reseed_candidates=rows[2:],
+                reseed_log_densities=np.array([-5.0, -4.0]))
+    total = a + b
+    np.testing.assert_array_equal(total.reseed_log_densities, [-5.0, -4.0])
+    np.testing.assert_array_equal(total.reseed_candidates, rows[[2, 0]])
+    # Statistics without candidates (older producers) add as nothing.
+    np.testing.assert_array_equal((a + make_stats(rng, shift)).reseed_candidates, rows[:2])
+    assert (make_stats(rng, shift) + make_stats(rng, shift)).reseed_candidates is None
+
+
+def test_e_step_candidates_are_each_stretchs_worst_row():
+    rng = np.random.RandomState(3)
+    model = get_covariance_model("spherical")
+    params = MixtureParams(np.array([0.5, 0.5]), np.zeros((2, 2)), np.ones(2), np.ones(2))
+    X = rng.standard_normal((101, 2))
+    X[[7, 60, 100]] = [[30.0, 0.0], [0.0, 20.0], [10.0, 10.0]]  # one per stretch, and the tail
+    stats = e_step_chunk(model, X, None, params)
+    # Two components: the two lowest of the stretches' and the tail's worst rows.
+    np.testing.assert_array_equal(stats.reseed_candidates, X[[7, 60]])
+    np.testing.assert_array_equal(stats.reseed_candidates[0], stats.worst_sample)
+    assert stats.reseed_log_densities[0] == stats.worst_log_density
 
 
 def test_addition_refuses_different_shifts():

@@ -332,6 +332,7 @@ def e_step_chunk(
         candidates = np.where(sample_weight > 0, log_density, np.inf)
     sum_resp, shift_sum, scatter = _stats(model, X, centre, resp, prep["offsets"], aux)
     worst = int(candidates.argmin())
+    stretch_rows = _stretch_worst_rows(candidates, resp.shape[0])
     return SuffStats(
         sum_resp=sum_resp.astype(np.float64),
         shift_sum=shift_sum.astype(np.float64),
@@ -341,7 +342,30 @@ def e_step_chunk(
         weight_sum=weight_sum,
         worst_log_density=float(candidates[worst]),
         worst_sample=np.array(X[worst], dtype=np.float64),
+        reseed_candidates=np.array(X[stretch_rows], dtype=np.float64),
+        reseed_log_densities=candidates[stretch_rows].astype(np.float64),
     )
+
+
+def _stretch_worst_rows(candidates: np.ndarray, n_components: int) -> np.ndarray:
+    """The rows of lowest ``candidates`` in ``n_components`` stretches, up to that many, by value.
+
+    Components that empty in one M-step are re-seeded at distinct badly
+    explained rows: one pass over the chunk's log-densities finds the worst
+    row of each of ``n_components`` equal stretches and of the few rows
+    left after them, cheaper than sorting them all.  The chunk's worst row
+    is among them.  Rows of zero weight (``inf``) are left out.
+    """
+    n_rows = candidates.shape[0]
+    n_stretches = max(1, min(n_components, n_rows))
+    length = n_rows // n_stretches
+    covered = n_stretches * length
+    rows = candidates[:covered].reshape(n_stretches, length).argmin(axis=1)
+    rows += np.arange(n_stretches) * length
+    if covered < n_rows:
+        rows = np.append(rows, covered + int(candidates[covered:].argmin()))
+    rows = rows[np.isfinite(candidates[rows])]
+    return rows[np.argsort(candidates[rows], kind="stable")][:n_components]
 
 
 def stats_from_resp_chunk(

@@ -366,9 +366,9 @@ def maximization(
 
     reseeded: list[int] = []
     if empty.size:
-        for k in empty:
+        for k, seed in zip(empty, _reseed_rows(stats, empty.size)):
             covariances = model.pooled(covariances, weights, int(k))
-            means[k] = stats.worst_sample
+            means[k] = seed
             # Weight of one sample: enough to let the next E-step claim data.
             weights[k] = 1.0 / max(stats.weight_sum, 1.0)
             reseeded.append(int(k))
@@ -394,6 +394,22 @@ def maximization(
 # never come near it; a start far from the data (means_init, a warm start on
 # shifted data) does.
 REFINE_FACTOR = 4.0
+
+
+def _reseed_rows(stats: SuffStats, count: int) -> list[np.ndarray]:
+    """``count`` badly explained rows for emptied components, distinct where the data allow.
+
+    The worst-explained row first, then the statistics' further candidates
+    in order, each skipped where it equals a row already taken; when
+    distinct rows run out, the worst row again.
+    """
+    rows = [stats.worst_sample]
+    for candidate in [] if stats.reseed_candidates is None else stats.reseed_candidates:
+        if len(rows) == count:
+            break
+        if not any(np.array_equal(candidate, row) for row in rows):
+            rows.append(candidate)
+    return rows + [stats.worst_sample] * (count - len(rows))
 
 
 def _component_totals(stats: SuffStats, dtype) -> np.ndarray:

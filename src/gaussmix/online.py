@@ -86,6 +86,8 @@ def _scaled(stats: SuffStats, factor: float) -> SuffStats:
         weight_sum=stats.weight_sum * factor,
         worst_log_density=stats.worst_log_density,
         worst_sample=stats.worst_sample,
+        reseed_candidates=stats.reseed_candidates,
+        reseed_log_densities=stats.reseed_log_densities,
     )
 
 
@@ -106,6 +108,8 @@ def moved(model: CovarianceModel, stats: SuffStats, shift: np.ndarray) -> SuffSt
         weight_sum=stats.weight_sum,
         worst_log_density=stats.worst_log_density,
         worst_sample=stats.worst_sample,
+        reseed_candidates=stats.reseed_candidates,
+        reseed_log_densities=stats.reseed_log_densities,
     )
 
 
@@ -129,6 +133,8 @@ def blend(
         weight_sum=1.0,
         worst_log_density=batch.worst_log_density,
         worst_sample=batch.worst_sample,
+        reseed_candidates=batch.reseed_candidates,
+        reseed_log_densities=batch.reseed_log_densities,
     )
 
 

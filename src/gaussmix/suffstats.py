@@ -43,6 +43,13 @@ class SuffStats:
         Smallest ``log p(x_i)`` among rows of positive weight.
     worst_sample : ndarray of shape (n_features,)
         The row that reached ``worst_log_density``.
+    reseed_candidates : ndarray of shape (m, n_features) or None
+        Further badly explained rows, at most one per component: the worst
+        of each stretch of a chunk's rows, the ``m`` lowest of them by
+        ``log p(x)``, in increasing order (ties: the earlier row first).
+        Components that empty together are re-seeded at distinct rows.
+    reseed_log_densities : ndarray of shape (m,) or None
+        Their ``log p(x)``.
     """
 
     sum_resp: np.ndarray
@@ -53,6 +60,8 @@ class SuffStats:
     weight_sum: float
     worst_log_density: float = np.inf
     worst_sample: np.ndarray | None = None
+    reseed_candidates: np.ndarray | None = None
+    reseed_log_densities: np.ndarray | None = None
 
     def __add__(self, other: SuffStats) -> SuffStats:
         if not isinstance(other, SuffStats):
@@ -89,6 +98,9 @@ def sum_stats(stats: Iterable[SuffStats]) -> SuffStats:
     scatter = _accumulator(first.scatter)
     log_likelihood, weight_sum = first.log_likelihood, first.weight_sum
     worst_log_density, worst_sample = first.worst_log_density, first.worst_sample
+    limit = sum_resp.shape[0]
+    candidates = _Candidates(limit)
+    candidates.add(first)
     for item in itertools.chain((second,), iterator):
         if item.shift is not first.shift and not np.array_equal(item.shift, first.shift):
             raise ValueError(
@@ -102,6 +114,8 @@ def sum_stats(stats: Iterable[SuffStats]) -> SuffStats:
         weight_sum += item.weight_sum
         if item.worst_log_density < worst_log_density:
             worst_log_density, worst_sample = item.worst_log_density, item.worst_sample
+        candidates.add(item)
+    reseed_candidates, reseed_log_densities = candidates.lowest()
     return SuffStats(
         sum_resp=sum_resp,
         shift_sum=shift_sum,
@@ -111,4 +125,38 @@ def sum_stats(stats: Iterable[SuffStats]) -> SuffStats:
         weight_sum=weight_sum,
         worst_log_density=worst_log_density,
         worst_sample=worst_sample,
+        reseed_candidates=reseed_candidates,
+        reseed_log_densities=reseed_log_densities,
     )
+
+
+class _Candidates:
+    """The ``limit`` re-seeding candidates of lowest ``log p(x)`` among the statistics added.
+
+    Their arrays are collected and cut back to ``limit`` now and then, so
+    that a pass over thousands of chunks holds a few of them at a time.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.rows: list[np.ndarray] = []
+        self.log_densities: list[np.ndarray] = []
+        self.count = 0
+
+    def add(self, stats: SuffStats) -> None:
+        if stats.reseed_candidates is None:
+            return
+        self.rows.append(stats.reseed_candidates)
+        self.log_densities.append(stats.reseed_log_densities)
+        self.count += len(stats.reseed_log_densities)
+        if self.count > 8 * self.limit:
+            rows, log_densities = self.lowest()
+            self.rows, self.log_densities, self.count = [rows], [log_densities], len(rows)
+
+    def lowest(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if not self.rows:
+            return None, None
+        log_densities = np.concatenate(self.log_densities)
+        # Stable: among equal densities the earlier chunk's row comes first.
+        order = np.argsort(log_densities, kind="stable")[: self.limit]
+        return np.concatenate(self.rows)[order], log_densities[order]
