@@ -291,7 +291,7 @@ def _check_block(
         row = start + bad if rows is None else int(rows[bad])
         raise ValueError(
             f"Input contains NaN or infinity in row {row}; "
-            "remove or impute non-finite values before fitting."
+            "remove or impute non-finite values first."
         )
 
 

@@ -407,7 +407,7 @@ class ParquetReader(BlockReader):
                        else row_numbers[first])
                 raise ValueError(
                     f"Column {self.columns[j]!r} has a missing value in row {row}; "
-                    "drop or impute missing values before fitting."
+                    "drop or impute missing values first."
                 )
             out[at : at + batch.num_rows, j] = column.to_numpy(zero_copy_only=False)
 
