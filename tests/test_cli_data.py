@@ -145,17 +145,35 @@ def test_missing_markers_are_matched_exactly_and_do_not_make_a_header(tmp_path):
     assert not table.header and table.X.tolist() == [[2.0, 3.0], [4.0, 5.0]]
 
 
-@pytest.mark.parametrize("text", ["a,b\n", "a,b\n\n,\n", "a,b\nNA,\n"])
-def test_header_without_data_rows_says_so(tmp_path, text):
+@pytest.mark.parametrize("text, complete", [
+    ("a,b\n", False), ("a,b\n\n", False), ("a,b\n\n,\n", True), ("a,b\nNA,\n", True),
+])
+def test_header_without_data_rows_says_so(tmp_path, text, complete):
     path = tmp_path / "d.csv"
     path.write_text(text)
     with pytest.raises(UsageError) as info:
         read_table(str(path), drop_non_numeric=True, drop_missing=True)
     message = str(info.value)
-    if "NA" in text:  # a data row, though an empty one
+    if complete:  # a data row (of empty cells, as pandas reads ","), though an empty one
         assert message == f"{str(path)!r} has no complete data rows"
-    else:
+    else:  # blank lines are no rows
         assert message == f"{str(path)!r} has a header row but no data rows"
+
+
+def test_rows_of_empty_cells_are_missing_values_and_lines_are_counted(tmp_path):
+    # A row of empty cells is a row, as pandas reads it: refused as missing
+    # (so that predictions stay one per row), or dropped and counted.  Blank
+    # lines are skipped, and messages name the file's own line numbers.
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n1,2\n,\n3,4\n\n5,NA\n2,2\n")
+    with pytest.raises(UsageError, match="line 3, column 'a'"):
+        read_table(str(path))
+    table = read_table(str(path), drop_missing=True)
+    assert table.X.tolist() == [[1.0, 2.0], [3.0, 4.0], [2.0, 2.0]]
+    assert table.dropped_rows == 2
+    path.write_text("a,b\n1,2\n\n3,NA\n")
+    with pytest.raises(UsageError, match="line 4, column 'b'"):
+        read_table(str(path))
 
 
 @pytest.mark.parametrize("content", [b"hello\n", b"", b"PK\x03\x04 a zip, as np.savez writes"])

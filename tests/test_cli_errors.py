@@ -38,10 +38,19 @@ def files(tmp_path_factory):
     np.save(tmp / "str.npy", np.array([["a", "b"], ["c", "d"]]))
     model = gaussmix.GaussianMixture(2, random_state=0).fit(X)
     model.save(tmp / "plain.json")  # no metadata: no training quantiles
+    # Valid JSON whose integer no float64 holds.
+    document = json.loads((tmp / "plain.json").read_text())
+    document["weights"][0] = 10**400
+    (tmp / "hugeint.json").write_text(json.dumps(document))
+    # A header declaring 5e9 rows in a file of 5.
+    np.save(tmp / "small.npy", np.arange(10.0).reshape(5, 2))
+    (tmp / "bigheader.npy").write_bytes((tmp / "small.npy").read_bytes().replace(
+        b"'shape': (5, 2), ", b"'shape': (5000000000,2)"))
     for name in ("text", "holes", "ragged", "empty", "latin1", "bad", "notjson", "str",
-                 "plain", "na", "header", "notnpy", "objects"):
+                 "plain", "na", "header", "notnpy", "objects", "hugeint", "bigheader"):
         ext = {"bad": "json", "notjson": "json", "plain": "json", "str": "npy",
-               "notnpy": "npy", "objects": "npy"}.get(name, "csv")
+               "notnpy": "npy", "objects": "npy", "hugeint": "json",
+               "bigheader": "npy"}.get(name, "csv")
         paths[name] = str(tmp / f"{name}.{ext}")
     paths["txt"] = str(tmp / "data.txt")
     paths["dir"] = str(tmp)
@@ -106,6 +115,14 @@ CASES = [
      "not exist"),
     (["select", "{good}", "--no-plot", "--json", "{dir}/no/t.json"], "cannot write '{dir}/no/"),
     (["info", "{notjson}"], "invalid JSON"),
+    (["select", "{good}", "--plot", "{dir}/sel.xyz"], "cannot write a figure as "
+     "'{dir}/sel.xyz': use one of the extensions"),
+    (["fit", "{good}", "--k", "auto", "--k-range", "1..2000000000"], "K range '1..2000000000' "
+     "holds 2000000000 values; compare at most 1000"),
+    (["fit", "{good}", "--columns", "\u00b2"], "no column '\u00b2'"),
+    (["fit", "{bigheader}"], "'{dir}/bigheader.npy' declares an array larger than this "
+     "machine's memory"),
+    (["info", "{hugeint}"], "'weights' has non-finite values"),
 ]
 
 

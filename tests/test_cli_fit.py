@@ -309,3 +309,67 @@ def test_console_script_fit_end_to_end(tmp_path, X):
     assert result.stderr == ""  # not a terminal: no progress bar
     assert "3-component 'full' mixture to 180 rows x 3 columns" in result.stdout
     assert gaussmix.load(tmp_path / "o" / "model.json").n_components == 3
+
+
+@pytest.mark.parametrize("magnitude", [1e200, 1e-200])
+def test_standardize_holds_at_any_magnitude(tmp_path, X, magnitude):
+    # The scale is taken after dividing by the largest deviation: squares of
+    # 1e200 overflow, of 1e-200 underflow (a column once called constant).
+    data = write_csv(tmp_path / "d.csv", X * magnitude, NAMES)
+    out = tmp_path / "o"
+    assert main(["fit", data, "--k", "3", "--standardize", "--out", str(out), "--no-plots",
+                 "-q"]) == 0
+    _, doc = gaussmix.io.load_document(out / "model.json")
+    # Standard deviations of the blobs' columns, about 3-4 before scaling.
+    np.testing.assert_allclose(doc["metadata"]["preprocessing"]["scale"],
+                               X.std(axis=0) * magnitude, rtol=1e-12)
+
+
+def test_summary_json_is_strict_json_without_iterations(tmp_path, X):
+    # With --max-iter 0 the lower bound is -inf: null in strict JSON.
+    data = write_csv(tmp_path / "d.csv", X, NAMES)
+    out = tmp_path / "o"
+    assert main(["fit", data, "--k", "2", "--max-iter", "0", "--out", str(out), "--no-plots",
+                 "-q"]) == 0
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=refuse)
+    assert summary["training"]["lower_bound"] is None
+
+
+def test_parquet_integers_beyond_float64_precision_are_read(tmp_path, X):
+    # Nanosecond timestamps or 64-bit ids beside the data: once every column
+    # was cast safely, which failed the read even with --columns leaving them out.
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    ids = np.arange(len(X), dtype=np.int64) + 1_700_000_000_000_000_001
+    columns = {name: X[:, j] for j, name in enumerate(NAMES)}
+    pq.write_table(pa.table({**columns, "id": ids}), tmp_path / "d.parquet")
+    out = tmp_path / "o"
+    assert main(["fit", str(tmp_path / "d.parquet"), "--columns", ",".join(NAMES), "--k", "3",
+                 "--out", str(out), "--no-plots", "-q"]) == 0
+    assert main(["fit", str(tmp_path / "d.parquet"), "--k", "3", "--out", str(tmp_path / "all"),
+                 "--no-plots", "-q"]) == 0
+
+
+def test_npy_sub_array_fields_are_one_column_each(tmp_path, X):
+    records = np.zeros(len(X), dtype=[("height", "f8"), ("rest", "f8", (2,))])
+    records["height"], records["rest"] = X[:, 0], X[:, 1:]
+    np.save(tmp_path / "s.npy", records)
+    out = tmp_path / "o"
+    assert main(["fit", str(tmp_path / "s.npy"), "--k", "3", "--out", str(out), "-q"]) == 0
+    model = gaussmix.load(out / "model.json")
+    assert list(model.feature_names_in_) == ["height", "rest[0]", "rest[1]"]
+    np.testing.assert_allclose(np.sort(model.means_[:, 0]), np.sort(MEANS[:, 0]), atol=0.5)
+
+
+def test_select_plot_without_extension_is_a_png_named_so(tmp_path, X, capsys):
+    data = write_csv(tmp_path / "d.csv", X, NAMES)
+    plot = tmp_path / "criteria"
+    assert main(["select", data, "--k-range", "1..2", "--covariance", "full",
+                 "--plot", str(plot)]) == 0
+    assert f"Wrote {plot}.png" in capsys.readouterr().out
+    assert (tmp_path / "criteria.png").read_bytes().startswith(PNG_MAGIC)

@@ -64,12 +64,12 @@ class _Raw:
     names: list[str]
     header: bool
     columns: list[Any]  # float arrays (NaN where missing) or _NonNumeric
-    first_line: int | None  # file line of data row 0, for CSV/TSV messages
+    lines: list[int] | None  # file line of each data row, for CSV/TSV messages
 
     def where(self, row: int) -> str:
-        if self.first_line is None:
+        if self.lines is None:
             return f"row index {row}"
-        return f"line {self.first_line + row}"
+        return f"line {self.lines[row]}"
 
 
 @dataclass
@@ -164,7 +164,10 @@ def _read_delimited(path: str, delimiter: str, header: str = "auto") -> _Raw:
         raise UsageError(f"cannot read {path!r}: not UTF-8 text") from None
     except csv.Error as exc:
         raise UsageError(f"cannot read {path!r}: {exc}") from exc
-    lines = [(n, row) for n, row in lines if any(row)]
+    # Blank lines are skipped, as pandas skips them; a row of empty cells
+    # (",,") is a row of missing values, refused or dropped as such, so that
+    # predictions stay one per data row.
+    lines = [(n, row) for n, row in lines if len(row) > 1 or row[0]]
     if not lines:
         raise UsageError(f"{path!r} is empty")
     rows = [row for _, row in lines]
@@ -193,7 +196,7 @@ def _read_delimited(path: str, delimiter: str, header: str = "auto") -> _Raw:
     if duplicates:
         raise UsageError(f"{path!r} has duplicate column names: {', '.join(duplicates)}")
     columns = [_numeric_column([row[j] for row in rows]) for j in range(width)]
-    return _Raw(names, has_header, columns, lines[0][0] if lines else None)
+    return _Raw(names, has_header, columns, [n for n, _ in lines])
 
 
 def _pyarrow(action: str):
@@ -216,7 +219,9 @@ def _read_parquet(path: str) -> _Raw:
     for column in table.columns:
         kind = column.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-            cast = pa.compute.cast(column, pa.float64())
+            # Unsafe: integers beyond 2**53 (timestamps, 64-bit ids) round
+            # to the nearest float64 instead of failing the whole read.
+            cast = pa.compute.cast(column, pa.float64(), safe=False)
             columns.append(np.asarray(cast.to_numpy(zero_copy_only=False), dtype=np.float64))
         else:
             values = column.to_pylist()
@@ -240,6 +245,11 @@ def _load_npy(path: str) -> np.ndarray:
             )
     try:
         return np.load(path, allow_pickle=False)
+    except MemoryError:
+        raise UsageError(
+            f"{path!r} declares an array larger than this machine's memory: a corrupted "
+            "header, or a file for gaussmix.sources' block-by-block fit from Python"
+        ) from None
     except ValueError as exc:
         reason = "it holds Python objects, not numbers" if "pickle" in str(exc) else exc
         raise UsageError(f"{path!r} is not a valid numeric .npy file: {reason}") from None
@@ -250,12 +260,19 @@ def _load_npy(path: str) -> np.ndarray:
 def _read_npy(path: str) -> _Raw:
     array = _load_npy(path)
     if array.dtype.names:  # a structured array names its columns
-        names = list(array.dtype.names)
-        columns = [
-            array[n].astype(np.float64) if array[n].dtype.kind in "iuf"
-            else _NonNumeric(0, str(array[n][0]) if len(array) else str(array[n].dtype))
-            for n in names
-        ]
+        names, columns = [], []
+        for name in array.dtype.names:
+            field = array[name]
+            if field.dtype.kind not in "iuf":
+                names.append(name)
+                columns.append(_NonNumeric(0, str(field[0]) if len(array) else str(field.dtype)))
+                continue
+            # A sub-array field, ('v', 'f8', (2,)), is one column per element.
+            cells = list(np.ndindex(field.shape[1:]))
+            flat = field.reshape(len(array), len(cells))
+            for j, cell in enumerate(cells):
+                names.append(f"{name}[{','.join(map(str, cell))}]" if cell else name)
+                columns.append(flat[:, j].astype(np.float64))
         return _Raw(names, True, columns, None)
     if array.ndim == 1:
         array = array[:, np.newaxis]
@@ -308,7 +325,7 @@ def _select(raw: _Raw, spec: str | list[int] | None, path: str) -> list[int]:
     for token in (t.strip() for t in spec.split(",")):
         if token in raw.names:
             index = raw.names.index(token)
-        elif token.lstrip("-").isdigit():
+        elif token.lstrip("-").isascii() and token.lstrip("-").isdigit():
             index = int(token)
             if not 0 <= index < len(raw.names):
                 raise UsageError(

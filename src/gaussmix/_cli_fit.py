@@ -230,6 +230,22 @@ def _draw_plots(out: str, gmm: GaussianMixture, Z: np.ndarray, result) -> list[s
     return written
 
 
+def _write_json(document: Any, path: str) -> None:
+    """Strict JSON: non-finite numbers (a bound of -inf with --max-iter 0) as null."""
+
+    def strict(value):
+        if isinstance(value, dict):
+            return {key: strict(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [strict(item) for item in value]
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        return value
+
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(strict(document), f, indent=2, allow_nan=False)
+
+
 def _summary(gmm, table: Table, Z, X, prep, labels, ll, result, files) -> dict[str, Any]:
     k, d = gmm.means_.shape
     summary: dict[str, Any] = {
@@ -327,8 +343,7 @@ def _write_outputs(args, out: str, gmm, table: Table, Z, prep, result) -> dict:
     text = _summary_text(summary, table.names)
     with open(files["summary"][0], "w", encoding="utf-8") as f:
         f.write(text + "\n")
-    with open(files["summary"][1], "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
+    _write_json(summary, files["summary"][1])
     return {"text": text, "files": files}
 
 
@@ -396,9 +411,8 @@ def cmd_select(args: argparse.Namespace) -> int:
           f"K={best['n_components']}")
     try:
         if args.json:
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump({"criterion": result.criterion, "best": best,
-                           "table": _json_table(result)}, f, indent=2)
+            _write_json({"criterion": result.criterion, "best": best,
+                         "table": _json_table(result)}, args.json)
             print(f"Wrote {args.json}")
         if not args.no_plot:
             _save_figure(lambda ax: result.plot(ax=ax), args.plot, (8, 5))

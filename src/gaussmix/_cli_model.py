@@ -59,14 +59,19 @@ class Preprocessing:
     @classmethod
     def standardizing(cls, X: np.ndarray, names: list[str]) -> Preprocessing:
         """z-scores with the columns' mean and standard deviation."""
-        scale = X.std(axis=0)
+        centre = X.mean(axis=0)
+        # Scaled by each column's largest deviation first: squares of values
+        # near 1e200 overflow, and of values near 1e-200 underflow to zero.
+        peak = np.max(np.abs(X - centre), axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = peak * np.std(np.where(peak > 0, (X - centre) / peak, 0.0), axis=0)
         constant = [name for name, s in zip(names, scale) if not s > 0]
         if constant:
             raise UsageError(
                 f"cannot standardize constant column(s) {', '.join(map(repr, constant))}; "
                 "leave them out with --columns"
             )
-        return cls(X.mean(axis=0), scale)
+        return cls(centre, scale)
 
     @classmethod
     def from_metadata(cls, metadata: dict) -> Preprocessing:

@@ -12,6 +12,7 @@ converge) are printed as one line each, unless ``--quiet``.
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import sys
 import warnings
@@ -46,11 +47,20 @@ def _seed(text: str) -> int:
     return value
 
 
+# Values of K one command compares at most: each costs a fit per covariance type.
+MAX_K_VALUES = 1000
+
+
+def _is_digits(text: str) -> bool:
+    """Only the ASCII digits that ``int`` reads: ``"²".isdigit()`` holds too."""
+    return text.isascii() and text.isdigit()
+
+
 def _parse_k(text: str) -> int | str:
     """``--k``: a positive integer, or ``auto``."""
     if text == "auto":
         return text
-    if not text.isdigit() or int(text) < 1:
+    if not _is_digits(text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"invalid K {text!r}: a positive integer or 'auto'")
     return int(text)
 
@@ -60,17 +70,42 @@ def _parse_k_range(text: str) -> list[int]:
     try:
         if ".." in text:
             low, high = (int(part) for part in text.split(".."))
-            values = list(range(low, high + 1))
+            values = range(low, high + 1)
         else:
             values = [int(part) for part in text.split(",")]
     except ValueError:
         values = []
+    if len(values) > MAX_K_VALUES:
+        raise argparse.ArgumentTypeError(
+            f"K range {text!r} holds {len(values)} values; compare at most {MAX_K_VALUES} "
+            "(each is a fit per covariance type)"
+        )
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(
             f"invalid K range {text!r}: use A..B with 1 <= A <= B (e.g. 1..9), "
             "or a list such as 2,3,5"
         )
     return sorted(set(values))
+
+
+def _figure_path(text: str) -> str:
+    """``--plot``: a file name whose extension matplotlib writes; none means PNG.
+
+    Checked before the fits run, which may take long; matplotlib itself
+    adds ``.png`` to a name without one, which the message must name.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = os.path.splitext(text)[1].lower().lstrip(".")
+    if not suffix:
+        return text + ".png"
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in formats:
+        raise argparse.ArgumentTypeError(
+            f"cannot write a figure as {text!r}: use one of the extensions "
+            f"{', '.join(sorted(formats))}"
+        )
+    return text
 
 
 def _parse_quantile(text: str) -> float:
@@ -152,13 +187,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not _is_digits(text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: a positive integer")
     return int(text)
 
 
 def _non_negative_int(text: str) -> int:
-    if not text.isdigit():
+    if not _is_digits(text):
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: an integer >= 0")
     return int(text)
 
@@ -321,8 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_options(select)
     _add_fit_options(select, selecting_only=True)
-    select.add_argument("--plot", metavar="FILE", default="selection.png",
-                        help="PNG of the criterion against K (default: selection.png)")
+    select.add_argument("--plot", metavar="FILE", default="selection.png", type=_figure_path,
+                        help="the criterion against K, as a PNG, or as its extension says "
+                        "(pdf, svg, ...; default: selection.png)")
     select.add_argument("--no-plot", action="store_true", help="write no plot")
     select.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     _add_common(select)

@@ -49,6 +49,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -201,9 +202,21 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"Invalid model file: non-finite value {name} (JSON has no NaN/inf).")
 
 
+def _parse_int(text: str) -> int | float:
+    """An integer, or an infinity where no float64 holds it (as JSON's 1e999 reads).
+
+    The checks of each field then refuse it by name, where converting it
+    would raise OverflowError.
+    """
+    value = int(text)
+    if abs(value) > sys.float_info.max:
+        return math.inf if value > 0 else -math.inf
+    return value
+
+
 def _parse(text: str) -> dict:
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise ValueError(f"Not a gaussmix model file: invalid JSON ({exc}).") from None
     except RecursionError:
