@@ -12,9 +12,7 @@ import pytest
 
 from gaussmix import ConvergenceWarning, GaussianMixture
 from gaussmix.covariance import get_covariance_model
-from gaussmix.datasets import (
-    ArrayBlockReader, ArrayDataset, BlockDataset, BlockReader, as_dataset,
-)
+from gaussmix.datasets import ArrayBlockReader, ArrayDataset, BlockDataset, BlockReader
 from gaussmix.sources import NpyReader, ParquetReader, ZarrReader, open_path, reader_for_memmap
 
 pa = pytest.importorskip("pyarrow")
