@@ -126,19 +126,23 @@ def test_a_component_that_empties_is_reseeded_with_a_warning(covariance_type):
     assert record[0].filename == __file__
 
 
+def _one_step_reseeding(X, covariance_type, means_init):
+    """One EM step from ``means_init``, which must empty (and re-seed) a component."""
+    gm = GaussianMixture(len(means_init), covariance_type=covariance_type,
+                         means_init=np.array(means_init), max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(EmptyComponentWarning):
+            gm.fit(X)
+    return gm
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_reseeding_claims_the_worst_explained_sample(covariance_type):
     """One outlier far from both initial means: the emptied component takes it."""
     X = make_data("separated", 2, seed=3)
     X = np.vstack([X, [[60.0, -60.0]]])
-    means_init = np.array([X[:-1].mean(axis=0), [1e4, 1e4]])
-    gm = GaussianMixture(
-        2, covariance_type=covariance_type, means_init=means_init, max_iter=1, random_state=0
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        with pytest.warns(EmptyComponentWarning):
-            gm.fit(X)
+    gm = _one_step_reseeding(X, covariance_type, [X[:-1].mean(axis=0), [1e4, 1e4]])
     np.testing.assert_array_equal(gm.means_[1], [60.0, -60.0])
 
 
@@ -150,14 +154,7 @@ def test_components_that_empty_together_are_reseeded_at_distinct_rows(covariance
     X = make_data("separated", 2, seed=3)
     outliers = np.array([[60.0, -60.0], [-70.0, 50.0]])
     X = np.vstack([X[:150], outliers[:1], X[150:], outliers[1:]])
-    means_init = np.array([X.mean(axis=0), [1e4, 1e4], [-1e4, 1e4]])
-    gm = GaussianMixture(
-        3, covariance_type=covariance_type, means_init=means_init, max_iter=1, random_state=0
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        with pytest.warns(EmptyComponentWarning):
-            gm.fit(X)
+    gm = _one_step_reseeding(X, covariance_type, [X.mean(axis=0), [1e4, 1e4], [-1e4, 1e4]])
     reseeded = sorted(map(tuple, gm.means_[1:]))
     assert reseeded == sorted(map(tuple, outliers))
 

@@ -204,13 +204,8 @@ class CovarianceModel(ABC):
         """
 
     def estimate_covariances_from(
-        self,
-        scatter: np.ndarray,
-        sum_resp: np.ndarray,
-        shift_sum: np.ndarray,
-        nk: np.ndarray,
-        reg_covar: float,
-        previous: np.ndarray,
+        self, scatter: np.ndarray, sum_resp: np.ndarray, shift_sum: np.ndarray, nk: np.ndarray,
+        reg_covar: float, previous: np.ndarray,
     ) -> np.ndarray:
         """:meth:`estimate_covariances`, given the E-step's covariances ``previous``.
 
