@@ -148,6 +148,19 @@ def test_weights_equal_repeated_rows():
     np.testing.assert_allclose(weighted.covariances_, repeated.covariances_, rtol=1e-10)
 
 
+def test_a_later_batch_of_one_weighted_row_is_that_row():
+    # Only the first batch needs as many rows as components; weights are row
+    # multiplicities, so one positive weight is a one-row batch.
+    rng = np.random.default_rng(7)
+    X = draw(rng, 200)
+    weighted = GaussianMixture(3, random_state=0).partial_fit(X[:100])
+    plain = GaussianMixture(3, random_state=0).partial_fit(X[:100])
+    weighted.partial_fit(X[100:200], sample_weight=np.eye(100)[3])
+    plain.partial_fit(X[103:104])
+    np.testing.assert_allclose(weighted.means_, plain.means_, rtol=1e-12)
+    np.testing.assert_allclose(weighted.covariances_, plain.covariances_, rtol=1e-12)
+
+
 def test_fit_starts_a_new_stream_and_partial_fit_continues_a_fit():
     rng = np.random.default_rng(6)
     X = draw(rng, 2000)

@@ -127,3 +127,22 @@ def test_statistics_do_not_depend_on_the_number_of_threads():
         two = em.expectation(model, X, None, params)
     np.testing.assert_array_equal(one.scatter, two.scatter)
     assert one.log_likelihood == two.log_likelihood
+
+
+def test_thread_counts_are_positive_integers_of_any_integer_type(monkeypatch):
+    from gaussmix._parallel import get_num_threads, set_num_threads
+
+    try:
+        set_num_threads(np.int64(2))
+        assert get_num_threads() == 2 and type(get_num_threads()) is int
+        for bad in (0, -1, True, 2.0, "2"):
+            with pytest.raises(ValueError, match="positive integer or None"):
+                set_num_threads(bad)
+    finally:
+        set_num_threads(None)
+    for bad in ("0", "-1", "abc"):
+        monkeypatch.setenv("GAUSSMIX_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match=f"positive integer, got '{bad}'"):
+            get_num_threads()
+    monkeypatch.setenv("GAUSSMIX_NUM_THREADS", "3")
+    assert get_num_threads() == 3

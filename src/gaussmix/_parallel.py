@@ -14,6 +14,7 @@ import collections
 import concurrent.futures
 import contextlib
 import itertools
+import numbers
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -122,20 +123,25 @@ def get_num_threads() -> int:
     env = os.environ.get("GAUSSMIX_NUM_THREADS")
     if env:
         try:
-            return max(1, int(env))
+            value = int(env)
         except ValueError:
-            raise ValueError(
-                f"GAUSSMIX_NUM_THREADS must be a positive integer, got {env!r}."
-            ) from None
+            value = 0
+        if value < 1:
+            raise ValueError(f"GAUSSMIX_NUM_THREADS must be a positive integer, got {env!r}.")
+        return value
     return available_cores()
 
 
 def set_num_threads(n_threads: int | None) -> None:
     """Set the number of threads for EM; None restores the default."""
     global _num_threads
-    if n_threads is not None and (not isinstance(n_threads, int) or n_threads < 1):
+    # Any integer type (numpy's too), but not a bool.
+    if n_threads is not None and (
+        not isinstance(n_threads, numbers.Integral) or isinstance(n_threads, bool)
+        or n_threads < 1
+    ):
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}.")
-    _num_threads = n_threads
+    _num_threads = None if n_threads is None else int(n_threads)
 
 
 _controller = None

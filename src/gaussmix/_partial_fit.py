@@ -109,8 +109,10 @@ class PartialFitMixin:
         if fitted:
             X = X.astype(self.means_.dtype, copy=False)
         # Each batch enters per unit of its weight, so its own scale is free.
+        # Only the first batch initialises the components and needs as many
+        # rows as they are; a later one may hold a single row, weighted or not.
         sample_weight = weights_near_one(
-            check_sample_weight(sample_weight, X.shape[0], self.n_components)
+            check_sample_weight(sample_weight, X.shape[0], 1 if fitted else self.n_components)
         )
         model = get_covariance_model(self.covariance_type)
         if fitted:
