@@ -203,10 +203,12 @@ def _cayley(skew: np.ndarray) -> np.ndarray:
 def _newton_rotation(rotated, profile, rows, cols):
     """A Newton step on the rotation group that decreases ``profile``, or None.
 
-    Returns the rotation and the largest angle it turns by, or None when the
-    direction does not descend or no backtracked step passes the Armijo test
-    (at the minimum, where rounding hides any decrease); the caller then
-    takes an MM step instead.
+    Returns the rotation, the largest angle it turns by, and whether the
+    objective moved by no more than its rounding (the minimum as far as the
+    objective can tell: near it, angles of sqrt(eps) change it by eps, and
+    an ill-conditioned Hessian keeps them from settling below ``tol``).
+    Returns None when the direction does not descend or no backtracked step
+    passes the Armijo test; the caller then takes an MM step instead.
     """
     value, grad_d, hess_d = profile(_diagonals(rotated))
     gradient, hessian = _angle_gradient_hessian(rotated, grad_d, hess_d, rows, cols)
@@ -230,7 +232,7 @@ def _newton_rotation(rotated, profile, rows, cols):
         rotation = _cayley(skew)
         new_value = profile(_diagonals(_rotate(rotated, rotation)))[0]
         if new_value <= value + 1e-4 * step * slope + noise:
-            return rotation, step * np.max(np.abs(direction))
+            return rotation, step * np.max(np.abs(direction)), new_value >= value - noise
         step *= 0.5
     return None
 
@@ -302,8 +304,9 @@ def _search_orientation(
             new = _orientation_mm_step(scatters, orientation, weights, top_eigs)
             moved = np.max(np.abs(new - orientation))
         else:
-            rotation, moved = newton
+            rotation, moved, settled = newton
             new = orientation @ rotation
+            moved = 0.0 if settled else moved
         orientation = new
         if moved <= tol:
             break
