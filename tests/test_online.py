@@ -161,6 +161,20 @@ def test_a_later_batch_of_one_weighted_row_is_that_row():
     np.testing.assert_allclose(weighted.covariances_, plain.covariances_, rtol=1e-12)
 
 
+def test_a_float64_batch_beyond_a_float32_streams_range_is_named():
+    rng = np.random.default_rng(8)
+    X = draw(rng, 200)
+    model = GaussianMixture(3, random_state=0).partial_fit(X[:100].astype(np.float32))
+    means = model.means_.copy()
+    batch = X[100:].copy()
+    batch[7, 0] = 1e39
+    with pytest.raises(ValueError, match="beyond the range of float32, the dtype of this stream"):
+        model.partial_fit(batch)
+    np.testing.assert_array_equal(model.means_, means)
+    model.partial_fit(X[100:])  # within range: cast and taken
+    assert model.means_.dtype == np.float32
+
+
 def test_fit_starts_a_new_stream_and_partial_fit_continues_a_fit():
     rng = np.random.default_rng(6)
     X = draw(rng, 2000)

@@ -106,8 +106,15 @@ class PartialFitMixin:
         state = getattr(self, "_online_state", None)
         fitted = hasattr(self, "means_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not fitted)
-        if fitted:
-            X = X.astype(self.means_.dtype, copy=False)
+        if fitted and X.dtype != self.means_.dtype:
+            with np.errstate(over="ignore"):  # reported below, with its fix
+                X = X.astype(self.means_.dtype)
+            if not np.all(np.isfinite(X)):
+                raise ValueError(
+                    f"The batch holds values beyond the range of {self.means_.dtype}, the "
+                    "dtype of this stream (set by its first batch or fit). Rescale the "
+                    "data, or start a float64 stream."
+                )
         # Each batch enters per unit of its weight, so its own scale is free.
         # Only the first batch initialises the components and needs as many
         # rows as they are; a later one may hold a single row, weighted or not.
