@@ -117,7 +117,18 @@ def free_cores() -> int | None:
 
 
 def get_num_threads() -> int:
-    """Threads used for EM: ``set_num_threads``, else ``GAUSSMIX_NUM_THREADS``, else all cores."""
+    """Threads used for EM: ``set_num_threads``, else ``GAUSSMIX_NUM_THREADS``, else all cores.
+
+    Returns
+    -------
+    n_threads : int
+        At least 1.
+
+    Raises
+    ------
+    ValueError
+        If ``GAUSSMIX_NUM_THREADS`` is set to something other than a positive integer.
+    """
     if _num_threads is not None:
         return _num_threads
     env = os.environ.get("GAUSSMIX_NUM_THREADS")
@@ -133,7 +144,22 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n_threads: int | None) -> None:
-    """Set the number of threads for EM; None restores the default."""
+    """Set the number of threads for EM; None restores the default.
+
+    Results do not depend on it: chunks are summed in order whatever thread
+    computed them.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        A positive integer (numpy's integer types too), or None for
+        ``GAUSSMIX_NUM_THREADS``, else all available cores.
+
+    Raises
+    ------
+    ValueError
+        If ``n_threads`` is not a positive integer or None.
+    """
     global _num_threads
     # Any integer type (numpy's too), but not a bool.
     if n_threads is not None and (

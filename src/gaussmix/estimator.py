@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from numbers import Integral, Real
 
@@ -582,8 +583,19 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
         )
         return np.asarray(X, dtype=np.float64), y
 
-    def save(self, path) -> None:
-        """Write the fitted model to ``path`` as JSON (see :func:`gaussmix.io.save`)."""
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted model to ``path`` as JSON (see :func:`gaussmix.io.save`).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write; :func:`gaussmix.load` reads it back.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the model is not fitted.
+        """
         from .io import save
 
         save(self, path)
