@@ -337,3 +337,28 @@ def test_a_variance_within_rounding_of_zero_is_zero(covariance_type):
     # reg_covar lifts the collapsed variance, as in scikit-learn.
     lifted = model.estimate_covariances(scatter, nk, shift_sum, nk, 1e-6)
     assert np.all(lifted >= 1e-6)
+
+
+@pytest.mark.parametrize("first", [
+    "gaussmix.sklearn_models", "gaussmix.sklearn_diagonal_models",
+    "gaussmix._covariance_numerics", "gaussmix.mclust_models", "gaussmix.covariance",
+])
+def test_any_model_module_can_be_imported_first(first):
+    # A fresh Dask worker unpickling a model imports its class's module first:
+    # the registry then loads the built-in models without a circular import.
+    import pickle
+    import subprocess
+    import sys
+
+    code = (
+        f"import pickle, sys, {first}\n"
+        "model = pickle.loads(sys.stdin.buffer.read())\n"
+        "from gaussmix.covariance import covariance_model_names, get_covariance_model\n"
+        "assert type(get_covariance_model('full')) is type(model), model\n"
+        "print(len(covariance_model_names()))\n"
+    )
+    blob = pickle.dumps(get_covariance_model("full"))
+    done = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert int(done.stdout) == len(covariance_model_names())

@@ -34,7 +34,8 @@ import pytest
 
 from gaussmix import _mclust_numerics, em
 from gaussmix import mclust_models
-from gaussmix.covariance import FullCovariance, TiedCovariance, get_covariance_model
+from gaussmix.covariance import get_covariance_model
+from gaussmix.sklearn_models import FullCovariance, TiedCovariance
 from gaussmix.params import MixtureParams
 
 REFERENCE = Path(__file__).parent / "reference"

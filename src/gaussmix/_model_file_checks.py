@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .covariance import FullCovariance, TiedCovariance
+from .sklearn_models import FullCovariance, TiedCovariance
 from .estimator import GaussianMixture
 
 REQUIRED_KEYS = (

@@ -20,10 +20,6 @@ import numpy as np
 
 __all__ = [
     "CovarianceModel",
-    "FullCovariance",
-    "TiedCovariance",
-    "DiagCovariance",
-    "SphericalCovariance",
     "register_covariance_model",
     "get_covariance_model",
     "covariance_model_names",
@@ -316,6 +312,28 @@ class CovarianceModel(ABC):
 
 
 _REGISTRY: dict[str, CovarianceModel] = {}
+_BUILTINS_LOADED = False
+
+
+def _registry() -> dict[str, CovarianceModel]:
+    """The registry, with the built-in models registered on first use.
+
+    Loaded here, not when this module is imported: the model modules import
+    this one, so that importing one of them first (unpickling a model in a
+    fresh process, a new Dask worker) would meet this module half-initialised.
+    """
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True  # first: the models register through this registry
+        from .sklearn_diagonal_models import DiagCovariance, SphericalCovariance
+        from .sklearn_models import FullCovariance, TiedCovariance
+
+        for model in (FullCovariance(), TiedCovariance(), DiagCovariance(), SphericalCovariance()):
+            _REGISTRY[model.name] = model
+        import importlib
+
+        importlib.import_module(".mclust_models", __package__)  # registers the mclust models
+    return _REGISTRY
 
 
 def register_covariance_model(model: CovarianceModel) -> None:
@@ -326,17 +344,19 @@ def register_covariance_model(model: CovarianceModel) -> None:
     ValueError
         If a model of that name is already registered.
     """
-    if model.name in _REGISTRY:
+    registry = _registry()
+    if model.name in registry:
         raise ValueError(f"Covariance model {model.name!r} is already registered.")
-    _REGISTRY[model.name] = model
+    registry[model.name] = model
 
 
 def get_covariance_model(name: str) -> CovarianceModel:
     """Look up a covariance model by its ``covariance_type`` name."""
+    registry = _registry()
     try:
-        return _REGISTRY[name]
+        return registry[name]
     except (KeyError, TypeError):
-        valid = ", ".join(repr(n) for n in _REGISTRY)
+        valid = ", ".join(repr(n) for n in registry)
         raise ValueError(
             f"Unknown covariance_type {name!r}; valid options are {valid}."
         ) from None
@@ -350,7 +370,7 @@ def kernel_family(model: CovarianceModel) -> CovarianceModel:
     (``model`` itself for the four scikit-learn models).
     """
     for name in ("tied", "spherical", "diag", "full"):
-        base = _REGISTRY[name]
+        base = _registry()[name]
         if isinstance(model, type(base)):
             return base
     return model
@@ -358,15 +378,7 @@ def kernel_family(model: CovarianceModel) -> CovarianceModel:
 
 def covariance_model_names() -> tuple[str, ...]:
     """Names of all registered covariance models."""
-    return tuple(_REGISTRY)
-
-
-# The models register on import; they need the registry above to exist.
-from .sklearn_diagonal_models import DiagCovariance, SphericalCovariance  # noqa: E402
-from .sklearn_models import FullCovariance, TiedCovariance  # noqa: E402
-
-for _model in (FullCovariance(), TiedCovariance(), DiagCovariance(), SphericalCovariance()):
-    register_covariance_model(_model)
+    return tuple(_registry())
 
 
 def register_covariance_alias(alias: str, name: str) -> None:
@@ -377,9 +389,23 @@ def register_covariance_alias(alias: str, name: str) -> None:
     ValueError
         If ``alias`` is taken or ``name`` is not registered.
     """
-    if alias in _REGISTRY:
+    if alias in _registry():
         raise ValueError(f"Covariance model {alias!r} is already registered.")
     _REGISTRY[alias] = get_covariance_model(name)
 
 
-from . import mclust_models  # noqa: E402,F401  (registers the mclust models)
+# scikit-learn's four model classes, once defined here, are still found here.
+_MODEL_CLASSES = {
+    "FullCovariance": "sklearn_models",
+    "TiedCovariance": "sklearn_models",
+    "DiagCovariance": "sklearn_diagonal_models",
+    "SphericalCovariance": "sklearn_diagonal_models",
+}
+
+
+def __getattr__(name: str):
+    if name in _MODEL_CLASSES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_MODEL_CLASSES[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
