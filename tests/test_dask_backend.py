@@ -347,6 +347,20 @@ def test_dataframe_of_booleans_and_nullable_numbers_fits_as_in_memory():
     assert_same_fit(fitted, memory, RTOL64)
 
 
+def test_dataframe_read_from_parquet_with_a_column_subset_fits_as_in_memory(tmp_path):
+    # to_dask_array(lengths=True) miscounted such a frame's partitions.
+    pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(mixture()[:, :3], columns=["a", "b", "c"])
+    dd.from_pandas(frame, npartitions=12).to_parquet(tmp_path / "parts")
+    subset = dd.read_parquet(tmp_path / "parts", columns=["a", "b"])
+    init = user_init(frame[["a", "b"]].to_numpy(), 3, "full")
+    memory = GaussianMixture(3, **init).fit(frame[["a", "b"]])
+    fitted = GaussianMixture(3, **init).fit(subset)
+    assert list(fitted.feature_names_in_) == ["a", "b"]
+    assert_same_fit(fitted, memory, RTOL64)
+    np.testing.assert_array_equal(fitted.predict(subset), memory.predict(frame[["a", "b"]]))
+
+
 def test_integer_column_names_give_no_feature_names():
     """As scikit-learn: feature names only when every column name is a string."""
     frame = pd.DataFrame(mixture()[:300])

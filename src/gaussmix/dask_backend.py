@@ -140,8 +140,11 @@ def _as_array(X, da):
             # object array in to_dask_array; as floats they fit as in memory
             # (a missing value becomes NaN, which the blocks' check reports).
             X = X.astype("float64")
-        # lengths=True counts the rows of each partition (one pass).
-        return X.to_dask_array(lengths=True), names
+        # Row counts are left unknown here and computed by the caller
+        # (compute_chunk_sizes, one pass): lengths=True failed on frames read
+        # from Parquet with a subset of columns, whose partitions it miscounts
+        # (dask 2025: "The number of items in 'lengths' does not match").
+        return X.to_dask_array(), names
     if isinstance(X, dd.Series):
         raise ValueError(
             "Expected a 2-D dask array or a dask dataframe, got a dask Series; "
