@@ -213,6 +213,11 @@ def test_a_dataframe_keeps_its_column_names(faithful):
     array_result = select_model(faithful, (1, 2), ["full", "tied"], random_state=0)
     for row, other in zip(result.table, array_result.table):
         assert row["bic"] == pytest.approx(other["bic"], rel=1e-12)
+    # A Dask dataframe is loaded into memory and keeps its names too.
+    dd = pytest.importorskip("dask.dataframe")
+    lazy = select_model(dd.from_pandas(frame, npartitions=2), (1, 2), ["full", "tied"],
+                        random_state=0)
+    assert list(lazy.best_estimator_.feature_names_in_) == ["eruptions", "waiting"]
 
 
 @pytest.mark.parametrize(

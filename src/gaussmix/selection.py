@@ -439,7 +439,9 @@ def select_model(
         random_state=_cell_seed(random_state),
     )
 
-    columns = list(X.columns) if type(X).__module__.startswith("pandas") else None
+    # Column names of pandas and Dask dataframes, which the cells' fits keep.
+    frame = (type(X).__module__ or "").split(".")[0] in ("pandas", "dask", "dask_expr")
+    columns = list(X.columns) if frame and hasattr(X, "columns") else None
     cells = [
         (prototype, name, k, X_checked, columns, sample_weight) for name in types for k in ks
     ]
