@@ -377,3 +377,44 @@ def test_predict_checks_the_feature_names_of_a_dask_dataframe():
     unnamed = GaussianMixture(3, random_state=0).fit(frame.to_numpy())
     with pytest.warns(UserWarning, match="fitted without feature names"):
         unnamed.predict(ddf)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_worker_killed_mid_fit_changes_nothing(weighted):
+    # Parameters and weight pieces are tasks, with lineage: what a killed
+    # worker held is recomputed elsewhere.  A broadcast scatter of the
+    # parameters once waited on the dead worker for good, and scattered
+    # weights were lost with it.
+    import os
+    import signal
+
+    # Iterations long enough for the scheduler to notice the death mid-fit.
+    X = np.random.RandomState(0).normal(size=(200_000, 8))
+    weights = np.random.RandomState(1).uniform(0.5, 2, len(X)) if weighted else None
+    kwargs = dict(n_components=8, tol=0, max_iter=30, means_init=X[:8], random_state=0,
+                  verbose=2, verbose_interval=1)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=logging.CRITICAL,
+    ) as cluster, distributed.Client(cluster) as own:
+        data = da.from_array(X, chunks=25_000)
+        reference = GaussianMixture(**kwargs).fit(data, sample_weight=weights)
+        victim = sorted(own.run(os.getpid).values())[0]
+        killed = []
+
+        class KillAtIteration5(logging.Handler):
+            def emit(self, record):
+                if record.getMessage().startswith("  Iteration 5\t") and not killed:
+                    os.kill(victim, signal.SIGKILL)
+                    killed.append(victim)
+
+        handler = KillAtIteration5()
+        logging.getLogger("gaussmix").addHandler(handler)
+        try:
+            fitted = GaussianMixture(**kwargs).fit(data, sample_weight=weights)
+        finally:
+            logging.getLogger("gaussmix").removeHandler(handler)
+    assert killed
+    for name in PARAMS:
+        np.testing.assert_array_equal(getattr(fitted, name), getattr(reference, name))

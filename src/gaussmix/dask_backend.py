@@ -113,6 +113,13 @@ def _take_task(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return block[rows]
 
 
+def _held(client, value, owner: str | None = None):
+    """A future of ``value`` held on the workers (on ``owner`` by preference), with lineage."""
+    if owner is None:
+        return client.submit(_identity, value, pure=False)
+    return client.submit(_identity, value, workers=[owner], allow_other_workers=True, pure=False)
+
+
 def _identity(block):
     return block
 
@@ -223,8 +230,10 @@ class _Blocks:
                 target = max(shares, key=shares.get)
                 shares[target] -= 1
                 owners[i] = target
+                # Other workers allowed: a lost target's block is then
+                # recomputed elsewhere, not waited for.
                 futures[i] = client.submit(
-                    _identity, futures[i], workers=[target], allow_other_workers=False,
+                    _identity, futures[i], workers=[target], allow_other_workers=True,
                     pure=False,
                 )
         wait(futures)
@@ -315,11 +324,9 @@ class DaskDataset(Dataset):
                 pieces = [self.sample_weight[a:b] for a, b in zip(starts[:-1], starts[1:])]
             client = self._blocks.client
             if client is not None and self.sample_weight is not None:
-                # hash=False: equal pieces must still go to their own block's worker.
-                pieces = [
-                    client.scatter(piece, workers=[owner], hash=False)
-                    for piece, owner in zip(pieces, self._blocks.owners)
-                ]
+                # Tasks, not scattered data: a piece lost with its worker is
+                # recomputed from its task instead of failing the fit.
+                pieces = [_held(client, piece, owner) for piece, owner in zip(pieces, self._blocks.owners)]
             self._weight_parts = pieces
         return parts, self._weight_parts
 
@@ -343,8 +350,10 @@ class DaskDataset(Dataset):
             return sum_stats(
                 em.expectation(model, b, w, params, chunk_size) for b, w in zip(parts, weights)
             )
-        # One broadcast of the parameters per iteration, shared by every task.
-        remote = client.scatter(params, broadcast=True, hash=False)
+        # The parameters once per iteration, as a task every E-step task
+        # depends on: workers fetch it from each other, and a copy lost with
+        # a worker is recomputed (a broadcast scatter waited on a dead worker).
+        remote = _held(client, params)
         stats = self._submit(_e_step_task, model, remote, chunk_size, os.getpid())
         # Summed here in block order: reproducible, unlike a reduction tree.
         return sum_stats(stats)
@@ -382,14 +391,14 @@ class DaskDataset(Dataset):
         elif self._blocks.parts is None:
             # One pass: compute straight from the graph, without holding blocks.
             dask, _ = _import_dask()
-            remote = client.scatter(params, broadcast=True, hash=False)
+            remote = _held(client, params)
             futures = client.compute([
                 dask.delayed(_infer_task, pure=False)(task, None, model, remote, want, os.getpid())
                 for task in self._blocks.tasks()
             ])
             pieces = client.gather(futures)
         else:
-            remote = client.scatter(params, broadcast=True, hash=False)
+            remote = _held(client, params)
             pieces = self._submit(_infer_task, model, remote, want, os.getpid())
         return np.concatenate(pieces, axis=0)
 
