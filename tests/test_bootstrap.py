@@ -126,3 +126,12 @@ def test_exported():
     assert "BootstrapLRTResult" in gaussmix.__all__
     with pytest.raises(ValueError, match="max_components"):
         bootstrap_lrt(two_blobs(), max_components=1)
+
+
+def test_whole_number_floats_count_and_weights_are_refused_by_name():
+    X = np.random.default_rng(0).normal(size=(80, 2))
+    with pytest.warns(UserWarning, match="smallest possible p-value"):
+        result = bootstrap_lrt(X, "VVV", max_components=2.0, n_bootstrap=5.0, random_state=0)
+    assert result.n_bootstrap == 5
+    with pytest.raises(TypeError, match="does not take sample_weight"):
+        bootstrap_lrt(X, "VVV", 2, n_bootstrap=19, sample_weight=np.ones(80))

@@ -365,3 +365,13 @@ def test_metadata_round_trips_and_is_validated(X, tmp_path):
     path.write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="'metadata' must be an object"):
         load(path)
+
+
+def test_from_sklearn_takes_scikit_learns_gaussian_mixture_only():
+    from sklearn.mixture import BayesianGaussianMixture
+
+    X = np.random.default_rng(0).normal(size=(100, 2))
+    bayesian = BayesianGaussianMixture(n_components=2, random_state=0).fit(X)
+    with pytest.raises(TypeError, match="expects a fitted sklearn.mixture.GaussianMixture, "
+                                        "got BayesianGaussianMixture"):
+        from_sklearn(bayesian)

@@ -1,5 +1,7 @@
 """Figures: ellipse geometry per covariance type and the criterion lines."""
 
+import warnings
+
 import matplotlib
 import numpy as np
 import pytest
@@ -187,3 +189,25 @@ def test_plot_criterion_single_criterion_and_bad_table():
         plot_criterion({"n_components": [1, 2], "loglik": [1.0, 2.0]})
     with pytest.raises(ValueError, match="dict of columns"):
         plot_criterion([1, 2, 3])
+
+
+def test_plot_density_checks_x_as_predict_does():
+    # A frame with the model's columns in another order once drew other
+    # columns under the model's labels; too few columns drew the wrong ones.
+    pd = pytest.importorskip("pandas")
+    from gaussmix.plotting import plot_density
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(0, 1, 200), "b": rng.normal(100, 1, 200),
+                          "c": rng.normal(-50, 1, 200)})
+    model = GaussianMixture(2, random_state=0).fit(frame)
+    ax = Figure().subplots()
+    with pytest.raises(ValueError, match="same order"):
+        plot_density(model, frame[["c", "a", "b"]], ax=ax)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an array for a model with names
+        with pytest.raises(ValueError, match="3 features"):
+            plot_density(model, frame.to_numpy()[:, :2], ax=ax)
+    with pytest.raises(ValueError, match="grid_size must be an integer >= 2"):
+        plot_density(model, frame, ax=ax, grid_size=1)
+    plot_density(model, frame, ax=ax)  # the fitted order draws

@@ -209,6 +209,13 @@ def bootstrap_lrt(
     Applied Statistics, 36, 318-324.
     """
     _check(max_components, n_bootstrap, level)
+    # Whole-number floats (5.0) pass the check; range() needs ints.
+    max_components, n_bootstrap = int(max_components), int(n_bootstrap)
+    if "sample_weight" in gmm_kwargs:
+        raise TypeError(
+            "bootstrap_lrt does not take sample_weight: its bootstrap samples "
+            "are drawn from the fitted mixture, of the data's size in rows."
+        )
     check_in_memory(X, "bootstrap_lrt")
     X = np.asarray(X, dtype=np.float64)
     X = X.reshape(-1, 1) if X.ndim == 1 else X

@@ -413,6 +413,13 @@ def from_sklearn(sk_model) -> GaussianMixture:
     -------
     model : GaussianMixture
     """
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    if type(sk_model) is not SkGaussianMixture:
+        raise TypeError(
+            "from_sklearn expects a fitted sklearn.mixture.GaussianMixture, got "
+            f"{type(sk_model).__name__}."
+        )
     check_is_fitted(sk_model)
     model = GaussianMixture(**sk_model.get_params())
     _copy_fitted(sk_model, model)

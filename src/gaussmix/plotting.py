@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .covariance import get_covariance_model, kernel_family
 from ._plot_fits import _new_axes, plot_criterion, plot_log_likelihood_trace, plot_selection
@@ -340,12 +341,17 @@ def plot_density(gmm, X=None, ax=None, features: Sequence[int] = (0, 1),
         the histogram's bars ``"histogram"``.
     """
     check_is_fitted(gmm)
+    if isinstance(grid_size, bool) or not isinstance(grid_size, Integral) or grid_size < 2:
+        raise ValueError(f"grid_size must be an integer >= 2, got {grid_size!r}.")
     n_features = np.shape(gmm.means_)[1]
     if n_features == 1:
         return _plot_density_1d(gmm, X, ax, grid_size)
     fx, fy = _check_features(features, n_features, size=2)
     if X is not None:
-        points = np.asarray(X, dtype=np.float64)[:, [fx, fy]]
+        # As predict checks it: the model's number of features, and its
+        # feature names in its order (a reordered frame drew other columns).
+        checked = validate_data(gmm, X, reset=False, dtype=[np.float64, np.float32])
+        points = np.asarray(checked, dtype=np.float64)[:, [fx, fy]]
         low, high = points.min(axis=0), points.max(axis=0)
         pad = 0.05 * np.where(high > low, high - low, 1.0)
         low, high = low - pad, high + pad
