@@ -211,3 +211,11 @@ def test_plot_density_checks_x_as_predict_does():
     with pytest.raises(ValueError, match="grid_size must be an integer >= 2"):
         plot_density(model, frame, ax=ax, grid_size=1)
     plot_density(model, frame, ax=ax)  # the fitted order draws
+
+
+def test_plot_clusters_takes_one_radius_as_plot_pairs_does():
+    X, _ = make_blobs(random_state=0)
+    model = GaussianMixture(3, random_state=0).fit(X)
+    ax = plot_clusters(model, X, ax=Figure().subplots(), n_std=2)
+    gids = sorted(p.get_gid() for p in ax.patches if isinstance(p, Ellipse))
+    assert gids == [f"component-{k}-2sigma" for k in range(3)]

@@ -122,7 +122,7 @@ def _feature_labels(gmm) -> tuple[str, str]:
     return "feature 0", "feature 1"
 
 
-def plot_clusters(gmm, X, ax=None, n_std: Sequence[float] = (1, 2, 3)):
+def plot_clusters(gmm, X, ax=None, n_std: float | Sequence[float] = (1, 2, 3)):
     """Scatter ``X`` coloured by predicted component, with covariance ellipses.
 
     Only the first two features are drawn; each component gets one ellipse
@@ -137,8 +137,9 @@ def plot_clusters(gmm, X, ax=None, n_std: Sequence[float] = (1, 2, 3)):
         Points to draw; their colours come from ``gmm.predict(X)``.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure is made when None.
-    n_std : sequence of float, default=(1, 2, 3)
-        Radii of the ellipses, in standard deviations.
+    n_std : float or sequence of float, default=(1, 2, 3)
+        Radii of the ellipses, in standard deviations (one number: one
+        ellipse per component, as :func:`plot_pairs` takes it).
 
     Returns
     -------
@@ -147,6 +148,8 @@ def plot_clusters(gmm, X, ax=None, n_std: Sequence[float] = (1, 2, 3)):
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Ellipse
+
+    n_std = tuple(np.atleast_1d(n_std).tolist())
 
     covariances = covariances_2d(gmm)
     labels = _quietly(gmm.predict, X)
