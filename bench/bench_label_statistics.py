@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_em import alternating_times, dump_json  # noqa: E402
 
-from gaussmix import _label_kernels, _label_sums, em
+from gaussmix import _label_kernels, _label_sums, _start_statistics
 from gaussmix.covariance import get_covariance_model
 
 CELLS = ((10_000, 16, 16), (100_000, 2, 3), (100_000, 16, 16), (100_000, 64, 16), (100_000, 16, 64))
@@ -44,13 +44,13 @@ def measure(n: int, d: int, k: int, dtype, repeats: int) -> dict:
     labels = rng.integers(0, k, size=n).astype(np.int32)
     model = get_covariance_model("diag")
     paths = {
-        "compiled": lambda: em._diagonal_statistics_from_labels(
+        "compiled": lambda: _start_statistics._diagonal_statistics_from_labels(
             _label_kernels, "diag", X, None, labels, k
         ),
-        "twin": lambda: em._diagonal_statistics_from_labels(
+        "twin": lambda: _start_statistics._diagonal_statistics_from_labels(
             _label_sums, "diag", X, None, labels, k
         ),
-        "gathered": lambda: em._gathered_statistics_from_labels(model, X, None, labels, k),
+        "gathered": lambda: _start_statistics._gathered_statistics_from_labels(model, X, None, labels, k),
     }
     times = alternating_times(paths, repeats)
     compiled, twin, gathered = (paths[name]() for name in ("compiled", "twin", "gathered"))

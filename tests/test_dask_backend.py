@@ -313,7 +313,7 @@ def test_blocks_of_one_chunk_give_the_in_memory_statistics_exactly(with_client, 
     # Above 32768 rows the E-step's chunks grow with the data set's rows;
     # blocks on workers must use the whole data set's chunk size, not their
     # own row counts, to sum the very chunks an in-memory pass sums.
-    from gaussmix import em
+    from gaussmix import _kernels, em
     from gaussmix.covariance import get_covariance_model
     from gaussmix.datasets import ArrayDataset
 
@@ -322,7 +322,7 @@ def test_blocks_of_one_chunk_give_the_in_memory_statistics_exactly(with_client, 
         fitted = GaussianMixture(3, max_iter=1, random_state=0).fit(X[:5000])
     model, params = get_covariance_model("full"), fitted._fitted_params().astype(np.float64)
     chunk = em.e_step_chunk_size(model, params, X.dtype, X.shape[0])
-    assert chunk > em._chunk_size(model, 3, 3, X.dtype)  # grown with the rows
+    assert chunk > _kernels.model_chunk_size(model, 3, 3, X.dtype)  # grown with the rows
     if with_client:
         request.getfixturevalue("client")
     in_memory = ArrayDataset(X)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gaussmix import ConvergenceWarning, GaussianMixture
-from gaussmix import em
+from gaussmix import _kernels, em
 from gaussmix.covariance import get_covariance_model
 from gaussmix.datasets import (
     ArrayBlockReader,
@@ -58,7 +58,7 @@ def test_blocks_of_one_chunk_give_the_in_memory_statistics_exactly():
     # The E-step's chunks depend on the data set's rows (above 32768 they
     # grow), not on the block sizes in which those rows arrive.
     chunk = em.e_step_chunk_size(model, params, X.dtype, X.shape[0])
-    assert chunk > em._chunk_size(model, 3, 3, X.dtype)
+    assert chunk > _kernels.model_chunk_size(model, 3, 3, X.dtype)
     assert X.shape[0] > 2 * chunk
     # One chunk per block: the same chunks, added in the same order.
     in_memory, blocks = ArrayDataset(X), BlockDataset(ArrayBlockReader(X), block_rows=chunk)

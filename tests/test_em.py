@@ -226,7 +226,7 @@ def test_expectation_does_not_depend_on_the_number_of_threads(covariance_type, n
 
     rng = np.random.RandomState(8)
     model = get_covariance_model(covariance_type)
-    chunk_size = em._chunk_size(model, 3, 3, np.float64)
+    chunk_size = _kernels.model_chunk_size(model, 3, 3, np.float64)
     X = rng.standard_normal((n_chunks * chunk_size + 11, 3))
     X[::2] += 4
     params = short_fit_params(X[:500], 3, covariance_type)
@@ -281,10 +281,10 @@ def test_a_model_may_take_larger_chunks():
         model = get_covariance_model(name)
         assert model.chunk_bytes == 1 << 21
         width = model.chunk_width(16, 16)
-        assert em._chunk_size(model, 16, 16, np.float64) == (1 << 21) // (width * 8)
+        assert _kernels.model_chunk_size(model, 16, 16, np.float64) == (1 << 21) // (width * 8)
     full = get_covariance_model("full")
     assert full.chunk_bytes is None
-    assert em._chunk_size(full, 16, 16, np.float64) == (1 << 20) // (full.chunk_width(16, 16) * 8)
+    assert _kernels.model_chunk_size(full, 16, 16, np.float64) == (1 << 20) // (full.chunk_width(16, 16) * 8)
 
 
 def test_chunk_size_is_a_positive_bounded_int_shrinking_with_width():

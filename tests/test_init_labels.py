@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from gaussmix import GaussianMixture, em
+from gaussmix import GaussianMixture, _start_statistics
 from gaussmix.covariance import get_covariance_model
 from gaussmix.em import maximization, statistics_from_labels, statistics_from_resp
 from gaussmix.init import (
@@ -28,12 +28,12 @@ def one_hot(labels, n_components):
 def label_statistics_path(path, monkeypatch):
     """Make :func:`statistics_from_labels` take the numpy or the compiled path."""
     if path == "numpy":
-        monkeypatch.setattr(em, "_compiled_label_kernels", lambda: None)
+        monkeypatch.setattr(_start_statistics, "_compiled_label_kernels", lambda: None)
     else:
         pytest.importorskip("numba")
         from gaussmix import _label_kernels
 
-        monkeypatch.setattr(em, "_compiled_label_kernels", lambda: _label_kernels)
+        monkeypatch.setattr(_start_statistics, "_compiled_label_kernels", lambda: _label_kernels)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -114,12 +114,12 @@ def test_label_statistics_take_the_compiled_kernels_once_numba_is_loaded(monkeyp
     X_small = np.zeros((100, 4))
     X_large = np.zeros((kmeans.COMPILED_LOAD_WORK // 4, 4))
     monkeypatch.setattr(kmeans, "_numba_loaded", lambda: False)
-    assert em._label_kernels_for(X_small, 3) is _label_sums
-    assert em._label_kernels_for(X_large, 1) is _label_kernels
+    assert _start_statistics._label_kernels_for(X_small, 3) is _label_sums
+    assert _start_statistics._label_kernels_for(X_large, 1) is _label_kernels
     monkeypatch.setattr(kmeans, "_numba_loaded", lambda: True)
-    assert em._label_kernels_for(X_small, 3) is _label_kernels
-    monkeypatch.setattr(em, "_compiled_label_kernels", lambda: None)
-    assert em._label_kernels_for(X_large, 1) is _label_sums
+    assert _start_statistics._label_kernels_for(X_small, 3) is _label_kernels
+    monkeypatch.setattr(_start_statistics, "_compiled_label_kernels", lambda: None)
+    assert _start_statistics._label_kernels_for(X_large, 1) is _label_sums
 
 
 @pytest.mark.parametrize("method", [m for m in INIT_METHODS if m != "random"])

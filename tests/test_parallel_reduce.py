@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from gaussmix import em
+from gaussmix import _kernels, em
 from gaussmix._parallel import imap_chunks, limited_threads, map_chunks
 from gaussmix.covariance import get_covariance_model
 from gaussmix.params import MixtureParams
@@ -104,7 +104,7 @@ def test_an_e_step_pass_holds_a_few_chunk_results_not_one_per_chunk():
     model, params = _params(16, 16, rng)
     small, large = rng.normal(size=(10_000, 16)), rng.normal(size=(200_000, 16))
     # Chunks of the same size for both (by default they grow with the rows).
-    chunk = em._chunk_size(model, 16, 16, np.float64)
+    chunk = _kernels.model_chunk_size(model, 16, 16, np.float64)
     peaks = []
     with limited_threads(2):
         for X in (small, large):

@@ -16,6 +16,8 @@ from .suffstats import SuffStats
 
 __all__ = [
     "chunk_size_for",
+    "model_chunk_size",
+    "chunk_weights",
     "iter_chunks",
     "mixture_centre",
     "weighted_log_prob",
@@ -67,6 +69,23 @@ def chunk_size_for(
         budget = max(budget, min(budget * n_samples // _BUDGET_ROWS, _MAX_CHUNK_BYTES))
     rows = budget // max(1, width * itemsize)
     return int(min(max(rows, 256), 16384))
+
+
+def model_chunk_size(
+    model: CovarianceModel, n_components: int, n_features: int, dtype,
+    n_samples: int | None = None,
+) -> int:
+    """:func:`chunk_size_for` with ``model``'s chunk width and byte budget."""
+    width = model.chunk_width(n_components, n_features)
+    return chunk_size_for(
+        n_components, n_features, np.dtype(dtype).itemsize, width, model.chunk_bytes,
+        n_samples,
+    )
+
+
+def chunk_weights(sample_weight: np.ndarray | None, rows: slice) -> np.ndarray | None:
+    """The weights of a chunk's ``rows``, or None where the rows are unweighted."""
+    return None if sample_weight is None else sample_weight[rows]
 
 
 def iter_chunks(n_samples: int, chunk_size: int, offset: int = 0) -> list[slice]:

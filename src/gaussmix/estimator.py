@@ -10,29 +10,26 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from . import em
 from .acceleration import check_acceleration, iterate_squarem
 from .covariance import covariance_model_names, get_covariance_model
 from .exceptions import ConvergenceWarning, EmptyComponentWarning
 from .init import INIT_METHODS, initial_params
-from .datasets import (
-    ArrayDataset,
-    Dataset,
-    as_dataset,
-    check_dataset_feature_names,
-    check_dataset_shape,
-)
+from .datasets import ArrayDataset, Dataset, as_dataset, check_dataset_shape
 from .params import MixtureParams
 from ._criteria import InformationCriteriaMixin
+from ._fitted_mixture import FittedMixtureMixin
 from ._partial_fit import PartialFitMixin, rollback_on_error
 from ._reporting import FitReporter, verbose_logging
 from .validation import check_sample_weight, check_user_init, weights_near_one
 
 __all__ = ["GaussianMixture"]
 
-class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, BaseEstimator):
+class GaussianMixture(
+    FittedMixtureMixin, PartialFitMixin, InformationCriteriaMixin, DensityMixin, BaseEstimator
+):
     """Gaussian mixture model fitted by expectation-maximization.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the
@@ -435,153 +432,6 @@ class GaussianMixture(PartialFitMixin, InformationCriteriaMixin, DensityMixin, B
             init_params=self.init_params, n_components=self.n_components,
             reg_covar=self.reg_covar, start=start,
         )
-
-    def _set_fitted(self, model, params: MixtureParams, dtype) -> None:
-        """Set the fitted attributes from ``params``, cast to the data's ``dtype``.
-
-        Raises ValueError, setting nothing, where a parameter fitted in
-        float64 lies beyond float32's range.
-        """
-        with np.errstate(over="ignore"):  # reported below, with its fix
-            params = params.astype(dtype)
-            # C order, as scikit-learn's: the engine's factors may be transposed views.
-            precisions_cholesky = np.ascontiguousarray(params.precisions_cholesky)
-            precisions = model.precisions_from_cholesky(precisions_cholesky)
-        fitted = {
-            "weights_": params.weights,
-            "means_": params.means,
-            "covariances_": params.covariances,
-            "precisions_cholesky_": precisions_cholesky,
-            "precisions_": precisions,
-        }
-        overflowed = [name for name, value in fitted.items() if not np.all(np.isfinite(value))]
-        if overflowed:
-            raise ValueError(
-                f"The fitted {', '.join(overflowed)} exceed the range of "
-                f"{np.dtype(dtype).name}, the dtype of X. Fit float64 data "
-                "(X.astype(np.float64)), or rescale the data or reg_covar."
-            )
-        # The parameters' layout: covariance_type can change afterwards.
-        self._fitted_covariance_type = model.name
-        self.__dict__.update(fitted)
-
-    def _fitted_params(self) -> MixtureParams:
-        covariances = getattr(self, "covariances_", None)
-        if covariances is None:
-            # Inference needs only the precisions, as in scikit-learn, so a
-            # model assembled from weights, means and precision factors works.
-            model = get_covariance_model(self.covariance_type)
-            covariances = model.covariances_from_precisions_cholesky(
-                np.asarray(self.precisions_cholesky_, dtype=np.float64)
-            )
-        return MixtureParams(self.weights_, self.means_, covariances, self.precisions_cholesky_)
-
-    # -------------------------------------------------------------- inference
-    def _validated_input(self, X) -> np.ndarray:
-        check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-
-    def _infer(self, X, want: str) -> np.ndarray:
-        model = get_covariance_model(self.covariance_type)
-        dataset = as_dataset(X)
-        if dataset is not None:
-            check_is_fitted(self)
-            check_dataset_shape(dataset, min_samples=1, n_features=self.n_features_in_)
-            check_dataset_feature_names(self, dataset)
-            params = self._fitted_params()
-            with dataset.passes(model, params):
-                return dataset.infer(model, params, want)
-        X = self._validated_input(X)
-        return em.log_prob_norm_and_labels(model, X, self._fitted_params(), want=want)
-
-    def score_samples(self, X) -> np.ndarray:
-        """Log-likelihood of each sample under the model.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        log_prob : ndarray of shape (n_samples,)
-        """
-        return self._infer(X, "score")
-
-    def score(self, X, y=None) -> float:
-        """Mean log-likelihood per sample of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : Ignored
-
-        Returns
-        -------
-        log_likelihood : float
-        """
-        return float(np.mean(self.score_samples(X)))
-
-    def predict(self, X) -> np.ndarray:
-        """Most probable component of each sample.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        return self._infer(X, "labels")
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Posterior probability of each component for each sample.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        resp : ndarray of shape (n_samples, n_components)
-        """
-        return self._infer(X, "proba")
-
-    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Draw samples from the fitted mixture.
-
-        Seeded by ``random_state`` exactly as scikit-learn's, so the same
-        model and seed give the same draws.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
-            Component of each draw; draws are grouped by component.
-        """
-        check_is_fitted(self)
-        if n_samples < 1:
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples} . The sampling "
-                "requires at least one sample."
-            )
-        rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, np.asarray(self.weights_, dtype=np.float64))
-        model = get_covariance_model(self.covariance_type)
-        X = model.sample(
-            rng,
-            np.asarray(self.means_, dtype=np.float64),
-            np.asarray(self.covariances_, dtype=np.float64),
-            counts,
-        )
-        y = np.concatenate(
-            [np.full(int(count), k, dtype=np.int64) for k, count in enumerate(counts)]
-        )
-        return np.asarray(X, dtype=np.float64), y
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to ``path`` as JSON (see :func:`gaussmix.io.save`).

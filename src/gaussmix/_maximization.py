@@ -1,0 +1,222 @@
+"""The M-step: parameters from summed statistics.
+
+Pure functions of :class:`~gaussmix.suffstats.SuffStats`: the means and
+covariances they imply, components re-seeded where they emptied, and a
+second pass (through the caller's E-step) where the means moved too far
+from the shift the statistics were accumulated around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from ._covariance_numerics import far_threshold
+from .covariance import CovarianceModel, ill_defined_covariance_error
+from .params import MixtureParams
+from .suffstats import SuffStats
+
+__all__ = [
+    "EMPTY_COMPONENT_SHARE",
+    "REFINE_FACTOR",
+    "maximization",
+    "maximization_with_refinement",
+]
+
+# A component whose share of the total weight falls below this has no data
+# left: its mean and covariance would be numerical noise.
+EMPTY_COMPONENT_SHARE = 1e-12
+
+
+def maximization(
+    model: CovarianceModel,
+    stats: SuffStats,
+    reg_covar: float,
+    dtype: np.dtype = np.float64,
+    *,
+    reseed_empty: bool = True,
+    previous: np.ndarray | None = None,
+) -> tuple[MixtureParams, list[int]]:
+    """M-step: parameters from summed statistics.
+
+    Parameters
+    ----------
+    model : CovarianceModel
+    stats : SuffStats
+        Statistics summed over all chunks of one pass.
+    reg_covar : float
+        Added to the diagonal of each covariance.
+    dtype : dtype
+        Precision of the data; sets the floor added to component totals,
+        as in scikit-learn (``10 * eps``).
+    reseed_empty : bool
+        Re-seed components with no weight left at the worst-explained sample
+        (statistics from an E-step carry it).
+    previous : ndarray or None
+        The E-step's covariances, where the statistics come from one: a
+        searching M-step starts there too
+        (:meth:`~gaussmix.covariance.CovarianceModel.estimate_covariances_from`).
+
+    Returns
+    -------
+    params : MixtureParams
+        In float64.
+    reseeded : list of int
+        Components that were re-seeded.
+    """
+    sum_resp = stats.sum_resp
+    if not all(np.all(np.isfinite(a)) for a in (sum_resp, stats.shift_sum, stats.scatter)):
+        # Overflowed sums (float32 data near its range) would reach the
+        # solvers (eigh, Cholesky) as inf and fail there obscurely.
+        raise _non_finite_error()
+    nk = _component_totals(stats, dtype)
+    means = _moved_means(stats, nk)
+    empty = np.array([], dtype=np.intp)
+    if reseed_empty and stats.worst_sample is not None and len(nk) > 1:
+        empty = np.flatnonzero(sum_resp < EMPTY_COMPONENT_SHARE * stats.weight_sum)
+        if empty.size == len(nk):
+            empty = empty[:0]
+    covariances = _estimate_covariances(model, stats, nk, reg_covar, empty, previous)
+    weights = nk / np.sum(nk)
+
+    reseeded: list[int] = []
+    if empty.size:
+        for k, seed in zip(empty, _reseed_rows(stats, empty.size)):
+            covariances = model.pooled(covariances, weights, int(k))
+            means[k] = seed
+            # Weight of one sample: enough to let the next E-step claim data.
+            weights[k] = 1.0 / max(stats.weight_sum, 1.0)
+            reseeded.append(int(k))
+        weights = weights / np.sum(weights)
+
+    try:
+        precisions_cholesky = model.precision_cholesky(covariances)
+    except ValueError as error:
+        # The M-step runs in float64; the advice must name the data's dtype.
+        raise ill_defined_covariance_error(dtype, getattr(error, "model_name", None)) from None
+    params = MixtureParams(weights, means, covariances, precisions_cholesky)
+    if not params.all_finite():
+        raise _non_finite_error()
+    return params, reseeded
+
+
+# A component's second moments lose about eps * t of relative precision when
+# accumulated at squared whitened distance t from its new mean.  The E-step
+# keeps t below far_threshold (1e-12 of precision in float64, 1e-5 in
+# float32) for the means it is given; an M-step whose means moved beyond
+# this multiple of that bound is redone from a second pass around them.
+# Ordinary EM steps move means by a fraction of a standard deviation and
+# never come near it; a start far from the data (means_init, a warm start on
+# shifted data) does.
+REFINE_FACTOR = 4.0
+
+
+def _reseed_rows(stats: SuffStats, count: int) -> list[np.ndarray]:
+    """``count`` badly explained rows for emptied components, distinct where the data allow.
+
+    The worst-explained row first, then the statistics' further candidates
+    in order, each skipped where it equals a row already taken; when
+    distinct rows run out, the worst row again.
+    """
+    rows = [stats.worst_sample]
+    for candidate in [] if stats.reseed_candidates is None else stats.reseed_candidates:
+        if len(rows) == count:
+            break
+        if not any(np.array_equal(candidate, row) for row in rows):
+            rows.append(candidate)
+    return rows + [stats.worst_sample] * (count - len(rows))
+
+
+def _component_totals(stats: SuffStats, dtype) -> np.ndarray:
+    """``sum_resp`` plus scikit-learn's floor, ``10 eps``: the M-step's divisors."""
+    return stats.sum_resp + 10 * np.finfo(dtype).eps
+
+
+def _moved_means(stats: SuffStats, nk: np.ndarray) -> np.ndarray:
+    """The M-step's means, ``shift + shift_sum / nk``."""
+    return stats.shift + stats.shift_sum / nk[:, None]
+
+
+def _shared_scatter(model: CovarianceModel, n_features: int) -> bool:
+    """Whether the model sums one scatter over all components (tied), not one each."""
+    return model.parameter_shape(1, n_features) == model.parameter_shape(2, n_features)
+
+
+def maximization_with_refinement(
+    model: CovarianceModel,
+    stats: SuffStats,
+    params: MixtureParams,
+    e_step: Callable[[MixtureParams], SuffStats],
+    reg_covar: float,
+    dtype,
+) -> tuple[MixtureParams, list[int]]:
+    """:func:`maximization`, redone from a second pass when the means moved too far.
+
+    ``stats`` come from ``e_step(params)``.  Second moments are accumulated
+    around shifts chosen from ``params``' means; when the new means lie far
+    from them (in whitened distance, see ``REFINE_FACTOR``), the correction
+    to the new means cancels most of their digits.  The second pass keeps
+    the responsibilities (the same ``params``) and accumulates around the new
+    means, so the update is the same EM step, computed accurately.  A first
+    M-step that fails outright (a scatter with no precision left) is
+    retried the same way before its error is raised.
+    """
+    previous = np.asarray(params.covariances, dtype=np.float64)
+    try:
+        new, reseeded = maximization(model, stats, reg_covar, dtype, previous=previous)
+    except ValueError:
+        means = _moved_means(stats, _component_totals(stats, dtype))
+        if np.array_equal(means, stats.shift):
+            raise
+        return maximization(
+            model, e_step(replace(params, shift=means)), reg_covar, dtype, previous=previous
+        )
+    try:
+        moved = model.whitened_sq_norms(new.precisions_cholesky, new.means - stats.shift)
+    except NotImplementedError:  # a registered model that cannot whiten
+        return new, reseeded
+    moved[reseeded] = 0.0  # placed at a sample, with no scatter of their own
+    if not np.any(moved > REFINE_FACTOR * far_threshold(dtype)):
+        return new, reseeded
+    refined = e_step(replace(params, shift=_moved_means(stats, _component_totals(stats, dtype))))
+    return maximization(model, refined, reg_covar, dtype, previous=previous)
+
+
+def _estimate_covariances(
+    model: CovarianceModel, stats: SuffStats, nk: np.ndarray, reg_covar: float,
+    empty: np.ndarray, previous: np.ndarray | None = None,
+) -> np.ndarray:
+    """The model's covariance estimate; without the ``empty`` components where they spoil it.
+
+    A constrained M-step (mclust's models that divide by volumes or
+    determinants) has no maximum while a component holds no data, and
+    returns NaN for every component.  The maximiser over the components
+    that keep data is then the M-step; the emptied ones get placeholders,
+    replaced when they are re-seeded.
+    """
+    def estimate(keep):
+        statistics = (stats.scatter[keep], stats.sum_resp[keep], stats.shift_sum[keep], nk[keep])
+        if previous is None:
+            return model.estimate_covariances(*statistics, reg_covar)
+        return model.estimate_covariances_from(*statistics, reg_covar, previous[keep])
+
+    covariances = estimate(slice(None))
+    shared = _shared_scatter(model, stats.shift.shape[1])
+    if not empty.size or shared or np.all(np.isfinite(covariances)):
+        return covariances
+    keep = np.setdiff1d(np.arange(nk.shape[0]), empty)
+    kept = estimate(keep)
+    covariances = np.empty((nk.shape[0], *kept.shape[1:]), dtype=kept.dtype)
+    covariances[keep] = kept
+    covariances[empty] = kept[0]
+    return covariances
+
+
+def _non_finite_error() -> ValueError:
+    return ValueError(
+        "The M-step produced non-finite parameters; the data may be too "
+        "badly scaled for this model. Scale the input data, increase "
+        "reg_covar, or decrease the number of components."
+    )
