@@ -2,8 +2,8 @@
 
 :class:`DaskDataset` cuts the rows into blocks of about 64 MiB (one column
 chunk), computes each block once, checks it and keeps it on the workers for
-the whole fit.  Each EM iteration then broadcasts the parameters (a few
-kilobytes), runs :func:`gaussmix.em.expectation` on every block as one task,
+the whole fit.  Each EM iteration then hands the parameters (a few
+kilobytes) to the workers as one task, runs :func:`gaussmix.em.expectation` on every block as one task,
 and adds the returned :class:`~gaussmix.suffstats.SuffStats` on the driver in
 block order, so that the fit equals the in-memory fit of the same rows up to
 the order of a few floating-point additions.
@@ -232,10 +232,7 @@ class _Blocks:
                 owners[i] = target
                 # Other workers allowed: a lost target's block is then
                 # recomputed elsewhere, not waited for.
-                futures[i] = client.submit(
-                    _identity, futures[i], workers=[target], allow_other_workers=True,
-                    pure=False,
-                )
+                futures[i] = _held(client, futures[i], target)
         wait(futures)
         return futures, owners
 
@@ -326,7 +323,10 @@ class DaskDataset(Dataset):
             if client is not None and self.sample_weight is not None:
                 # Tasks, not scattered data: a piece lost with its worker is
                 # recomputed from its task instead of failing the fit.
-                pieces = [_held(client, piece, owner) for piece, owner in zip(pieces, self._blocks.owners)]
+                pieces = [
+                    _held(client, piece, owner)
+                    for piece, owner in zip(pieces, self._blocks.owners)
+                ]
             self._weight_parts = pieces
         return parts, self._weight_parts
 

@@ -128,6 +128,21 @@ class _ConstrainedModel:
         return super().precision_cholesky(covariances)
 
 
+class _SharedOrientationModel(_ConstrainedModel):
+    """EVE and VVE: an M-step that searches one orientation, from a start too.
+
+    Subclasses give :meth:`_estimate`; the M-step given the E-step's
+    covariances starts a second search from their shared axes.
+    """
+
+    def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar):
+        return self._estimate(scatter, sum_resp, shift_sum, nk, reg_covar, None)
+
+    def estimate_covariances_from(self, scatter, sum_resp, shift_sum, nk, reg_covar, previous):
+        start = shared_axes(previous)
+        return self._estimate(scatter, sum_resp, shift_sum, nk, reg_covar, start)
+
+
 # ----------------------------------------------------------- spherical: EII
 class EII(_ConstrainedModel, SphericalCovariance):
     """Equal spherical covariances, ``Sigma_k = lambda I`` (mclust's EII; "E" in 1-D).
@@ -262,7 +277,7 @@ class VEE(_ConstrainedModel, FullCovariance):
         return volumes, common
 
 
-class EVE(_ConstrainedModel, FullCovariance):
+class EVE(_SharedOrientationModel, FullCovariance):
     """One volume and orientation, varying shapes: ``lambda D A_k D^T`` (mclust's EVE).
 
     Parameters: 1 + K (D - 1) + D (D - 1) / 2.  M-step (iterative): the
@@ -281,9 +296,8 @@ class EVE(_ConstrainedModel, FullCovariance):
     def n_covariance_parameters(self, n_components, n_features):
         return 1 + n_components * (n_features - 1) + n_features * (n_features - 1) // 2
 
-    def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar, previous=None):
+    def _estimate(self, scatter, sum_resp, shift_sum, nk, reg_covar, start):
         scatters = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
-        start = None if previous is None else shared_axes(previous)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             orientation = _common_orientation(
                 scatters, _eve_profile, self.tol, self.max_iter, start
@@ -294,13 +308,8 @@ class EVE(_ConstrainedModel, FullCovariance):
             covariances = _finite_or_nan(_rotate_diagonals(orientation, scales))
         return _add_reg(covariances, reg_covar)
 
-    def estimate_covariances_from(
-        self, scatter, sum_resp, shift_sum, nk, reg_covar, previous
-    ):
-        return self.estimate_covariances(scatter, sum_resp, shift_sum, nk, reg_covar, previous)
 
-
-class VVE(_ConstrainedModel, FullCovariance):
+class VVE(_SharedOrientationModel, FullCovariance):
     """One orientation, varying volumes and shapes: ``lambda_k D A_k D^T`` (mclust's VVE).
 
     The common principal components model.  Parameters:
@@ -327,9 +336,8 @@ class VVE(_ConstrainedModel, FullCovariance):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features + n_features * (n_features - 1) // 2
 
-    def estimate_covariances(self, scatter, sum_resp, shift_sum, nk, reg_covar, previous=None):
+    def _estimate(self, scatter, sum_resp, shift_sum, nk, reg_covar, start):
         scatters = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
-        start = None if previous is None else shared_axes(previous)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             orientation = _common_orientation(
                 scatters, _vve_profile(nk), self.tol, self.max_iter, start
@@ -337,11 +345,6 @@ class VVE(_ConstrainedModel, FullCovariance):
             scales = _diagonals(_rotate(scatters, orientation)) / nk[:, None]
             covariances = _finite_or_nan(_rotate_diagonals(orientation, scales))
         return _add_reg(covariances, reg_covar)
-
-    def estimate_covariances_from(
-        self, scatter, sum_resp, shift_sum, nk, reg_covar, previous
-    ):
-        return self.estimate_covariances(scatter, sum_resp, shift_sum, nk, reg_covar, previous)
 
 
 class EEV(_ConstrainedModel, FullCovariance):

@@ -77,17 +77,14 @@ def stats_of_params(
 
 def _scaled(stats: SuffStats, factor: float) -> SuffStats:
     """The statistics of ``factor`` times the weight (the M-step gives the same parameters)."""
-    return SuffStats(
+    # replace: the worst-explained rows travel with the statistics unchanged.
+    return replace(
+        stats,
         sum_resp=stats.sum_resp * factor,
         shift_sum=stats.shift_sum * factor,
         scatter=stats.scatter * factor,
-        shift=stats.shift,
         log_likelihood=stats.log_likelihood * factor,
         weight_sum=stats.weight_sum * factor,
-        worst_log_density=stats.worst_log_density,
-        worst_sample=stats.worst_sample,
-        reseed_candidates=stats.reseed_candidates,
-        reseed_log_densities=stats.reseed_log_densities,
     )
 
 
@@ -99,17 +96,11 @@ def per_unit_weight(stats: SuffStats) -> SuffStats:
 def moved(model: CovarianceModel, stats: SuffStats, shift: np.ndarray) -> SuffStats:
     """The same statistics accumulated around ``shift`` instead of ``stats.shift``."""
     step = np.asarray(shift, dtype=np.float64) - stats.shift
-    return SuffStats(
-        sum_resp=stats.sum_resp,
+    return replace(
+        stats,
         shift_sum=stats.shift_sum - stats.sum_resp[:, None] * step,
         scatter=model.moved_scatter(stats.scatter, stats.sum_resp, stats.shift_sum, step),
         shift=np.asarray(shift, dtype=np.float64),
-        log_likelihood=stats.log_likelihood,
-        weight_sum=stats.weight_sum,
-        worst_log_density=stats.worst_log_density,
-        worst_sample=stats.worst_sample,
-        reseed_candidates=stats.reseed_candidates,
-        reseed_log_densities=stats.reseed_log_densities,
     )
 
 
@@ -124,17 +115,13 @@ def blend(
     batch = per_unit_weight(batch)
     running = moved(model, running, batch.shift)
     keep = 1.0 - eta
-    return SuffStats(
+    return replace(
+        batch,
         sum_resp=keep * running.sum_resp + eta * batch.sum_resp,
         shift_sum=keep * running.shift_sum + eta * batch.shift_sum,
         scatter=keep * running.scatter + eta * batch.scatter,
-        shift=batch.shift,
         log_likelihood=keep * running.log_likelihood + eta * batch.log_likelihood,
         weight_sum=1.0,
-        worst_log_density=batch.worst_log_density,
-        worst_sample=batch.worst_sample,
-        reseed_candidates=batch.reseed_candidates,
-        reseed_log_densities=batch.reseed_log_densities,
     )
 
 
