@@ -130,6 +130,10 @@ def test_plot_uncertainty_of_one_feature_draws_uncertainty_against_it(tmp_path):
     with pytest.raises(ValueError, match="Expected 1 feature indices"):
         plot_uncertainty(gmm, X1, features=(0, 1))
     save_png(ax, tmp_path / "uncertainty-1d.png")
+    # The values as a 1-D array draw the same points, as plot_density takes them.
+    flat = plot_uncertainty(gmm, X1[:, 0], ax=Figure().subplots())
+    (flat_points,) = [c for c in flat.collections if c.get_gid() == "uncertainty"]
+    np.testing.assert_array_equal(flat_points.get_offsets(), points.get_offsets())
 
 
 def test_plot_uncertainty_scale_and_pyplot(X):
@@ -392,6 +396,24 @@ def test_plots_of_an_unfitted_model_raise_not_fitted(draw):
         getattr(plotting, draw)(GaussianMixture(2), np.zeros((10, 2)))
     with pytest.raises(NotFittedError):
         plotting.plot_log_likelihood_trace(GaussianMixture(2))
+
+
+@pytest.mark.parametrize(
+    "draw", ["plot_clusters", "plot_uncertainty", "plot_density", "plot_pairs"]
+)
+def test_plots_check_points_as_predict_does(X, draw):
+    """Points that predict refuses are refused before drawing, with its message."""
+    from gaussmix import plotting
+
+    gmm = GaussianMixture(2, random_state=0).fit(X)
+    with_nan = X[:20].copy()
+    with_nan[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        getattr(plotting, draw)(gmm, with_nan)
+    with pytest.raises(ValueError, match=f"expecting {X.shape[1]} features"):
+        getattr(plotting, draw)(gmm, X[:20, :2])
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        getattr(plotting, draw)(gmm, X[:20, 0])
 
 
 def test_plot_criterion_with_a_type_that_failed_everywhere():

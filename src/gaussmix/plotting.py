@@ -89,6 +89,23 @@ def _quietly(method, X):
         return method(X)
 
 
+def _plot_points(gmm, X) -> tuple[np.ndarray, object]:
+    """``X`` checked as the mixture's ``predict`` checks it: float64 points, and what to predict on.
+
+    A 1-D ``X`` for a mixture of one feature is that feature's values, as
+    mclust's plots take them (``predict`` itself wants a column).  Anything
+    else ``predict`` would refuse (NaN, the wrong number of features, other
+    column names) raises its ValueError here, before any drawing.
+    """
+    check_is_fitted(gmm)
+    if np.ndim(X) == 1 and getattr(gmm, "n_features_in_", None) == 1:
+        X = np.asarray(X).reshape(-1, 1)
+    checked = _quietly(
+        lambda rows: validate_data(gmm, rows, reset=False, dtype=[np.float64, np.float32]), X
+    )
+    return np.asarray(checked, dtype=np.float64), X
+
+
 def _check_features(features, n_features: int, size: int | None = None) -> tuple[int, ...]:
     """Feature indices as ints, checked to be in range, distinct and ``size`` many."""
     chosen = tuple(int(i) for i in features)
@@ -152,8 +169,9 @@ def plot_clusters(gmm, X, ax=None, n_std: float | Sequence[float] = (1, 2, 3)):
     n_std = tuple(np.atleast_1d(n_std).tolist())
 
     covariances = covariances_2d(gmm)
+    points, X = _plot_points(gmm, X)
     labels = _quietly(gmm.predict, X)
-    points = np.asarray(X, dtype=np.float64)[:, :2]
+    points = points[:, :2]
     means = np.asarray(gmm.means_, dtype=np.float64)[:, :2]
     ax = _new_axes() if ax is None else ax
     colors = [f"C{k % 10}" for k in range(len(means))]
@@ -270,8 +288,8 @@ def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] | None = None, *,
     """
     from matplotlib.lines import Line2D
 
-    points = np.asarray(X, dtype=np.float64)
-    one_feature = points.ndim == 2 and points.shape[1] == 1
+    points, X = _plot_points(gmm, X)
+    one_feature = points.shape[1] == 1
     if features is None:
         features = (0,) if one_feature else (0, 1)
     chosen = _check_features(features, points.shape[1], size=1 if one_feature else 2)
@@ -351,10 +369,8 @@ def plot_density(gmm, X=None, ax=None, features: Sequence[int] = (0, 1),
         return _plot_density_1d(gmm, X, ax, grid_size)
     fx, fy = _check_features(features, n_features, size=2)
     if X is not None:
-        # As predict checks it: the model's number of features, and its
-        # feature names in its order (a reordered frame drew other columns).
-        checked = validate_data(gmm, X, reset=False, dtype=[np.float64, np.float32])
-        points = np.asarray(checked, dtype=np.float64)[:, [fx, fy]]
+        # As predict checks it: a reordered frame drew other columns.
+        points = _plot_points(gmm, X)[0][:, [fx, fy]]
         low, high = points.min(axis=0), points.max(axis=0)
         pad = 0.05 * np.where(high > low, high - low, 1.0)
         low, high = low - pad, high + pad
@@ -402,7 +418,7 @@ def _plot_density_1d(gmm, X, ax, grid_size: int):
     """:func:`plot_density` of a mixture of one feature: curves over a histogram."""
     means = np.asarray(gmm.means_, dtype=np.float64)[:, 0]
     if X is not None:
-        points = np.asarray(X, dtype=np.float64).reshape(len(X), -1)[:, 0]
+        points = _plot_points(gmm, X)[0][:, 0]
         low, high = float(points.min()), float(points.max())
         pad = 0.05 * (high - low if high > low else 1.0)
         low, high = low - pad, high + pad
@@ -463,10 +479,9 @@ def plot_pairs(gmm, X, features: Sequence[int] | None = None, axes=None, *,
     axes : ndarray of matplotlib.axes.Axes of shape (p, p)
         Ellipse patches carry the gid ``"component-{k}-{n_std}sigma"``.
     """
-    check_is_fitted(gmm)
     from matplotlib.patches import Ellipse
 
-    points = np.asarray(X, dtype=np.float64)
+    points, X = _plot_points(gmm, X)
     n_features = np.shape(gmm.means_)[1]
     chosen = _check_features(range(n_features) if features is None else features, n_features)
     p = len(chosen)
