@@ -164,6 +164,21 @@ def test_subsample_is_deterministic_and_labels_every_row():
     assert adjusted_rand_score(truth, labels) == 1.0
 
 
+def test_more_clusters_than_max_samples_subsample_as_many_rows():
+    X = three_blobs(n_per=200, seed=1)
+    labels = hierarchical_labels(X, 40, max_samples=30)
+    assert set(np.unique(labels)) == set(range(40))
+    rng = np.random.default_rng(SUBSAMPLE_SEED)
+    rows = np.sort(rng.choice(len(X), size=40, replace=False))
+    np.testing.assert_array_equal(labels[rows], hierarchical_labels(X[rows], 40))
+    # Up to max_samples clusters, the subsample keeps its size.
+    rng = np.random.default_rng(SUBSAMPLE_SEED)
+    rows = np.sort(rng.choice(len(X), size=30, replace=False))
+    np.testing.assert_array_equal(
+        hierarchical_labels(X, 30, max_samples=30)[rows], np.arange(30)
+    )
+
+
 def test_zero_weight_rows_are_left_out_then_assigned():
     X = three_blobs(seed=2)
     weight = np.ones(len(X))

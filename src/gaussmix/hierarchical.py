@@ -541,8 +541,8 @@ def hierarchical_labels(
         transformation is fitted on the rows that are clustered.
     max_samples : int, default=2000
         At most this many rows are agglomerated (it takes O(max_samples^2)
-        memory and time).  With more rows of positive weight, a subsample of
-        this size, drawn without replacement by ``numpy.random.default_rng(0)``
+        memory and time), or ``n_components`` where that is larger.  With
+        more rows of positive weight, a subsample of this size, drawn without replacement by ``numpy.random.default_rng(0)``
         and sorted, is clustered; mclust draws its ``subset`` (2000 rows by
         default) at random too.  Quantile classes in one dimension use all
         rows.
@@ -562,7 +562,10 @@ def hierarchical_labels(
     n_samples, n_features = X.shape
     if transform not in ("SVD", None):
         raise ValueError(f"transform must be 'SVD' or None, got {transform!r}.")
-    rows = _rows_to_cluster(n_samples, n_features > 1, max_samples, sample_weight)
+    # More clusters than max_samples need as many rows to cut the tree at.
+    rows = _rows_to_cluster(
+        n_samples, n_features > 1, max(max_samples, n_components), sample_weight
+    )
     if not 1 <= n_components <= rows.size:
         raise ValueError(
             f"n_components={n_components} must be between 1 and the {rows.size} "
