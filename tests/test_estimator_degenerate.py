@@ -146,6 +146,28 @@ def test_reseeding_claims_the_worst_explained_sample(covariance_type):
     np.testing.assert_array_equal(gm.means_[1], [60.0, -60.0])
 
 
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES + CONSTRAINED)
+def test_a_reseeded_component_left_with_one_row_fits_on(covariance_type):
+    """The re-seeded component keeps its one outlier: zero scatter, reg_covar its floor.
+
+    mclust's models with shared shapes or orientations failed here as
+    ill-defined (its zero volume divided the shared shape).
+    """
+    X = make_data("separated", 2, seed=3)
+    outlier = [60.0, -60.0]
+    X = np.vstack([X, [outlier]])
+    gm = GaussianMixture(2, covariance_type=covariance_type, max_iter=20, random_state=0,
+                         means_init=np.array([X[:-1].mean(axis=0), [1e4, 1e4]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(EmptyComponentWarning):
+            gm.fit(X)
+    assert_finite_fit(gm)
+    # The mean is the centre plus an offset: rounding of a few eps of 60.
+    np.testing.assert_allclose(gm.means_[1], outlier, rtol=1e-13)
+    np.testing.assert_array_equal(gm.predict(X), np.r_[np.zeros(len(X) - 1), 1])
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_components_that_empty_together_are_reseeded_at_distinct_rows(covariance_type):
     # Two outliers and two initial means far from every row: both emptied

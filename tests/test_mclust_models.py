@@ -387,6 +387,47 @@ def test_mstep_with_a_maximiser_survives_flat_features(name):
     assert params.all_finite()
 
 
+EQUAL_VOLUME_VARYING_SHAPE = ("EVI", "EVE", "EVV")
+
+
+@pytest.mark.parametrize("name", MCLUST_MODEL_NAMES)
+def test_a_component_of_zero_scatter_leaves_the_others_as_without_it(name):
+    """One row alone (scatter exactly zero): the others' M-step is theirs without it.
+
+    Its term ``n_k log det Sigma_k`` falls without bound as its volume
+    shrinks, whatever its shape: it takes volume zero, or the identity shape
+    at the common volume, and reg_covar is its covariance's floor.  The
+    common volume counts its weight, so with one volume the others scale by
+    ``n_without / n_with``.
+    """
+    model = get_covariance_model(name)
+    _, _, scatters, nk = random_scatters(np.random.default_rng(3), 3, 3)
+    with_single = np.concatenate([scatters, np.zeros((1, 3, 3))])
+    nk_single = np.append(nk, 1.0)
+    reg_covar = 1e-6
+    covariances = mstep(model, with_single, nk_single, reg_covar)
+    alone = mstep(model, scatters, nk, reg_covar) - reg_covar * np.eye(3)
+    assert np.all(np.isfinite(covariances))
+    tied = family(model) == "tied" or name in ("EII", "EEI", "EEV")
+    if tied:
+        # One shared volume and shape, from the pooled scatter over all weight.
+        alone = alone * nk.sum() / nk_single.sum()
+        np.testing.assert_allclose(covariances[:3] - reg_covar * np.eye(3), alone, rtol=1e-9)
+        return
+    if name in EQUAL_VOLUME_VARYING_SHAPE:
+        alone = alone * nk.sum() / nk_single.sum()
+        volume = np.exp(np.mean(np.log(np.linalg.eigvalsh(alone[0]))))
+        expected_single = volume * np.eye(3)
+    else:
+        expected_single = np.zeros((3, 3))
+    np.testing.assert_allclose(covariances[:3] - reg_covar * np.eye(3), alone, rtol=1e-9)
+    # EVE rotates the identity by its orientation: rounding of a few eps of the volume.
+    np.testing.assert_allclose(
+        covariances[3] - reg_covar * np.eye(3), expected_single, rtol=1e-9,
+        atol=64 * np.finfo(float).eps * np.max(expected_single),
+    )
+
+
 # ---------------------------------------------------------------- counts
 @pytest.mark.parametrize(
     "name, expected",

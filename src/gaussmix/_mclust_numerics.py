@@ -43,6 +43,28 @@ def _add_reg(covariances: np.ndarray, reg_covar: float) -> np.ndarray:
     return covariances + reg_covar
 
 
+def zero_scatter(values: np.ndarray) -> np.ndarray:
+    """Which components have a scatter of exactly zero (one row, or copies of one): (K,).
+
+    ``values`` holds each component's scatter, diagonal or eigenvalues (K, D)
+    or matrix (K, D, D).  Such a component's term in the M-step's objective,
+    ``n_k log det Sigma_k``, is unbounded below as its volume goes to zero
+    and does not depend on its shape or orientation: it has volume zero (a
+    varying volume) or any shape (an equal volume, where the identity is
+    taken), and leaves the shared parameters to the other components.
+    ``reg_covar`` then gives it its covariance, as scikit-learn's models
+    give a component of one row.
+    """
+    return ~np.any(values.reshape(values.shape[0], -1) != 0, axis=1)
+
+
+def unit_shapes_where_zero(shapes: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """``shapes`` (K, D) or (K, D, D), the identity for the ``zero`` components (in place)."""
+    if zero.any():
+        shapes[zero] = 1.0 if shapes.ndim == 2 else np.eye(shapes.shape[-1])
+    return shapes
+
+
 def _finite_or_nan(covariances: np.ndarray) -> np.ndarray:
     """The covariances, or all-NaN where the constrained maximiser does not exist.
 
@@ -88,8 +110,12 @@ def _volume_shape_iteration(
     # Start from the spherical volumes, positive whenever a scatter is nonzero.
     volumes = np.sum(values, axis=1) / (n_features * nk)
     shape = np.ones(n_features)
+    # Components of zero scatter keep volume zero and leave the shape to the others.
+    shaping = ~zero_scatter(values)
+    if not shaping.any():
+        return volumes, shape
     for _ in range(max_iter):
-        pooled = np.sum(values / volumes[:, None], axis=0)
+        pooled = np.sum(values[shaping] / volumes[shaping, None], axis=0)
         new_shape = pooled / _geometric_mean(pooled)
         new_volumes = (values @ (1.0 / new_shape)) / (n_features * nk)
         done = _converged(new_volumes, volumes, tol) and _converged(new_shape, shape, tol)

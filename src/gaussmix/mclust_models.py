@@ -44,7 +44,11 @@ weight.  ``reg_covar`` is added to the diagonal of every resulting
 covariance afterwards, as scikit-learn does; it therefore cannot rescue a
 scatter for which the constrained maximiser does not exist (a needed
 determinant or variance that is exactly zero), and such an M-step ends in
-the usual ill-defined-covariance error.
+the usual ill-defined-covariance error.  The exception is a component whose
+scatter is all zero (one row, or copies of one): it takes volume zero, or
+the identity shape where volumes are equal, leaves the shared parameters to
+the others (:func:`~gaussmix._mclust_numerics.zero_scatter`), and gets
+``reg_covar`` as scikit-learn's models give a component of one row.
 
 References
 ----------
@@ -74,6 +78,8 @@ from ._mclust_numerics import (
     _vve_profile,
     _common_orientation,
     shared_axes,
+    unit_shapes_where_zero,
+    zero_scatter,
 )
 from .covariance import (
     ill_defined_covariance_error,
@@ -126,6 +132,15 @@ class _ConstrainedModel:
             # NaN marks an M-step without a maximum (see _finite_or_nan).
             raise ill_defined_covariance_error(covariances.dtype, self.name)
         return super().precision_cholesky(covariances)
+
+
+def _with_scatter(scatters: np.ndarray) -> np.ndarray:
+    """The components that choose a shared orientation: all but those of zero scatter.
+
+    All of them where every scatter is zero, so that the search has a start.
+    """
+    shaping = ~zero_scatter(scatters)
+    return shaping if shaping.any() else np.ones_like(shaping)
 
 
 class _SharedOrientationModel(_ConstrainedModel):
@@ -224,7 +239,8 @@ class EVI(_ConstrainedModel, DiagCovariance):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             volumes = _geometric_mean(diagonals)
             volume = np.sum(volumes) / np.sum(nk)
-            covariances = _finite_or_nan(volume * (diagonals / volumes[:, None]))
+            shapes = unit_shapes_where_zero(diagonals / volumes[:, None], zero_scatter(diagonals))
+            covariances = _finite_or_nan(volume * shapes)
         return covariances + reg_covar
 
 
@@ -258,8 +274,12 @@ class VEE(_ConstrainedModel, FullCovariance):
         # Start from the spherical volumes, positive whenever a scatter is nonzero.
         volumes = np.trace(scatters, axis1=1, axis2=2) / (n_features * nk)
         common = np.eye(n_features)
+        # Components of zero scatter keep volume zero and leave C to the others.
+        shaping = ~zero_scatter(scatters)
+        if not shaping.any():
+            return volumes, common
         for _ in range(self.max_iter):
-            pooled = np.sum(scatters / volumes[:, None, None], axis=0)
+            pooled = np.sum(scatters[shaping] / volumes[shaping, None, None], axis=0)
             if not np.all(np.isfinite(pooled)):
                 return np.full_like(volumes, np.nan), common
             sign, log_det = np.linalg.slogdet(pooled)
@@ -299,12 +319,15 @@ class EVE(_SharedOrientationModel, FullCovariance):
     def _estimate(self, scatter, sum_resp, shift_sum, nk, reg_covar, start):
         scatters = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # Components of zero scatter fit any orientation: the others choose it.
+            shaping = _with_scatter(scatters)
             orientation = _common_orientation(
-                scatters, _eve_profile, self.tol, self.max_iter, start
+                scatters[shaping], _eve_profile, self.tol, self.max_iter, start
             )
             diagonals = _diagonals(_rotate(scatters, orientation))
             volumes = _geometric_mean(diagonals)
-            scales = np.sum(volumes) / np.sum(nk) * (diagonals / volumes[:, None])
+            shapes = unit_shapes_where_zero(diagonals / volumes[:, None], zero_scatter(scatters))
+            scales = np.sum(volumes) / np.sum(nk) * shapes
             covariances = _finite_or_nan(_rotate_diagonals(orientation, scales))
         return _add_reg(covariances, reg_covar)
 
@@ -339,8 +362,9 @@ class VVE(_SharedOrientationModel, FullCovariance):
     def _estimate(self, scatter, sum_resp, shift_sum, nk, reg_covar, start):
         scatters = self.centred_scatter(scatter, sum_resp, shift_sum, nk)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            shaping = _with_scatter(scatters)
             orientation = _common_orientation(
-                scatters, _vve_profile(nk), self.tol, self.max_iter, start
+                scatters[shaping], _vve_profile(nk[shaping]), self.tol, self.max_iter, start
             )
             scales = _diagonals(_rotate(scatters, orientation)) / nk[:, None]
             covariances = _finite_or_nan(_rotate_diagonals(orientation, scales))
@@ -422,7 +446,10 @@ class EVV(_ConstrainedModel, FullCovariance):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             volumes = np.where(sign > 0, np.exp(log_det / n_features), 0.0)
             volume = np.sum(volumes) / np.sum(nk)
-            covariances = _finite_or_nan(volume * (scatters / volumes[:, None, None]))
+            shapes = unit_shapes_where_zero(
+                scatters / volumes[:, None, None], zero_scatter(scatters)
+            )
+            covariances = _finite_or_nan(volume * shapes)
         return _add_reg(covariances, reg_covar)
 
 
