@@ -146,3 +146,32 @@ def test_thread_counts_are_positive_integers_of_any_integer_type(monkeypatch):
             get_num_threads()
     monkeypatch.setenv("GAUSSMIX_NUM_THREADS", "3")
     assert get_num_threads() == 3
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("n_threads, n_samples", [(1, 4000), (2, 40000), (2, 50)])
+def test_chunks_run_with_blas_on_one_thread_whatever_the_em_threads(
+    monkeypatch, n_threads, n_samples
+):
+    """One EM thread, or one chunk, too: two BLAS threads on the chunks' products
+    were about 18x slower with the other core busy."""
+    import threadpoolctl
+
+    from gaussmix import GaussianMixture
+
+    seen = []
+    e_step_chunk = _kernels.e_step_chunk
+
+    def recording(*args, **kwargs):
+        seen.append({
+            info["num_threads"] for info in threadpoolctl.threadpool_info()
+            if info["user_api"] == "blas"
+        })
+        return e_step_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(_kernels, "e_step_chunk", recording)
+    X = np.random.default_rng(0).standard_normal((n_samples, 8))
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with limited_threads(n_threads), threadpoolctl.threadpool_limits(2, user_api="blas"):
+            GaussianMixture(2, random_state=0, max_iter=2).fit(X)
+    assert seen and all(counts == {1} for counts in seen)

@@ -407,4 +407,4 @@ class DaskDataset(Dataset):
             return contextlib.nullcontext()  # worker processes set their own threads
         # Without a client, EM runs here on the computed blocks, chunk by
         # chunk on gaussmix's threads, as for an in-memory array.
-        return single_threaded_blas(2)
+        return single_threaded_blas()

@@ -141,8 +141,7 @@ class ArrayDataset(Dataset):
         return em.log_prob_norm_and_labels(model, self.X, params, want=want)
 
     def passes(self, model, params):
-        chunk = em.e_step_chunk_size(model, params, self.dtype, self.n_samples)
-        return single_threaded_blas(-(-self.n_samples // chunk))
+        return single_threaded_blas()
 
 
 class BlockReader(ABC):
@@ -355,7 +354,7 @@ class BlockDataset(Dataset):
         return np.concatenate(pieces, axis=0)
 
     def passes(self, model, params):
-        return single_threaded_blas(2)
+        return single_threaded_blas()
 
 
 def check_dataset_shape(

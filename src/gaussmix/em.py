@@ -116,12 +116,11 @@ def run_em(
     on_iteration: Callable[[int, float, float], None] | None = None,
 ) -> EMResult:
     """Iterate EM on an in-memory array from ``params`` (see :func:`iterate_em`)."""
-    n_chunks = -(-X.shape[0] // e_step_chunk_size(model, params, X.dtype, X.shape[0]))
 
     def e_step(current: MixtureParams) -> SuffStats:
         return expectation(model, X, sample_weight, current)
 
-    with single_threaded_blas(n_chunks):
+    with single_threaded_blas():
         return iterate_em(
             e_step,
             model,
@@ -202,6 +201,6 @@ def log_prob_norm_and_labels(
         return _kernels.normalise_log_prob(weighted)[0]
 
     chunks = _kernels.iter_chunks(X.shape[0], chunk_size)
-    with single_threaded_blas(len(chunks)):
+    with single_threaded_blas():
         pieces = map_chunks(infer, chunks)
     return np.concatenate(pieces, axis=0)

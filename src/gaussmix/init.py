@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import em
-from ._parallel import free_cores, get_num_threads, threadpool_controller
+from ._parallel import free_cores, get_num_threads, single_threaded_blas, threadpool_controller
 from .covariance import kernel_family
 from .hierarchical import hierarchical_labels
 from .kmeans import fitted_sklearn_kmeans, kmeans_labels
@@ -282,10 +282,14 @@ def initial_params(
             resp = initial_responsibilities(
                 seeds_from, n_components, method, random_state, sample_weight
             )
-            stats = em.statistics_from_resp(model, X, sample_weight, resp)
+            with single_threaded_blas():
+                stats = em.statistics_from_resp(model, X, sample_weight, resp)
         else:
             # Hard assignments: each row enters only its own component's sums.
-            stats = em.statistics_from_labels(model, X, sample_weight, labels, n_components)
+            with single_threaded_blas():
+                stats = em.statistics_from_labels(
+                    model, X, sample_weight, labels, n_components
+                )
         try:
             estimated, _ = em.maximization(
                 model, stats, reg_covar, X.dtype, reseed_empty=False

@@ -310,7 +310,7 @@ def _thread_plan(n_samples: int, n_threads: int | None) -> _Plan:
 def _run_blas_serial(function, plan: _Plan):
     """:meth:`_Plan.map` with BLAS on one thread: the kernels' products are
     small, and BLAS threads would only contend with ours."""
-    with single_threaded_blas(plan.threads):
+    with single_threaded_blas():
         return plan.map(function)
 
 
@@ -492,7 +492,7 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
         return sum(count[0] for count in counts), sum(count[1] for count in counts)
 
     # The kernels' products are small; BLAS threads would only contend with ours.
-    with single_threaded_blas(plan.threads):
+    with single_threaded_blas():
         strict = False
         for n_iter in range(1, MAX_ITER + 1):
             changed, ties = iteration(n_iter == 1, True)
