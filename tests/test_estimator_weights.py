@@ -211,3 +211,31 @@ def test_weights_spanning_more_than_float64s_range_are_kept_as_given():
         warnings.simplefilter("ignore", EmptyComponentWarning)
         fitted = fit(X, weights, n_components=3, random_state=0)
     assert np.all(np.isfinite(fitted.means_)) and np.all(fitted.weights_ > 0)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "VEV"])
+def test_a_reseeded_component_takes_its_rows_share_of_the_weight(covariance_type):
+    """Re-seeding from a start far from the data: unit, tripled and normalised
+    weights fit alike (its starting weight was one over the weights' sum)."""
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(50, 2), rng.randn(50, 2) + [6, 0], rng.randn(50, 2) + [0, 6]])
+    precisions = np.full((3, 2), 0.01) if covariance_type == "diag" else np.array(
+        [np.eye(2)] * 3
+    ) * 0.01
+    start = dict(
+        means_init=[[0, 0], [6, 0], [100, 100]], weights_init=[0.4, 0.4, 0.2],
+        precisions_init=precisions,
+    )
+    fits = []
+    for weights in (np.ones(len(X)), np.full(len(X), 3.0), np.full(len(X), 1 / len(X))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            with pytest.warns(EmptyComponentWarning):
+                fits.append(GaussianMixture(
+                    3, covariance_type=covariance_type, max_iter=3, tol=0, **start
+                ).fit(X, sample_weight=weights))
+    for other in fits[1:]:
+        # Weights scaled by a power of two inside: the sums round alike.
+        assert other.lower_bound_ == pytest.approx(fits[0].lower_bound_, rel=1e-12)
+        np.testing.assert_allclose(other.weights_, fits[0].weights_, rtol=1e-10)
+        np.testing.assert_allclose(other.means_, fits[0].means_, rtol=1e-10, atol=1e-12)

@@ -73,6 +73,9 @@ def test_addition_keeps_the_lowest_reseed_candidates_in_order():
     total = a + b
     np.testing.assert_array_equal(total.reseed_log_densities, [-5.0, -4.0])
     np.testing.assert_array_equal(total.reseed_candidates, rows[[2, 0]])
+    # Their weights travel with them (unweighted chunks: 1).
+    weighted = replace(b, reseed_weights=np.array([0.5, 2.0]))
+    np.testing.assert_array_equal((a + weighted).reseed_weights, [0.5, 1.0])
     # Statistics without candidates (older producers) add as nothing.
     np.testing.assert_array_equal((a + make_stats(rng, shift)).reseed_candidates, rows[:2])
     assert (make_stats(rng, shift) + make_stats(rng, shift)).reseed_candidates is None
@@ -89,6 +92,10 @@ def test_e_step_candidates_are_each_stretchs_worst_row():
     np.testing.assert_array_equal(stats.reseed_candidates, X[[7, 60]])
     np.testing.assert_array_equal(stats.reseed_candidates[0], stats.worst_sample)
     assert stats.reseed_log_densities[0] == stats.worst_log_density
+    weights = np.linspace(1.0, 2.0, len(X))
+    weighted = e_step_chunk(model, X, weights, params)
+    np.testing.assert_array_equal(weighted.reseed_weights, weights[[7, 60]])
+    assert weighted.worst_weight == weights[7]
 
 
 def test_addition_refuses_different_shifts():

@@ -352,6 +352,11 @@ def e_step_chunk(
     sum_resp, shift_sum, scatter = _stats(model, X, centre, resp, prep["offsets"], aux)
     worst = int(candidates.argmin())
     stretch_rows = _stretch_worst_rows(candidates, resp.shape[0])
+    if sample_weight is None:
+        worst_weight, reseed_weights = 1.0, None
+    else:
+        worst_weight = float(sample_weight[worst])
+        reseed_weights = sample_weight[stretch_rows].astype(np.float64)
     return SuffStats(
         sum_resp=sum_resp.astype(np.float64),
         shift_sum=shift_sum.astype(np.float64),
@@ -361,8 +366,10 @@ def e_step_chunk(
         weight_sum=weight_sum,
         worst_log_density=float(candidates[worst]),
         worst_sample=np.array(X[worst], dtype=np.float64),
+        worst_weight=worst_weight,
         reseed_candidates=np.array(X[stretch_rows], dtype=np.float64),
         reseed_log_densities=candidates[stretch_rows].astype(np.float64),
+        reseed_weights=reseed_weights,
     )
 
 

@@ -83,11 +83,13 @@ def maximization(
 
     reseeded: list[int] = []
     if empty.size:
-        for k, seed in zip(empty, _reseed_rows(stats, empty.size)):
+        for k, (seed, seed_weight) in zip(empty, _reseed_rows(stats, empty.size)):
             covariances = model.pooled(covariances, weights, int(k))
             means[k] = seed
-            # Weight of one sample: enough to let the next E-step claim data.
-            weights[k] = 1.0 / max(stats.weight_sum, 1.0)
+            # The share of the weight of its sample (1 / n unweighted): enough
+            # to let the next E-step claim data, and the same whatever the
+            # weights' scale.  Never zero, which no E-step could lift.
+            weights[k] = max(seed_weight / stats.weight_sum, np.finfo(np.float64).tiny)
             reseeded.append(int(k))
         weights = weights / np.sum(weights)
 
@@ -113,20 +115,23 @@ def maximization(
 REFINE_FACTOR = 4.0
 
 
-def _reseed_rows(stats: SuffStats, count: int) -> list[np.ndarray]:
-    """``count`` badly explained rows for emptied components, distinct where the data allow.
+def _reseed_rows(stats: SuffStats, count: int) -> list[tuple[np.ndarray, float]]:
+    """``count`` badly explained rows and their weights, distinct rows where the data allow.
 
     The worst-explained row first, then the statistics' further candidates
     in order, each skipped where it equals a row already taken; when
     distinct rows run out, the worst row again.
     """
-    rows = [stats.worst_sample]
-    for candidate in [] if stats.reseed_candidates is None else stats.reseed_candidates:
+    worst = (stats.worst_sample, stats.worst_weight)
+    rows = [worst]
+    candidates = [] if stats.reseed_candidates is None else stats.reseed_candidates
+    weights = np.ones(len(candidates)) if stats.reseed_weights is None else stats.reseed_weights
+    for candidate, weight in zip(candidates, weights):
         if len(rows) == count:
             break
-        if not any(np.array_equal(candidate, row) for row in rows):
-            rows.append(candidate)
-    return rows + [stats.worst_sample] * (count - len(rows))
+        if not any(np.array_equal(candidate, row) for row, _ in rows):
+            rows.append((candidate, float(weight)))
+    return rows + [worst] * (count - len(rows))
 
 
 def _component_totals(stats: SuffStats, dtype) -> np.ndarray:

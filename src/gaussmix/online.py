@@ -77,7 +77,8 @@ def stats_of_params(
 
 def _scaled(stats: SuffStats, factor: float) -> SuffStats:
     """The statistics of ``factor`` times the weight (the M-step gives the same parameters)."""
-    # replace: the worst-explained rows travel with the statistics unchanged.
+    # replace: the worst-explained rows travel with the statistics, their
+    # weights scaled as all others (a re-seeded component takes its row's share).
     return replace(
         stats,
         sum_resp=stats.sum_resp * factor,
@@ -85,6 +86,11 @@ def _scaled(stats: SuffStats, factor: float) -> SuffStats:
         scatter=stats.scatter * factor,
         log_likelihood=stats.log_likelihood * factor,
         weight_sum=stats.weight_sum * factor,
+        worst_weight=stats.worst_weight * factor,
+        reseed_weights=None if stats.reseed_candidates is None else (
+            np.ones(len(stats.reseed_candidates)) if stats.reseed_weights is None
+            else stats.reseed_weights
+        ) * factor,
     )
 
 

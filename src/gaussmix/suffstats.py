@@ -43,6 +43,8 @@ class SuffStats:
         Smallest ``log p(x_i)`` among rows of positive weight.
     worst_sample : ndarray of shape (n_features,)
         The row that reached ``worst_log_density``.
+    worst_weight : float
+        Its weight ``w_i`` (1 for unweighted rows).
     reseed_candidates : ndarray of shape (m, n_features) or None
         Further badly explained rows, at most one per component: the worst
         of each stretch of a chunk's rows, the ``m`` lowest of them by
@@ -50,6 +52,8 @@ class SuffStats:
         Components that empty together are re-seeded at distinct rows.
     reseed_log_densities : ndarray of shape (m,) or None
         Their ``log p(x)``.
+    reseed_weights : ndarray of shape (m,) or None
+        Their weights (None: all 1).
     """
 
     sum_resp: np.ndarray
@@ -60,8 +64,10 @@ class SuffStats:
     weight_sum: float
     worst_log_density: float = np.inf
     worst_sample: np.ndarray | None = None
+    worst_weight: float = 1.0
     reseed_candidates: np.ndarray | None = None
     reseed_log_densities: np.ndarray | None = None
+    reseed_weights: np.ndarray | None = None
 
     def __add__(self, other: SuffStats) -> SuffStats:
         if not isinstance(other, SuffStats):
@@ -98,6 +104,7 @@ def sum_stats(stats: Iterable[SuffStats]) -> SuffStats:
     scatter = _accumulator(first.scatter)
     log_likelihood, weight_sum = first.log_likelihood, first.weight_sum
     worst_log_density, worst_sample = first.worst_log_density, first.worst_sample
+    worst_weight = first.worst_weight
     limit = sum_resp.shape[0]
     candidates = _Candidates(limit)
     candidates.add(first)
@@ -114,8 +121,9 @@ def sum_stats(stats: Iterable[SuffStats]) -> SuffStats:
         weight_sum += item.weight_sum
         if item.worst_log_density < worst_log_density:
             worst_log_density, worst_sample = item.worst_log_density, item.worst_sample
+            worst_weight = item.worst_weight
         candidates.add(item)
-    reseed_candidates, reseed_log_densities = candidates.lowest()
+    reseed_candidates, reseed_log_densities, reseed_weights = candidates.lowest()
     return SuffStats(
         sum_resp=sum_resp,
         shift_sum=shift_sum,
@@ -125,8 +133,10 @@ def sum_stats(stats: Iterable[SuffStats]) -> SuffStats:
         weight_sum=weight_sum,
         worst_log_density=worst_log_density,
         worst_sample=worst_sample,
+        worst_weight=worst_weight,
         reseed_candidates=reseed_candidates,
         reseed_log_densities=reseed_log_densities,
+        reseed_weights=reseed_weights,
     )
 
 
@@ -141,6 +151,7 @@ class _Candidates:
         self.limit = limit
         self.rows: list[np.ndarray] = []
         self.log_densities: list[np.ndarray] = []
+        self.weights: list[np.ndarray] = []
         self.count = 0
 
     def add(self, stats: SuffStats) -> None:
@@ -148,15 +159,23 @@ class _Candidates:
             return
         self.rows.append(stats.reseed_candidates)
         self.log_densities.append(stats.reseed_log_densities)
+        self.weights.append(
+            np.ones(len(stats.reseed_log_densities)) if stats.reseed_weights is None
+            else stats.reseed_weights
+        )
         self.count += len(stats.reseed_log_densities)
         if self.count > 8 * self.limit:
-            rows, log_densities = self.lowest()
-            self.rows, self.log_densities, self.count = [rows], [log_densities], len(rows)
+            rows, log_densities, weights = self.lowest()
+            self.rows, self.log_densities, self.weights = [rows], [log_densities], [weights]
+            self.count = len(rows)
 
-    def lowest(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def lowest(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         if not self.rows:
-            return None, None
+            return None, None, None
         log_densities = np.concatenate(self.log_densities)
         # Stable: among equal densities the earlier chunk's row comes first.
         order = np.argsort(log_densities, kind="stable")[: self.limit]
-        return np.concatenate(self.rows)[order], log_densities[order]
+        return (
+            np.concatenate(self.rows)[order], log_densities[order],
+            np.concatenate(self.weights)[order],
+        )
