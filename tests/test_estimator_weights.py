@@ -239,3 +239,40 @@ def test_a_reseeded_component_takes_its_rows_share_of_the_weight(covariance_type
         assert other.lower_bound_ == pytest.approx(fits[0].lower_bound_, rel=1e-12)
         np.testing.assert_allclose(other.weights_, fits[0].weights_, rtol=1e-10)
         np.testing.assert_allclose(other.means_, fits[0].means_, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, far", [(np.float64, 1e160), (np.float32, 1e20)])
+def test_a_zero_weight_row_beyond_the_range_of_its_squares_is_dropped(dtype, far):
+    """Its log-density is -inf and its products overflow: 0 * inf made the fit NaN."""
+    X, _ = weighted_problem(seed=5)
+    X = X.astype(dtype)
+    X_far = np.vstack([X, [[far, -far]]]).astype(dtype)
+    w = np.r_[np.ones(len(X)), 0.0]
+    init = user_init(X, 3, "full", seed=1)
+    kwargs = dict(n_components=3, covariance_type="full", max_iter=10, tol=0, **init)
+    weighted = fit(X_far, w, **kwargs)
+    dropped = fit(X, **kwargs)
+    assert_params_close(weighted, dropped, WEIGHT_RTOL if dtype == np.float64 else 1e-5)
+    # A stream drops it too.
+    streamed = GaussianMixture(3, covariance_type="full", **init)
+    streamed.partial_fit(X_far, sample_weight=w)
+    reference = GaussianMixture(3, covariance_type="full", **init).partial_fit(X)
+    np.testing.assert_allclose(streamed.means_, reference.means_, rtol=1e-5)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "hierarchical", "random_from_data"])
+def test_zero_weight_rows_leave_every_start_as_without_them(init_params):
+    """Standardisation, draws and statistics of the starts see only weighted rows."""
+    # Elongated clusters, where the second start's standardised features
+    # decide its k-means (a row far out rescaled them).
+    rng = np.random.RandomState(23)
+    X = np.vstack([rng.randn(60, 2) * [3, 1], rng.randn(60, 2) * [3, 1] + [0, 4],
+                   rng.randn(40, 2) + [8, 2]])
+    X_more = np.vstack([X[:50], [[0.0, 1e4]], X[50:], [[-3e3, 2e3]]])
+    w = np.ones(len(X_more))
+    w[[50, len(X_more) - 1]] = 0.0
+    kwargs = dict(n_components=3, n_init=2, init_params=init_params, random_state=23)
+    weighted = fit(X_more, w, **kwargs)
+    dropped = fit(X, **kwargs)
+    assert_params_close(weighted, dropped, WEIGHT_RTOL)
+    assert weighted.lower_bound_ == pytest.approx(dropped.lower_bound_, rel=WEIGHT_RTOL)

@@ -197,6 +197,18 @@ def test_sample_weight_counts_rows(faithful):
         assert row["icl"] == pytest.approx(bic - 2 * map_term, rel=1e-12)
 
 
+def test_a_zero_weight_row_is_dropped_from_fits_and_criteria(faithful):
+    """Far out, it set the scale of the singularity check: every cell was 'singular'."""
+    X = np.vstack([faithful, [[1e8, 1e8]]])
+    weights = np.r_[np.ones(len(faithful)), 0.0]
+    weighted = select_model(X, (1, 2), ["full", "diag"], random_state=0, sample_weight=weights)
+    dropped = select_model(faithful, (1, 2), ["full", "diag"], random_state=0)
+    for row, reference in zip(weighted.table, dropped.table):
+        assert row["error"] is None
+        for key in ("log_likelihood", "bic", "aic", "icl"):
+            assert row[key] == pytest.approx(reference[key], rel=1e-10)
+
+
 def test_a_random_state_instance_gives_one_seed_to_every_cell(faithful):
     seed = np.random.RandomState(7).randint(np.iinfo(np.int32).max)
     from_instance = select_model(faithful, (2, 3), ["full"], random_state=np.random.RandomState(7))

@@ -334,6 +334,11 @@ def e_step_chunk(
         centre = mixture_centre(params, X.dtype)
     if prep is None:
         prep = model.prepare(params, centre, X.dtype)
+    if sample_weight is not None and not np.all(sample_weight > 0):
+        # A weight of zero drops its row: 0 * inf would be NaN for a row of
+        # no weight too far out for its log-density or products.
+        kept = sample_weight > 0
+        X, sample_weight = X[kept], sample_weight[kept]
     if X.shape[0] == 0:
         return _empty_stats(model, params, prep["shift"])
     centre = centre.astype(X.dtype)
@@ -348,7 +353,7 @@ def e_step_chunk(
         resp *= sample_weight.astype(resp.dtype, copy=False)
         log_likelihood = float(np.dot(sample_weight, log_density.astype(np.float64)))
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
-        candidates = np.where(sample_weight > 0, log_density, np.inf)
+        candidates = log_density
     sum_resp, shift_sum, scatter = _stats(model, X, centre, resp, prep["offsets"], aux)
     worst = int(candidates.argmin())
     stretch_rows = _stretch_worst_rows(candidates, resp.shape[0])

@@ -274,6 +274,12 @@ def initial_params(
         In float64.
     """
     weights = means = covariances = precisions_chol = None
+    if sample_weight is not None and not np.all(sample_weight > 0):
+        # A weight of zero drops its row, from the start too: the same
+        # standardisation, draws and statistics as without it, and a row of
+        # no weight far out of range cannot overflow them.
+        kept = sample_weight > 0
+        X, sample_weight = X[kept], sample_weight[kept]
     if len(user_init) < 3:
         method, standardise = start_plan(init_params, start)
         seeds_from = standardised(X) if standardise else X
