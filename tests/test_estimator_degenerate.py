@@ -217,6 +217,34 @@ def test_singular_data_without_regularisation_names_the_remedy(covariance_type, 
     assert not hasattr(gm, "means_")
 
 
+def test_one_row_components_without_regularisation_raise_where_scikit_learn_keeps_noise():
+    """scikit-learn's gh-18216 start: two components keep one row each after one
+    step, where scikit-learn fits variances of 3.6e-16 and 9.5e-16 (noise)."""
+    X = np.random.RandomState(0).uniform(size=(30, 3))
+    means_init = [
+        [0.670637869618158, 0.21038256107384043, 0.12892629765485303],
+        [0.09394051075844147, 0.5759464955561779, 0.929296197576212],
+        [0.5033230372781258, 0.9569852381759425, 0.08654043447295741],
+        [0.18578301420435747, 0.5531158970919143, 0.19388943970532435],
+        [0.4548589928173794, 0.35182513658825276, 0.568146063202464],
+        [0.609279894978321, 0.7929063819678847, 0.9620097270828052],
+    ]
+    precisions_init = [999999.999604483, 999999.9990869573, 553.7603944542167,
+                       204.78596008931834, 15.867423501783637, 85.4595728389735]
+    weights_init = [1 / 30, 1 / 30, 2 / 30, 2 / 30, 21 / 30, 3 / 30]
+    kwargs = dict(covariance_type="spherical", n_components=6, means_init=means_init,
+                  weights_init=weights_init, precisions_init=precisions_init, max_iter=1)
+    gm = GaussianMixture(reg_covar=0, **kwargs)
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        gm.fit(X)
+    assert not hasattr(gm, "means_")
+    # The same start with the default reg_covar: the two keep their rows.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted = GaussianMixture(**kwargs).fit(X)
+    np.testing.assert_allclose(fitted.covariances_[:2], 1e-6, rtol=1e-6)
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_singular_float32_data_suggests_float64(covariance_type):
     gm = GaussianMixture(1, covariance_type=covariance_type, reg_covar=0.0)

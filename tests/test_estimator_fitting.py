@@ -323,6 +323,44 @@ def test_verbose_prints_once_when_logging_is_configured_below_info():
     assert result.stderr.strip() == "WARNING:gaussmix:after"
 
 
+def test_verbose_fits_in_threads_each_print_every_message():
+    """A fit that ended removed the stdout handler that a later one had joined.
+
+    The fits' verbose contexts, interleaved as threads interleave them: the
+    first begins, the second begins, the first ends, the second reports.
+    """
+    code = (
+        "from gaussmix._reporting import logger, verbose_logging;"
+        "first, second = verbose_logging(1), verbose_logging(1);"
+        "first.__enter__(); second.__enter__(); logger.info('both');"
+        "first.__exit__(None, None, None); logger.info('second alone');"
+        "second.__exit__(None, None, None); logger.info('none')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.splitlines() == ["both", "second alone"]
+
+
+def test_verbose_fits_in_threads_print_all_their_messages():
+    code = (
+        "import threading, numpy as np; from gaussmix import GaussianMixture;"
+        "X = np.random.RandomState(0).standard_normal((3000, 2));"
+        "fit = lambda: GaussianMixture(3, verbose=2, verbose_interval=1, tol=0,"
+        " max_iter=30, random_state=0).fit(X);"
+        "threads = [threading.Thread(target=fit) for _ in range(2)];"
+        "[t.start() for t in threads]; [t.join() for t in threads]"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    lines = result.stdout.splitlines()
+    # Per fit: the start, 30 iterations, the end.
+    assert lines.count("Initialization 0") == 2
+    assert sum(line.startswith("  Iteration ") for line in lines) == 60
+    assert sum(line.startswith("Initialization did not converge.") for line in lines) == 2
+
+
 def test_silent_by_default(capsys):
     X = make_data("separated", 2, seed=18)
     GaussianMixture(3, random_state=0).fit(X).predict(X)

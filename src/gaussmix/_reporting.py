@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -77,22 +78,56 @@ def verbose_logging(verbose: int):
     ``logging.basicConfig()`` leaves the level at WARNING, and ``verbose``
     would then print nothing at all.  Meanwhile the records stop at this
     logger, so that a handler at a lower level does not show them twice.
+    Fits in several threads share one stdout handler, which the last of them
+    removes: each removing its own silenced the others' messages.
     """
-    if not verbose or (logger.hasHandlers() and logger.isEnabledFor(logging.INFO)):
+    if not verbose or not _share_stdout():
         yield
         return
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    previous_level, previous_propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
-        logger.propagate = previous_propagate
+        _leave_stdout()
+
+
+class _StdoutHandler:
+    """The stdout handler of the fits running with ``verbose``, and what it replaced."""
+
+    def __init__(self) -> None:
+        self.handler = logging.StreamHandler(sys.stdout)
+        self.handler.setFormatter(logging.Formatter("%(message)s"))
+        self.previous_level, self.previous_propagate = logger.level, logger.propagate
+        self.users = 0
+
+
+_stdout_lock = threading.Lock()
+_stdout: _StdoutHandler | None = None
+
+
+def _share_stdout() -> bool:
+    """Join (or install) the stdout handler; False where logging already shows INFO."""
+    global _stdout
+    with _stdout_lock:
+        if _stdout is None:
+            if logger.hasHandlers() and logger.isEnabledFor(logging.INFO):
+                return False
+            _stdout = _StdoutHandler()
+            logger.addHandler(_stdout.handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+        _stdout.users += 1
+        return True
+
+
+def _leave_stdout() -> None:
+    global _stdout
+    with _stdout_lock:
+        _stdout.users -= 1
+        if _stdout.users == 0:
+            logger.removeHandler(_stdout.handler)
+            logger.setLevel(_stdout.previous_level)
+            logger.propagate = _stdout.previous_propagate
+            _stdout = None
 
 
 class FitReporter:

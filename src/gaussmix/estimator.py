@@ -135,7 +135,8 @@ class GaussianMixture(
         Number of EM iterations of the best run (passes over the data with
         ``acceleration='squarem'``).
     lower_bound_ : numpy.float64
-        Mean log-likelihood per sample of the best run.
+        Mean log-likelihood per sample of the best run (float64 for float32
+        data too, summed in float64; scikit-learn's is then float32).
     lower_bounds_ : list of numpy.float64
         Mean log-likelihood at each iteration of the best run; with
         ``acceleration='squarem'`` at each pass, where a rejected jump shows
@@ -363,7 +364,8 @@ class GaussianMixture(
         self._set_fitted(model, best.params, dataset.dtype)
         self.converged_ = best.converged
         self.n_iter_ = best.n_iter
-        # np.float64, as scikit-learn's (its bounds are numpy means).
+        # numpy scalars, as scikit-learn's (its bounds are numpy means); float64
+        # whatever the data's dtype, as they are summed.
         self.lower_bound_ = np.float64(best.lower_bound)
         self.lower_bounds_ = [np.float64(bound) for bound in best.lower_bounds]
         # A new batch fit starts a new stream for partial_fit.
