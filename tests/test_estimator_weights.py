@@ -276,3 +276,28 @@ def test_zero_weight_rows_leave_every_start_as_without_them(init_params):
     dropped = fit(X, **kwargs)
     assert_params_close(weighted, dropped, WEIGHT_RTOL)
     assert weighted.lower_bound_ == pytest.approx(dropped.lower_bound_, rel=WEIGHT_RTOL)
+
+
+@pytest.mark.parametrize(
+    "dtype, tiny, huge", [(np.float64, 5e-324, 1e308), (np.float32, 1e-320, 1e50)]
+)
+def test_weights_beyond_the_datas_range_fit_as_the_negligible_ones_dropped(dtype, tiny, huge):
+    """Kept as given, the large weights overflowed their sum or their float32 cast."""
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(20, 2), rng.randn(20, 2) + 5]).astype(dtype)
+    weights = np.r_[tiny, np.full(len(X) - 1, huge)]
+    dropped = weights.copy()
+    dropped[0] = 0.0
+    kwargs = dict(n_components=2, random_state=0)
+    fitted = fit(X, weights, **kwargs)
+    reference = fit(X, dropped, **kwargs)
+    assert_params_close(fitted, reference, WEIGHT_RTOL if dtype == np.float64 else 1e-5)
+
+
+def test_too_few_rows_within_float64s_range_of_the_largest_weight_are_refused():
+    X, _ = weighted_problem(seed=7)
+    weights = np.full(len(X), 5e-324)
+    weights[:2] = 1e308
+    weights[2:10] = 1e300  # the sum overflows
+    with pytest.raises(ValueError, match="spans more than float64's range: only 10 rows"):
+        GaussianMixture(11).fit(X, sample_weight=weights)

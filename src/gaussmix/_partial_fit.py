@@ -118,8 +118,9 @@ class PartialFitMixin:
         # Each batch enters per unit of its weight, so its own scale is free.
         # Only the first batch initialises the components and needs as many
         # rows as they are; a later one may hold a single row, weighted or not.
+        n_needed = 1 if fitted else self.n_components
         sample_weight = weights_near_one(
-            check_sample_weight(sample_weight, X.shape[0], 1 if fitted else self.n_components)
+            check_sample_weight(sample_weight, X.shape[0], n_needed), X.dtype, n_needed
         )
         model = get_covariance_model(self.covariance_type)
         if fitted:

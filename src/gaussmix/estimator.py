@@ -291,7 +291,8 @@ class GaussianMixture(
                 f"n_samples = {dataset.n_samples}"
             )
         sample_weight = weights_near_one(
-            check_sample_weight(sample_weight, dataset.n_samples, self.n_components)
+            check_sample_weight(sample_weight, dataset.n_samples, self.n_components),
+            dataset.dtype, self.n_components,
         )
         return dataset if sample_weight is None else dataset.weighted(sample_weight)
 

@@ -91,7 +91,9 @@ def check_in_memory(X, function: str) -> None:
         )
 
 
-def weights_near_one(sample_weight: np.ndarray | None) -> np.ndarray | None:
+def weights_near_one(
+    sample_weight: np.ndarray | None, dtype=np.float64, n_components: int = 1
+) -> np.ndarray | None:
     """Validated weights times the power of two that brings their mean positive value into [1, 2).
 
     EM is unchanged by a common factor of the weights, and a power of two
@@ -100,6 +102,14 @@ def weights_near_one(sample_weight: np.ndarray | None) -> np.ndarray | None:
     products and the weights' sum all assume weights of about one row.
     Weights of 1e-16, or of 1e308, then fit as weights of one.  Criteria
     that count rows (BIC's n) keep the caller's weights.
+
+    Weights spanning more than float64's range cannot all keep about one:
+    they stay as given where their sum and their values in ``dtype`` (the
+    data's, in which the E-step multiplies) are finite; else the largest is
+    brought into [1, 2), and the weights that underflow to zero there, below
+    ``2**-1074`` of it, drop their rows, which would add less than the sums'
+    rounding.  A ValueError says so if fewer than ``n_components`` rows are
+    left.
     """
     if sample_weight is None:
         return None
@@ -111,10 +121,21 @@ def weights_near_one(sample_weight: np.ndarray | None) -> np.ndarray | None:
     if exponent == 1:
         return sample_weight
     scaled = np.ldexp(sample_weight, 1 - exponent)
-    if np.count_nonzero(scaled) < positive.size or not np.all(np.isfinite(scaled)):
-        # Weights spanning more than float64's range: no common factor keeps
-        # them all, so they stay as given.
+    if np.count_nonzero(scaled) == positive.size and np.all(np.isfinite(scaled)):
+        return scaled
+    with np.errstate(over="ignore"):
+        total = np.sum(sample_weight)
+    if np.isfinite(total) and largest <= float(np.finfo(dtype).max):
         return sample_weight
+    _, top = np.frexp(largest)
+    scaled = np.ldexp(sample_weight, 1 - top)
+    n_kept = int(np.count_nonzero(scaled))
+    if n_kept < n_components:
+        raise ValueError(
+            f"sample_weight spans more than float64's range: only {n_kept} rows have "
+            f"weights within 2**-1074 of the largest, fewer than n_components = "
+            f"{n_components}. Give the rows weights within that range."
+        )
     return scaled
 
 
