@@ -348,15 +348,13 @@ def e_step_chunk(
     if sample_weight is None:
         log_likelihood = float(log_density.sum(dtype=np.float64))
         weight_sum = float(X.shape[0])
-        candidates = log_density
     else:
         resp *= sample_weight.astype(resp.dtype, copy=False)
         log_likelihood = float(np.dot(sample_weight, log_density.astype(np.float64)))
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
-        candidates = log_density
     sum_resp, shift_sum, scatter = _stats(model, X, centre, resp, prep["offsets"], aux)
-    worst = int(candidates.argmin())
-    stretch_rows = _stretch_worst_rows(candidates, resp.shape[0])
+    worst = int(log_density.argmin())
+    stretch_rows = _stretch_worst_rows(log_density, resp.shape[0])
     if sample_weight is None:
         worst_weight, reseed_weights = 1.0, None
     else:
@@ -369,11 +367,11 @@ def e_step_chunk(
         shift=prep["shift"],
         log_likelihood=log_likelihood,
         weight_sum=weight_sum,
-        worst_log_density=float(candidates[worst]),
+        worst_log_density=float(log_density[worst]),
         worst_sample=np.array(X[worst], dtype=np.float64),
         worst_weight=worst_weight,
         reseed_candidates=np.array(X[stretch_rows], dtype=np.float64),
-        reseed_log_densities=candidates[stretch_rows].astype(np.float64),
+        reseed_log_densities=log_density[stretch_rows].astype(np.float64),
         reseed_weights=reseed_weights,
     )
 
@@ -385,7 +383,7 @@ def _stretch_worst_rows(candidates: np.ndarray, n_components: int) -> np.ndarray
     explained rows: one pass over the chunk's log-densities finds the worst
     row of each of ``n_components`` equal stretches and of the few rows
     left after them, cheaper than sorting them all.  The chunk's worst row
-    is among them.  Rows of zero weight (``inf``) are left out.
+    is among them.  Rows of non-finite value are left out.
     """
     n_rows = candidates.shape[0]
     n_stretches = max(1, min(n_components, n_rows))
