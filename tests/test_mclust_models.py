@@ -599,3 +599,27 @@ def test_orientation_search_stops_where_the_objective_stops_falling(monkeypatch,
     # Five M-steps of two searches each: a few rounds per search (11000 before).
     assert len(rounds) < 200
     assert np.all(np.diff(fitted.lower_bounds_) >= -1e-12)
+
+
+def test_vee_with_a_common_matrix_beyond_float64_raises_the_ill_defined_error():
+    """Rows of scale 1e-8 beside one at 1e6: VEE's C lost its range and numpy's
+    LinAlgError escaped a stream's first step (fit already named the problem)."""
+    X = np.array([
+        [-7.884596205663916e-10, -1.033413186128096e-12],
+        [-2.1000302695913544e-08, 6.664068091081979e-09],
+        [-3.983158037504036e-09, 2.2748035363294862e-09],
+        [-7.34611913410953e-09, -2.7260071066909296e-09],
+        [-4.5283697091213103e-10, -2.6482280524040622e-08],
+        [-4.73849306444089e-09, 1.1251271575830373e-08],
+        [2.422510607224906e-09, -1.062958560947545e-08],
+        [5.524806014733904e-09, -2.447551669355576e-08],
+        [-1.7853540814545022e-09, -5.986139377852579e-10],
+        [-2.8803502825323314e-09, -1.22840251575986e-08],
+        [-1000000.0000000222, -1000000.000000016],
+    ])
+    kwargs = dict(covariance_type="VEE", init_params="random", random_state=208, reg_covar=0.01)
+    for how in ("fit", "partial_fit"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+                getattr(GaussianMixture(3, **kwargs), how)(X)

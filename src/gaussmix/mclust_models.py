@@ -286,7 +286,12 @@ class VEE(_ConstrainedModel, FullCovariance):
             if not (sign > 0 and np.isfinite(log_det)):
                 return np.full_like(volumes, np.nan), common
             new_common = pooled * np.exp(-log_det / n_features)
-            traces = np.einsum("kde,ed->k", scatters, np.linalg.inv(new_common))
+            try:
+                # A determinant beyond float64's range leaves C non-finite.
+                inverse = np.linalg.inv(new_common)
+            except np.linalg.LinAlgError:
+                return np.full_like(volumes, np.nan), common
+            traces = np.einsum("kde,ed->k", scatters, inverse)
             new_volumes = traces / (n_features * nk)
             done = _converged(new_volumes, volumes, self.tol) and _converged(
                 new_common, common, self.tol
