@@ -305,3 +305,26 @@ def test_float32_streams_keep_small_components_exact():
     exact = shift_sum / sum_resp[:, None]
     # What is left: the floor over the small component's 10 rows, 1.2e-7.
     np.testing.assert_allclose(params.means, exact, rtol=1e-6)
+
+
+def test_a_stream_whose_float32_covariance_rounds_indefinite_raises_and_keeps_its_state():
+    """Nine rows in the unit square and one at 1e6: the tied covariance's condition
+    number (3e17) is beyond float32, whose rounding left it indefinite; the
+    model saved, and its own file was refused on loading."""
+    X = np.array([
+        [-0.7091165781021118, -0.30539974570274353], [-999999.6875, 999999.1875],
+        [-0.03865709528326988, -0.8892199993133545], [0.6655343770980835, 0.17351789772510529],
+        [-0.17149406671524048, 0.5196146368980408], [-0.7267504334449768, 0.480989545583725],
+        [0.4018021523952484, -0.15839391946792603], [-0.5794413089752197, -0.3715422451496124],
+        [-0.5597794055938721, 0.8041111826896667], [-0.8802059888839722, 0.45060279965400696],
+    ], dtype=np.float32)
+    gm = GaussianMixture(1, covariance_type="tied", init_params="random_from_data",
+                         random_state=219)
+    batches = np.array_split(np.arange(10), 3)
+    gm.partial_fit(X[batches[0]])
+    gm.partial_fit(X[batches[1]])
+    means = gm.means_.copy()
+    with pytest.raises(ValueError, match="not positive-definite once rounded to float32"):
+        gm.partial_fit(X[batches[2]])
+    np.testing.assert_array_equal(gm.means_, means)
+    np.linalg.cholesky(gm.covariances_.astype(np.float64))

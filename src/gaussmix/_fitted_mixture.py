@@ -49,6 +49,19 @@ class FittedMixtureMixin:
                 f"{np.dtype(dtype).name}, the dtype of X. Fit float64 data "
                 "(X.astype(np.float64)), or rescale the data or reg_covar."
             )
+        if np.dtype(dtype) != np.float64:
+            # A covariance whose condition number exceeds 1 / eps of the
+            # dtype can lose positive-definiteness in the cast; the model
+            # would then fail to load from its own file.
+            try:
+                model.precision_cholesky(np.asarray(params.covariances, dtype=np.float64))
+            except ValueError:
+                raise ValueError(
+                    f"The fitted covariances_ are not positive-definite once rounded to "
+                    f"{np.dtype(dtype).name}, the dtype of X: their condition number is "
+                    "beyond its precision. Fit float64 data (X.astype(np.float64)), or "
+                    "increase reg_covar."
+                ) from None
         # The parameters' layout: covariance_type can change afterwards.
         self._fitted_covariance_type = model.name
         self.__dict__.update(fitted)
