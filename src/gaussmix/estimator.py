@@ -238,7 +238,9 @@ class GaussianMixture(
             Not used, present for API consistency by convention.
         sample_weight : array-like of shape (n_samples,), default=None
             Row multiplicities: a row of weight ``w`` counts as ``w`` copies
-            of itself, and a row of weight 0 as absent.
+            of itself, and a row of weight 0 as absent.  Only their ratios
+            matter.  A component re-seeded at a row after emptying starts
+            with that row's share of the weight (all ``w`` copies of it).
 
         Returns
         -------
