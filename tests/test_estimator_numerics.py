@@ -358,3 +358,21 @@ def test_ordinary_fits_make_one_pass_per_iteration(monkeypatch, kind, dtype):
         passes.clear()
         estimator = GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
         assert len(passes) == estimator.n_iter_, covariance_type
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_sample_from_an_ill_conditioned_covariance_draws_without_warning(covariance_type):
+    """A constant feature (variance reg_covar) beside variances of 1e16: numpy's
+    SVD check warned (an error here) though the covariance is positive-definite.
+    The draws stay scikit-learn's."""
+    X = np.random.default_rng(0).normal(size=(86, 5)) * 1e8
+    X[:, 1] = -3.3067e8
+    gm = GaussianMixture(1, covariance_type=covariance_type, random_state=0).fit(X)
+    draws, labels = gm.sample(5)
+    sk = SkGaussianMixture(1, covariance_type=covariance_type, random_state=0)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        setattr(sk, name, getattr(gm, name))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scikit-learn's own warning
+        expected, _ = sk.sample(5)
+    np.testing.assert_array_equal(draws, expected)

@@ -194,9 +194,12 @@ class FullCovariance(RowKernels, CovarianceModel):
             _check_symmetric_positive_definite(precision, self.name)
 
     def sample(self, rng, means, covariances, counts):
+        # scikit-learn's draws.  The fitted covariances are positive-definite
+        # (their Cholesky factors exist); numpy's check, by an SVD tolerance,
+        # warned of ill-conditioned ones (condition numbers near 1 / eps).
         return np.vstack(
             [
-                rng.multivariate_normal(mean, covariance, int(count))
+                rng.multivariate_normal(mean, covariance, int(count), check_valid="ignore")
                 for mean, covariance, count in zip(means, covariances, counts)
             ]
         )
@@ -328,9 +331,11 @@ class TiedCovariance(RowKernels, CovarianceModel):
         _check_symmetric_positive_definite(precisions, self.name)
 
     def sample(self, rng, means, covariances, counts):
+        # As FullCovariance.sample: scikit-learn's draws, without numpy's
+        # warning for an ill-conditioned positive-definite covariance.
         return np.vstack(
             [
-                rng.multivariate_normal(mean, covariances, int(count))
+                rng.multivariate_normal(mean, covariances, int(count), check_valid="ignore")
                 for mean, count in zip(means, counts)
             ]
         )
