@@ -187,7 +187,9 @@ def test_mclust_parameters_are_a_fixed_point_to_mclusts_tolerance(reference):
         # mclust's convergence measure: |change| / (1 + |loglik|).
         gain = (after - before) / (1.0 + abs(before))
         label = (cell["model"], cell["G"])
-        assert gain >= -1e-15, label  # EM never loses likelihood
+        # EM never loses likelihood, up to the rounding of two sums of n
+        # log-densities: n eps relative (iris: 150 rows, 1.7e-14).
+        assert gain >= -len(X) * np.finfo(float).eps, label
         if cell["G"] == 1:
             assert largest_move(new, params) <= FIXED_POINT_RTOL_ONE_COMPONENT, label
             continue

@@ -98,7 +98,14 @@ def iter_chunks(n_samples: int, chunk_size: int, offset: int = 0) -> list[slice]
 
 
 def mixture_centre(params: MixtureParams, dtype=np.float64) -> np.ndarray:
-    """The mixture mean, the point every chunk is centred on (float64).
+    """The point every chunk is centred on (float64): the means' weighted median.
+
+    Kernels lose about ``eps * |mu_k - centre|`` (in component k's standard
+    deviations) to rounding, so the centre lies among the heavy components:
+    the weighted median of the means, feature by feature, where a light
+    component far out (an outlier alone) would drag the weighted mean away
+    from all the others.  Where the weight splits evenly, the midpoint of the
+    two middle means.
 
     Rounded to ``dtype``, the data's: the rows are centred on the centre in
     their own dtype, and the statistics and log-densities that say where
@@ -108,7 +115,18 @@ def mixture_centre(params: MixtureParams, dtype=np.float64) -> np.ndarray:
     which moved every mean by as much.
     """
     weights = np.asarray(params.weights, dtype=np.float64)
-    centre = weights @ np.asarray(params.means, dtype=np.float64) / np.sum(weights)
+    means = np.asarray(params.means, dtype=np.float64)
+    order = np.argsort(means, axis=0, kind="stable")
+    sorted_means = np.take_along_axis(means, order, axis=0)
+    cumulative = np.cumsum(weights[order], axis=0)
+    half = 0.5 * cumulative[-1]
+    # The first mean whose cumulative weight reaches half, and the next one
+    # where it reaches exactly half (an even split).
+    lower = np.argmax(cumulative >= half, axis=0)
+    upper = np.where(cumulative[lower, np.arange(means.shape[1])] == half, lower + 1, lower)
+    upper = np.minimum(upper, means.shape[0] - 1)
+    columns = np.arange(means.shape[1])
+    centre = 0.5 * (sorted_means[lower, columns] + sorted_means[upper, columns])
     return centre.astype(dtype).astype(np.float64)
 
 
@@ -328,7 +346,7 @@ def e_step_chunk(
     """E-step on one chunk, returned as sufficient statistics.
 
     ``centre`` and ``prep`` are per-pass constants; chunks of one pass must
-    share them (they default to the mixture mean and its preparation).
+    share them (they default to :func:`mixture_centre` and its preparation).
     """
     if centre is None:
         centre = mixture_centre(params, X.dtype)

@@ -1,13 +1,13 @@
 """scikit-learn's diagonal covariance models: diag and spherical.
 
-The kernels see each chunk centred on one point (the mixture mean), so data
-far from the origin lose no precision.  ``[Xc**2, Xc] @ design`` gives every
-component's Mahalanobis distance in one product, and
-``resp @ [Xc**2, Xc].T`` every first and second moment.  Components far
-from the centre (``far_threshold``) would lose precision in those sums: for
-float32 data they take the same two products in float64 (up-cast
-features), for float64 data (or float32 components farther than float64
-can take) one pass each around their own means.
+The kernels see each chunk centred on one point (the means' weighted
+median), so data far from the origin lose no precision. ``[Xc**2, Xc] @
+design`` gives every component's Mahalanobis distance in one product, and
+``resp @ [Xc**2, Xc].T`` every first and second moment. Components far from
+the centre (``far_threshold``) would lose precision in those sums: for
+float32 data they take the same two products in float64 (up-cast features),
+for float64 data (or float32 components farther than float64 can take) one
+pass each around their own means.
 
 Shapes (``K`` components, ``D`` features)::
 

@@ -3,9 +3,9 @@
 Its diagonal ones, diag and spherical, are in
 :mod:`gaussmix.sklearn_diagonal_models` (and exported here too).
 
-The kernels see each chunk centred on one point (the mixture mean), so data
-far from the origin lose no precision, and they compute every component with
-one matrix product where the model allows it:
+The kernels see each chunk centred on one point (the means' weighted
+median), so data far from the origin lose no precision, and they compute
+every component with one matrix product where the model allows it:
 
 * full: ``Xc @ [U_1 | ... | U_K]`` whitens all components at once; the
   scatter is accumulated around the centre, or around a component's own
