@@ -398,3 +398,16 @@ def test_float32_scores_of_the_bulk_keep_their_precision_beside_an_outlier(covar
     error = gm.score_samples(X32)[bulk] - exact.score_samples(X32.astype(np.float64))[bulk]
     # float32 rounding of log-densities of O(10): a few eps32 * 10.
     assert np.max(np.abs(error)) < 2e-5
+
+
+def test_sample_of_float32_weights_that_sum_past_one_in_float64():
+    """Weights [1.0, 1.3e-8, 1.3e-8] in float32: numpy's multinomial refused them."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (100, 2)), rng.normal(20, 1, (100, 2)),
+                   rng.normal(-20, 1, (100, 2))]).astype(np.float32)
+    weights = np.r_[np.ones(100), np.full(200, 1e-8)]
+    gm = GaussianMixture(3, means_init=[[0, 0], [20, 20], [-20, -20]], random_state=0)
+    gm.fit(X, sample_weight=weights)
+    assert np.sum(gm.weights_[:-1].astype(np.float64)) > 1.0
+    draws, labels = gm.sample(50)
+    assert draws.shape == (50, 2) and np.all(labels == np.argmax(gm.weights_))

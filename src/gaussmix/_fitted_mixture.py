@@ -171,7 +171,12 @@ class FittedMixtureMixin:
                 "requires at least one sample."
             )
         rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, np.asarray(self.weights_, dtype=np.float64))
+        weights = np.asarray(self.weights_, dtype=np.float64)
+        if np.sum(weights[:-1]) > 1.0:
+            # float32 weights sum to one only within float32's rounding, which
+            # numpy refuses (beyond 1e-12); scikit-learn's draws otherwise.
+            weights = weights / np.sum(weights)
+        counts = rng.multinomial(n_samples, weights)
         model = get_covariance_model(self.covariance_type)
         X = model.sample(
             rng,
