@@ -376,3 +376,18 @@ def test_memory_layout_does_not_change_the_fit(layout):
         for name in FITTED_ATTRIBUTES:
             np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-12, atol=1e-14)
         np.testing.assert_array_equal(ours.predict(X_in), ref.predict(contiguous))
+
+
+def test_covariance_type_changed_after_the_fit_is_named_by_every_reader():
+    """The attributes stay of the fitted layout: predict failed in broadcasting,
+    bic divided by zero and save wrote a file that load refused."""
+    import gaussmix.io
+
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    gm = GaussianMixture(2, random_state=0).fit(X).set_params(covariance_type="diag")
+    for read in (gm.predict, gm.score_samples, gm.bic, lambda rows: gaussmix.io.to_dict(gm)):
+        with pytest.raises(ValueError, match="fitted with covariance_type='full'"):
+            read(X)
+    # An alias of the fitted type reads it as it is.
+    np.testing.assert_array_equal(gm.set_params(covariance_type="VVV").predict(X),
+                                  gm.set_params(covariance_type="full").predict(X))

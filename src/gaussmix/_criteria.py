@@ -21,6 +21,7 @@ class InformationCriteriaMixin:
 
     def _n_parameters(self) -> int:
         """Number of free parameters of the fitted model."""
+        self._check_covariance_type_unchanged()
         n_components, n_features = self.means_.shape
         model = get_covariance_model(self.covariance_type)
         return model.n_parameters(n_components, n_features)

@@ -66,6 +66,23 @@ class FittedMixtureMixin:
         self._fitted_covariance_type = model.name
         self.__dict__.update(fitted)
 
+    def _check_covariance_type_unchanged(self) -> None:
+        """The fitted attributes must be of ``covariance_type``'s layout.
+
+        ``set_params(covariance_type=...)`` after a fit leaves attributes of
+        the old model, which the new one cannot read (numpy broadcasting
+        errors, BIC's division by zero, a model file its loader refuses).
+        """
+        fitted = getattr(self, "_fitted_covariance_type", None)
+        if fitted is not None and (
+            get_covariance_model(self.covariance_type).name != get_covariance_model(fitted).name
+        ):
+            raise ValueError(
+                f"This mixture was fitted with covariance_type={fitted!r}, but "
+                f"covariance_type is now {self.covariance_type!r}. Fit it again, or set "
+                f"covariance_type back to {fitted!r}."
+            )
+
     def _fitted_params(self) -> MixtureParams:
         covariances = getattr(self, "covariances_", None)
         if covariances is None:
@@ -80,6 +97,7 @@ class FittedMixtureMixin:
     # -------------------------------------------------------------- inference
     def _validated_input(self, X) -> np.ndarray:
         check_is_fitted(self)
+        self._check_covariance_type_unchanged()
         return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
 
     def _infer(self, X, want: str) -> np.ndarray:

@@ -126,11 +126,14 @@ def to_dict(model: GaussianMixture, *, metadata: dict | None = None) -> dict:
     sklearn.exceptions.NotFittedError
         If ``model`` is not fitted.
     ValueError
-        If ``metadata`` is not a dict.
+        If ``metadata`` is not a dict, or ``covariance_type`` was changed
+        after the fit.
     """
     from . import __version__
 
     check_is_fitted(model)
+    if isinstance(model, GaussianMixture):
+        model._check_covariance_type_unchanged()
     names = getattr(model, "feature_names_in_", None)
     doc = {
         "format": FORMAT,
