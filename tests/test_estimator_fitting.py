@@ -289,6 +289,13 @@ def test_verbose_messages_go_to_the_gaussmix_logger(caplog):
     assert "converged" in messages[-1] and "lower bound" in messages[-1]
 
 
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """``code`` run in a fresh interpreter, its output captured (pytest configures logging)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+
+
 def test_verbose_prints_to_stdout_when_logging_is_not_configured():
     """pytest configures logging itself, so this runs in a fresh interpreter."""
     code = (
@@ -296,9 +303,7 @@ def test_verbose_prints_to_stdout_when_logging_is_not_configured():
         "X = np.random.RandomState(0).standard_normal((60, 2));"
         "GaussianMixture(2, verbose=1, verbose_interval=1, random_state=0).fit(X)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
+    result = run_python(code)
     lines = result.stdout.splitlines()
     assert lines[0] == "Initialization 0"
     assert lines[1] == "  Iteration 1"
@@ -314,9 +319,7 @@ def test_verbose_prints_once_when_logging_is_configured_below_info():
         "GaussianMixture(2, verbose=1, random_state=0).fit(X);"
         "logging.getLogger('gaussmix').warning('after')"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
+    result = run_python(code)
     assert result.stdout.splitlines()[0] == "Initialization 0"
     assert result.stdout.splitlines()[-1] == "Initialization converged."
     # Not repeated by the root handler, which still works after the fit.
@@ -336,9 +339,7 @@ def test_verbose_fits_in_threads_each_print_every_message():
         "first.__exit__(None, None, None); logger.info('second alone');"
         "second.__exit__(None, None, None); logger.info('none')"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
+    result = run_python(code)
     assert result.stdout.splitlines() == ["both", "second alone"]
 
 
@@ -351,9 +352,7 @@ def test_verbose_fits_in_threads_print_all_their_messages():
         "threads = [threading.Thread(target=fit) for _ in range(2)];"
         "[t.start() for t in threads]; [t.join() for t in threads]"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
+    result = run_python(code)
     lines = result.stdout.splitlines()
     # Per fit: the start, 30 iterations, the end.
     assert lines.count("Initialization 0") == 2
