@@ -530,3 +530,17 @@ def test_full_statistics_with_packed_scatter_match_direct_sums(far):
     resp = rng.dirichlet(np.ones(n_components), size=600).T.copy()
     _, _, scatter = model.stats_rows(X, centre, resp, prep["offsets"], aux)
     assert_scatter_is_outer_products(scatter, X, prep["shift"], resp)
+
+
+def test_the_centre_is_the_weighted_median_of_the_means_feature_by_feature():
+    means = np.array([[0.0, 5.0], [1.0, -2.0], [1e6, 1e6]])
+    covariances = np.ones((3, 2))
+    params = MixtureParams(np.array([0.45, 0.45, 0.1]), means, covariances, covariances)
+    # The light component far out does not move it: each feature's middle mean.
+    np.testing.assert_array_equal(_kernels.mixture_centre(params), [1.0, 5.0])
+    # An even split of the weight: the midpoint of the two middle means.
+    even = MixtureParams(np.array([0.5, 0.5]), means[:2], covariances[:2], covariances[:2])
+    np.testing.assert_array_equal(_kernels.mixture_centre(even), [0.5, 1.5])
+    # Rounded to the data's dtype.
+    far = MixtureParams(np.ones(1), np.array([[1e6 + 0.01, 3.0]]), covariances[:1], covariances[:1])
+    assert _kernels.mixture_centre(far, np.float32)[0] == np.float32(1e6 + 0.01)

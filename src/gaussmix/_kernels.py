@@ -116,17 +116,19 @@ def mixture_centre(params: MixtureParams, dtype=np.float64) -> np.ndarray:
     """
     weights = np.asarray(params.weights, dtype=np.float64)
     means = np.asarray(params.means, dtype=np.float64)
-    order = np.argsort(means, axis=0, kind="stable")
-    sorted_means = np.take_along_axis(means, order, axis=0)
-    cumulative = np.cumsum(weights[order], axis=0)
-    half = 0.5 * cumulative[-1]
-    # The first mean whose cumulative weight reaches half, and the next one
-    # where it reaches exactly half (an even split).
-    lower = np.argmax(cumulative >= half, axis=0)
-    upper = np.where(cumulative[lower, np.arange(means.shape[1])] == half, lower + 1, lower)
-    upper = np.minimum(upper, means.shape[0] - 1)
     columns = np.arange(means.shape[1])
-    centre = 0.5 * (sorted_means[lower, columns] + sorted_means[upper, columns])
+    order = means.argsort(axis=0, kind="stable")
+    sorted_means = means[order, columns]
+    cumulative = weights[order].cumsum(axis=0)
+    half = 0.5 * cumulative[-1]
+    # The first mean whose cumulative weight reaches half; where it reaches
+    # exactly half (an even split), the midpoint with the next one.
+    lower = (cumulative >= half).argmax(axis=0)
+    centre = sorted_means[lower, columns]
+    even = cumulative[lower, columns] == half
+    if even.any():
+        upper = np.minimum(lower + 1, means.shape[0] - 1)
+        centre = np.where(even, 0.5 * (centre + sorted_means[upper, columns]), centre)
     return centre.astype(dtype).astype(np.float64)
 
 
