@@ -95,22 +95,18 @@ class FittedMixtureMixin:
         return MixtureParams(self.weights_, self.means_, covariances, self.precisions_cholesky_)
 
     # -------------------------------------------------------------- inference
-    def _validated_input(self, X) -> np.ndarray:
+    def _infer(self, X, want: str) -> np.ndarray:
+        dataset = as_dataset(X)
         check_is_fitted(self)
         self._check_covariance_type_unchanged()
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-
-    def _infer(self, X, want: str) -> np.ndarray:
         model = get_covariance_model(self.covariance_type)
-        dataset = as_dataset(X)
         if dataset is not None:
-            check_is_fitted(self)
             check_dataset_shape(dataset, min_samples=1, n_features=self.n_features_in_)
             check_dataset_feature_names(self, dataset)
             params = self._fitted_params()
             with dataset.passes(model, params):
                 return dataset.infer(model, params, want)
-        X = self._validated_input(X)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return em.log_prob_norm_and_labels(model, X, self._fitted_params(), want=want)
 
     def score_samples(self, X) -> np.ndarray:

@@ -18,6 +18,7 @@ __all__ = [
     "chunk_size_for",
     "model_chunk_size",
     "chunk_weights",
+    "rows_of_positive_weight",
     "iter_chunks",
     "mixture_centre",
     "weighted_log_prob",
@@ -86,6 +87,21 @@ def model_chunk_size(
 def chunk_weights(sample_weight: np.ndarray | None, rows: slice) -> np.ndarray | None:
     """The weights of a chunk's ``rows``, or None where the rows are unweighted."""
     return None if sample_weight is None else sample_weight[rows]
+
+
+def rows_of_positive_weight(
+    X: np.ndarray, sample_weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``X`` and ``sample_weight`` without the rows of weight zero (as given where there are none).
+
+    A weight of zero drops its row: 0 * inf would be NaN for a row of no
+    weight too far out for its log-density or products, and starts and
+    criteria would see it.
+    """
+    if sample_weight is None or np.all(sample_weight > 0):
+        return X, sample_weight
+    kept = sample_weight > 0
+    return X[kept], sample_weight[kept]
 
 
 def iter_chunks(n_samples: int, chunk_size: int, offset: int = 0) -> list[slice]:
@@ -354,11 +370,7 @@ def e_step_chunk(
         centre = mixture_centre(params, X.dtype)
     if prep is None:
         prep = model.prepare(params, centre, X.dtype)
-    if sample_weight is not None and not np.all(sample_weight > 0):
-        # A weight of zero drops its row: 0 * inf would be NaN for a row of
-        # no weight too far out for its log-density or products.
-        kept = sample_weight > 0
-        X, sample_weight = X[kept], sample_weight[kept]
+    X, sample_weight = rows_of_positive_weight(X, sample_weight)
     if X.shape[0] == 0:
         return _empty_stats(model, params, prep["shift"])
     centre = centre.astype(X.dtype)

@@ -124,9 +124,9 @@ def _reseed_rows(stats: SuffStats, count: int) -> list[tuple[np.ndarray, float]]
     """
     worst = (stats.worst_sample, stats.worst_weight)
     rows = [worst]
-    candidates = [] if stats.reseed_candidates is None else stats.reseed_candidates
-    weights = np.ones(len(candidates)) if stats.reseed_weights is None else stats.reseed_weights
-    for candidate, weight in zip(candidates, weights):
+    if stats.reseed_candidates is None:
+        return rows * count
+    for candidate, weight in zip(stats.reseed_candidates, stats.candidate_weights):
         if len(rows) == count:
             break
         if not any(np.array_equal(candidate, row) for row, _ in rows):

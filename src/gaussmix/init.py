@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.cluster import KMeans, kmeans_plusplus
 
 from . import em
+from ._kernels import rows_of_positive_weight
 from ._parallel import free_cores, get_num_threads, single_threaded_blas, threadpool_controller
 from .covariance import kernel_family
 from .hierarchical import hierarchical_labels
@@ -274,12 +275,8 @@ def initial_params(
         In float64.
     """
     weights = means = covariances = precisions_chol = None
-    if sample_weight is not None and not np.all(sample_weight > 0):
-        # A weight of zero drops its row, from the start too: the same
-        # standardisation, draws and statistics as without it, and a row of
-        # no weight far out of range cannot overflow them.
-        kept = sample_weight > 0
-        X, sample_weight = X[kept], sample_weight[kept]
+    # The start's standardisation, draws and statistics as without them.
+    X, sample_weight = rows_of_positive_weight(X, sample_weight)
     if len(user_init) < 3:
         method, standardise = start_plan(init_params, start)
         seeds_from = standardised(X) if standardise else X

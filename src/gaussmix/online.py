@@ -87,10 +87,8 @@ def _scaled(stats: SuffStats, factor: float) -> SuffStats:
         log_likelihood=stats.log_likelihood * factor,
         weight_sum=stats.weight_sum * factor,
         worst_weight=stats.worst_weight * factor,
-        reseed_weights=None if stats.reseed_candidates is None else (
-            np.ones(len(stats.reseed_candidates)) if stats.reseed_weights is None
-            else stats.reseed_weights
-        ) * factor,
+        reseed_weights=None if stats.reseed_candidates is None
+        else stats.candidate_weights * factor,
     )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_array
 
+from ._kernels import rows_of_positive_weight
 from ._parallel import available_cores
 from .covariance import covariance_model_names, get_covariance_model
 from .estimator import GaussianMixture
@@ -430,11 +431,9 @@ def select_model(
     X_checked = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=2)
     if sample_weight is not None:
         sample_weight = check_sample_weight(sample_weight, X_checked.shape[0], 1)
-        if not np.all(sample_weight > 0):
-            # A weight of zero drops its row, from the criteria and the
-            # singularity check too (its variance would set their scale).
-            kept = sample_weight > 0
-            X_checked, sample_weight = X_checked[kept], sample_weight[kept]
+        # From the criteria and the singularity check too (its variance would
+        # set their scale).
+        X_checked, sample_weight = rows_of_positive_weight(X_checked, sample_weight)
     ks = _check_n_components(n_components)
     types = _check_covariance_types(covariance_types, X_checked.shape[1])
     prototype = _prototype(

@@ -75,6 +75,15 @@ class SuffStats:
         return sum_stats((self, other))
 
     @property
+    def candidate_weights(self) -> np.ndarray | None:
+        """``reseed_weights``, ones where they were not given; None without candidates."""
+        if self.reseed_candidates is None:
+            return None
+        if self.reseed_weights is None:
+            return np.ones(len(self.reseed_candidates))
+        return self.reseed_weights
+
+    @property
     def mean_log_likelihood(self) -> float:
         """Weighted mean log-likelihood per sample."""
         return self.log_likelihood / self.weight_sum
@@ -159,10 +168,7 @@ class _Candidates:
             return
         self.rows.append(stats.reseed_candidates)
         self.log_densities.append(stats.reseed_log_densities)
-        self.weights.append(
-            np.ones(len(stats.reseed_log_densities)) if stats.reseed_weights is None
-            else stats.reseed_weights
-        )
+        self.weights.append(stats.candidate_weights)
         self.count += len(stats.reseed_log_densities)
         if self.count > 8 * self.limit:
             rows, log_densities, weights = self.lowest()
