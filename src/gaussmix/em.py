@@ -91,6 +91,9 @@ def expectation(
         chunk_size = e_step_chunk_size(model, params, X.dtype, X.shape[0])
     centre = _kernels.mixture_centre(params, X.dtype)
     prep = model.prepare(params, centre, X.dtype)
+    sparse = _kernels.sparse_statistics_for(model, X.shape[0] * X.shape[1] * params.n_components)
+    if sparse is not None:
+        prep = {**prep, "sparse_statistics": sparse}
 
     def e_step(task: slice) -> SuffStats:
         return sum_stats(

@@ -149,6 +149,24 @@ class FullCovariance(RowKernels, CovarianceModel):
         )
         return sum_resp, shift_sum, scatter
 
+    def sparse_stats_rows(self, X, centre, resp, offsets):
+        """:meth:`stats_rows` by the compiled kernel that skips zero responsibilities.
+
+        The same sums, float64, in another order: each component's rows of
+        nonzero responsibility, around its own shift.  Needs numba (see
+        :func:`gaussmix._kernels.sparse_statistics_for`).
+        """
+        from ._scatter_kernels import component_moments
+
+        n_components, n_features = offsets.shape
+        sum_resp = np.zeros(n_components)
+        shift_sum = np.zeros((n_components, n_features))
+        scatter = np.zeros((n_components, n_features, n_features))
+        component_moments(
+            np.ascontiguousarray(X), centre, offsets, resp, sum_resp, shift_sum, scatter
+        )
+        return sum_resp, shift_sum, scatter
+
     def moved_scatter(self, scatter, sum_resp, shift_sum, step):
         return _moved_second_moment(scatter, sum_resp, shift_sum, step)
 
