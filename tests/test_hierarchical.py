@@ -323,3 +323,49 @@ def test_kmeans_starts_end_in_worse_local_optimum_on_3d_cigars(seed):
     assert hier.score(X) > kmeans.score(X) + 0.4
     assert adjusted_rand_score(truth, hier.predict(X)) == 1.0
     assert adjusted_rand_score(truth, kmeans.predict(X)) < 0.7
+
+
+def _last_least_pair(minima, m):
+    """The pair mclust merges, by a full scan: the last least cost, column by column, row by row."""
+    upper = np.triu(np.ones((m, m), dtype=bool), 1)
+    values = np.where(upper, minima.cost[:m, :m], np.inf)
+    rows, columns = np.nonzero(values == values.min())
+    last = np.lexsort((rows, columns))[-1]
+    return int(rows[last]), int(columns[last])
+
+
+@pytest.mark.parametrize("outlier", [False, True])
+def test_column_minima_choose_the_pairs_of_a_full_scan(outlier, monkeypatch):
+    from gaussmix import hierarchical
+
+    rng = np.random.default_rng(5)
+    Z = rng.standard_normal((150, 3))
+    Z[10:14] = Z[3]  # ties between pairs of equal rows
+    if outlier:
+        Z[0] = 1e4
+    pairs, costs = hierarchical_merges(Z)
+    monkeypatch.setattr(hierarchical._ColumnMinima, "best", _last_least_pair)
+    scanned_pairs, scanned_costs = hierarchical_merges(Z)
+    np.testing.assert_array_equal(pairs, scanned_pairs)
+    np.testing.assert_array_equal(costs, scanned_costs)
+
+
+def test_an_outlier_does_not_make_every_merge_search_every_column(monkeypatch):
+    from gaussmix import hierarchical
+
+    searched = []
+    recompute = hierarchical._ColumnMinima.recompute
+
+    def counting(self, columns, m):
+        searched.append(np.asarray(columns).size)
+        return recompute(self, columns, m)
+
+    monkeypatch.setattr(hierarchical._ColumnMinima, "recompute", counting)
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((400, 4))
+    Z[0] = 1e4
+    hierarchical_merges(Z)
+    # The first search covers all 400 columns and each merge the two slots
+    # it changed; searching every column whose least cost a merge changed
+    # took 78250 column searches here.
+    assert sum(searched) <= 5 * Z.shape[0]

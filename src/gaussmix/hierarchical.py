@@ -203,12 +203,22 @@ class _ColumnMinima:
 
     The pair chosen is then the last least cost in mclust's order: column by
     column, row by row within a column.
+
+    A column whose least cost sat in a row that a merge changed keeps a lower
+    bound instead (``stale``): its old least cost, lowered by the new costs
+    offered since.  :meth:`best` searches such a column again only when its
+    bound would win, which keeps the choice exact: every bound is at most
+    its column's least cost, and the column finally chosen is exact.  Searching
+    every such column at each merge cost O(m^2) per merge wherever one
+    cluster held the least costs of many columns (data with an outlier:
+    2000 rows, 20 s against 1.5 s).
     """
 
     def __init__(self, cost: np.ndarray):
         self.cost = cost
         self.value = np.full(cost.shape[0], np.inf)
         self.row = np.zeros(cost.shape[0], dtype=np.intp)
+        self.stale = np.zeros(cost.shape[0], dtype=bool)
         self.recompute(np.arange(cost.shape[0]), cost.shape[0])
 
     def recompute(self, columns: np.ndarray, m: int) -> None:
@@ -221,6 +231,11 @@ class _ColumnMinima:
         last = m - 1 - np.argmin(block[:, ::-1], axis=1)
         self.value[columns] = block[np.arange(columns.size), last]
         self.row[columns] = last
+        self.stale[columns] = False
+
+    def mark_stale(self, columns: np.ndarray) -> None:
+        """Keep ``columns``' least costs as lower bounds: their rows changed."""
+        self.stale[columns] = True
 
     def offer(self, row: int, columns: np.ndarray) -> None:
         """Take ``cost[row, columns]`` (row < columns) where it wins over the minimum."""
@@ -232,9 +247,12 @@ class _ColumnMinima:
         self.row[columns[wins]] = row
 
     def best(self, m: int) -> tuple[int, int]:
-        values = self.value[:m]
-        j = m - 1 - int(np.argmin(values[::-1]))
-        return int(self.row[j]), j
+        while True:
+            values = self.value[:m]
+            j = m - 1 - int(np.argmin(values[::-1]))
+            if not self.stale[j]:
+                return int(self.row[j]), j
+            self.recompute(np.array([j]), m)
 
 
 def _initial_costs(clusters: _Clusters, m: int) -> np.ndarray:
@@ -345,23 +363,23 @@ def _merge_slots(clusters, cost, minima, labels, i, j, m, direct) -> None:
 def _update_minima(minima: _ColumnMinima, i: int, j: int, m: int) -> None:
     """Column minima after rows/columns i and j of the cost matrix changed."""
     moved = j < m
-    stale = {i}
-    if moved:
-        stale.add(j)
+    changed = [i, j] if moved else [i]
     columns = np.arange(m)
-    # Columns whose least cost sat in a changed row must be searched again.
+    # Columns i and j changed whole; the others changed in rows i and j only.
+    # Where the least cost sat in one of those rows, the old least cost stays
+    # as a lower bound: every other row is as it was.
     rows = minima.row[:m]
-    stale.update(columns[((rows == i) | (rows == j)) & (columns > i)].tolist())
-    stale_columns = np.array(sorted(stale), dtype=np.intp)
-    stale_columns = stale_columns[stale_columns < m]
-    minima.recompute(stale_columns, m)
-    is_fresh = np.ones(m, dtype=bool)
-    is_fresh[stale_columns] = False
-    fresh = columns[is_fresh]
-    minima.offer(i, fresh[fresh > i])
+    lost = ((rows == i) | (rows == j)) & (columns > i) & ~minima.stale[:m]
+    minima.mark_stale(columns[lost])
+    minima.recompute(np.array(changed, dtype=np.intp), m)
+    others = np.ones(m, dtype=bool)
+    others[changed] = False
+    rest = columns[others]
+    minima.offer(i, rest[rest > i])
     if moved:
-        minima.offer(j, fresh[fresh > j])
+        minima.offer(j, rest[rest > j])
     minima.value[m:] = np.inf
+    minima.stale[m:] = False
 
 
 # --------------------------------------------------------------------------
