@@ -391,3 +391,27 @@ def test_covariance_type_changed_after_the_fit_is_named_by_every_reader():
     # An alias of the fitted type reads it as it is.
     np.testing.assert_array_equal(gm.set_params(covariance_type="VVV").predict(X),
                                   gm.set_params(covariance_type="full").predict(X))
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e160), (np.float32, 1e25)])
+def test_features_whose_squares_overflow_are_refused_before_any_warning(dtype, scale):
+    X = (make_data("separated", 2, seed=3) * scale).astype(dtype)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"spans .* square root of .*StandardScaler"):
+            GaussianMixture(2, random_state=0).fit(X)
+
+
+def test_the_square_range_check_leaves_out_rows_of_weight_zero_and_takes_the_limit():
+    from gaussmix.validation import check_squares_in_range
+
+    X = np.array([[0.0, 1.0], [1e160, 2.0], [3.0, 4.0]])
+    check_squares_in_range(X, np.array([1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="Feature 0 of X spans 1e\\+160"):
+        check_squares_in_range(X, None)
+    limit = np.sqrt(np.finfo(np.float64).max)
+    check_squares_in_range(np.array([[0.0], [limit]]))
+    with pytest.raises(ValueError, match="Feature 0"):
+        check_squares_in_range(np.array([[-limit], [limit]]))

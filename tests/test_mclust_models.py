@@ -371,8 +371,15 @@ def test_one_volume_models_fit_data_at_extreme_scales(name, scale):
 
 @pytest.mark.parametrize("name", ["EEV", "VEV", "full"])
 def test_overflowing_float32_statistics_raise_the_non_finite_error(name):
-    """float32 scatter beyond its range (about 3e38) is refused clearly, not in eigh."""
-    X = (make_data("separated", 3, seed=14) * 1e18).astype(np.float32)
+    """float32 scatter beyond its range (about 3e38) is refused clearly, not in eigh.
+
+    Each feature spans half the square root of float32's range, so every
+    square is representable (wider data are refused before the fit, by
+    ``check_squares_in_range``) but the sums of a few hundred overflow.
+    """
+    X = make_data("separated", 3, seed=14)
+    span = np.ptp(X, axis=0).max()
+    X = (X * (0.5 * np.sqrt(np.finfo(np.float32).max) / span)).astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the overflow itself
         with pytest.raises(ValueError, match="non-finite parameters.*Scale the input data"):

@@ -23,7 +23,12 @@ from ._criteria import InformationCriteriaMixin
 from ._fitted_mixture import FittedMixtureMixin
 from ._partial_fit import PartialFitMixin, rollback_on_error
 from ._reporting import FitReporter, verbose_logging
-from .validation import check_sample_weight, check_user_init, weights_near_one
+from .validation import (
+    check_sample_weight,
+    check_squares_in_range,
+    check_user_init,
+    weights_near_one,
+)
 
 __all__ = ["GaussianMixture"]
 
@@ -296,6 +301,8 @@ class GaussianMixture(
             check_sample_weight(sample_weight, dataset.n_samples, self.n_components),
             dataset.dtype, self.n_components,
         )
+        if isinstance(dataset, ArrayDataset):
+            check_squares_in_range(dataset.X, sample_weight)
         return dataset if sample_weight is None else dataset.weighted(sample_weight)
 
     def _fit_validated(self, X, sample_weight, want_labels: bool) -> np.ndarray | None:

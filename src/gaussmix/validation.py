@@ -7,6 +7,7 @@ code matching on it keeps working.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -88,6 +89,35 @@ def check_in_memory(X, function: str) -> None:
             f"{function} needs the data in memory, got the path {os.fspath(X)!r}; "
             "load it first (numpy.load, pandas.read_parquet), or fit one model "
             "to the file with GaussianMixture.fit."
+        )
+
+
+def check_squares_in_range(X: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
+    """Refuse data whose features span more than the square root of their dtype's range.
+
+    Squared deviations that large overflow whatever the centre: the start's
+    variances, the statistics and the log-densities would each warn of the
+    overflow before the fit failed as non-finite.  Rows of weight zero are
+    left out (the fit drops them).
+    """
+    if X.shape[0] == 0:
+        return
+    kept = True if sample_weight is None else (sample_weight > 0)[:, None]
+    if not np.any(kept):
+        return
+    highest = np.max(X, axis=0, where=kept, initial=-np.inf).astype(np.float64)
+    lowest = np.min(X, axis=0, where=kept, initial=np.inf).astype(np.float64)
+    with np.errstate(over="ignore"):
+        span = highest - lowest
+    limit = math.sqrt(np.finfo(X.dtype).max)
+    feature = int(np.argmax(span))
+    if span[feature] > limit:
+        also = ", or fit float64 data" if X.dtype == np.float32 else ""
+        raise ValueError(
+            f"Feature {feature} of X spans {span[feature]:.3g}, more than the square root "
+            f"of {X.dtype.name}'s range ({limit:.3g}): its squared deviations overflow. "
+            "Scale the features first (for example with "
+            f"sklearn.preprocessing.StandardScaler){also}."
         )
 
 
