@@ -404,6 +404,22 @@ def test_features_whose_squares_overflow_are_refused_before_any_warning(dtype, s
             GaussianMixture(2, random_state=0).fit(X)
 
 
+@pytest.mark.parametrize("entry", ["partial_fit", "select_model"])
+def test_streams_and_model_selection_refuse_overflowing_squares_too(entry):
+    import warnings
+
+    from gaussmix import select_model
+
+    X = make_data("separated", 2, seed=3) * 1e160
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"spans .* square root"):
+            if entry == "partial_fit":
+                GaussianMixture(2, random_state=0).partial_fit(X)
+            else:
+                select_model(X, n_components=[1, 2], covariance_types=["full"])
+
+
 def test_the_square_range_check_leaves_out_rows_of_weight_zero_and_takes_the_limit():
     from gaussmix.validation import check_squares_in_range
 

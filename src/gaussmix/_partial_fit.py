@@ -16,7 +16,7 @@ from . import em, online
 from ._reporting import verbose_logging
 from .covariance import get_covariance_model, kernel_family
 from .datasets import ArrayDataset, is_dataset_like
-from .validation import check_sample_weight, weights_near_one
+from .validation import check_sample_weight, check_squares_in_range, weights_near_one
 
 __all__ = ["PartialFitMixin", "rollback_on_error"]
 
@@ -122,6 +122,7 @@ class PartialFitMixin:
         sample_weight = weights_near_one(
             check_sample_weight(sample_weight, X.shape[0], n_needed), X.dtype, n_needed
         )
+        check_squares_in_range(X, sample_weight)
         model = get_covariance_model(self.covariance_type)
         if fitted:
             params = self._fitted_params().astype(np.float64)

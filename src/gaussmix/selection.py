@@ -34,7 +34,7 @@ from .covariance import covariance_model_names, get_covariance_model
 from .estimator import GaussianMixture
 from .mclust_models import MCLUST_MODEL_NAMES
 from ._selection_cells import _run_cells
-from .validation import check_in_memory, check_sample_weight
+from .validation import check_in_memory, check_sample_weight, check_squares_in_range
 
 __all__ = [
     "ALIASES",
@@ -434,6 +434,7 @@ def select_model(
         # From the criteria and the singularity check too (its variance would
         # set their scale).
         X_checked, sample_weight = rows_of_positive_weight(X_checked, sample_weight)
+    check_squares_in_range(X_checked)
     ks = _check_n_components(n_components)
     types = _check_covariance_types(covariance_types, X_checked.shape[1])
     prototype = _prototype(
