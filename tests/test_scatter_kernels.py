@@ -163,3 +163,39 @@ def test_float32_fit_with_sparse_statistics_matches_the_dense_fit(monkeypatch):
     assert abs(sparse.lower_bound_ - dense.lower_bound_) <= 1e-6 * abs(dense.lower_bound_)
     np.testing.assert_allclose(sparse.means_, dense.means_, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(sparse.covariances_, dense.covariances_, rtol=1e-4, atol=1e-5)
+
+
+def test_a_block_takes_the_sparse_statistics_of_its_whole_data_set(monkeypatch):
+    """Blocks of a file or of a Dask array decide as the same rows in memory would."""
+    from gaussmix import em
+    from gaussmix.datasets import ArrayBlockReader, ArrayDataset, BlockDataset
+    from gaussmix.sklearn_models import FullCovariance
+
+    rng = np.random.default_rng(6)
+    model, params = full_params(rng, 8, 16, 40.0)
+    labels = rng.integers(8, size=4000)
+    X = (params.means[labels] + rng.standard_normal((4000, 16))).astype(np.float32)
+    # Large enough for all 4000 rows, not for a block of 1000.
+    monkeypatch.setattr(kmeans, "COMPILED_LOAD_WORK", 2000 * 16 * 8)
+    rows = []
+    original = FullCovariance.sparse_stats_rows
+
+    def spy(self, X, *args):
+        rows.append(X.shape[0])
+        return original(self, X, *args)
+
+    monkeypatch.setattr(FullCovariance, "sparse_stats_rows", spy)
+    em.expectation(model, X[:1000], None, params)
+    assert not rows
+    em.expectation(model, X[:1000], None, params, n_samples=4000)
+    assert sum(rows) == 1000
+    rows.clear()
+    in_memory = ArrayDataset(X).expectation(model, params)
+    assert sum(rows) == 4000
+    rows.clear()
+    blocks = BlockDataset(ArrayBlockReader(X), block_rows=1000).expectation(model, params)
+    assert sum(rows) == 4000
+    # The blocks split the chunks elsewhere: float32 products summed in
+    # other groups, within 1000 * eps32 (1.2e-4) of each other at worst.
+    scale = np.abs(in_memory.scatter).max(axis=(1, 2), keepdims=True)
+    assert np.all(np.abs(blocks.scatter - in_memory.scatter) <= 1000 * np.finfo(np.float32).eps * scale)

@@ -99,9 +99,11 @@ def _checked_block(block, index: int, start: int, n_features: int, dtype) -> np.
     return block
 
 
-def _e_step_task(block, weights, model, params, chunk_size: int, driver_pid: int) -> SuffStats:
+def _e_step_task(
+    block, weights, model, params, chunk_size: int, n_samples: int, driver_pid: int
+) -> SuffStats:
     _configure_worker(driver_pid)
-    return em.expectation(model, block, weights, params, chunk_size)
+    return em.expectation(model, block, weights, params, chunk_size, n_samples)
 
 
 def _infer_task(block, weights, model, params, want: str, driver_pid: int) -> np.ndarray:
@@ -348,13 +350,14 @@ class DaskDataset(Dataset):
         client = self._blocks.client
         if client is None:
             return sum_stats(
-                em.expectation(model, b, w, params, chunk_size) for b, w in zip(parts, weights)
+                em.expectation(model, b, w, params, chunk_size, self.n_samples)
+                for b, w in zip(parts, weights)
             )
         # The parameters once per iteration, as a task every E-step task
         # depends on: workers fetch it from each other, and a copy lost with
         # a worker is recomputed (a broadcast scatter waited on a dead worker).
         remote = _held(client, params)
-        stats = self._submit(_e_step_task, model, remote, chunk_size, os.getpid())
+        stats = self._submit(_e_step_task, model, remote, chunk_size, self.n_samples, os.getpid())
         # Summed here in block order: reproducible, unlike a reduction tree.
         return sum_stats(stats)
 

@@ -337,7 +337,9 @@ class BlockDataset(Dataset):
     def expectation(self, model, params):
         chunk_size = em.e_step_chunk_size(model, params, self.dtype, self.n_samples)
         return sum_stats(
-            em.expectation(model, block, self._weights(start, block), params, chunk_size)
+            em.expectation(
+                model, block, self._weights(start, block), params, chunk_size, self.n_samples
+            )
             for start, block in self._blocks()
         )
 

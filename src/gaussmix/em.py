@@ -81,17 +81,24 @@ def expectation(
     sample_weight: np.ndarray | None,
     params: MixtureParams,
     chunk_size: int | None = None,
+    n_samples: int | None = None,
 ) -> SuffStats:
     """E-step over all of ``X``, chunk by chunk, reduced to one :class:`SuffStats`.
 
     Chunks run on all cores (see :mod:`gaussmix._parallel`) and are summed
     in order, so the result does not depend on the number of threads.
+    ``n_samples``, the rows of the whole data set where ``X`` is one block
+    of it (default: ``X``'s), sets the chunk size (unless given) and whether
+    the compiled sparse statistics serve: a block takes the same kernels as
+    the same rows in memory.
     """
+    if n_samples is None:
+        n_samples = X.shape[0]
     if chunk_size is None:
-        chunk_size = e_step_chunk_size(model, params, X.dtype, X.shape[0])
+        chunk_size = e_step_chunk_size(model, params, X.dtype, n_samples)
     centre = _kernels.mixture_centre(params, X.dtype)
     prep = model.prepare(params, centre, X.dtype)
-    sparse = _kernels.sparse_statistics_for(model, X.shape[0] * X.shape[1] * params.n_components)
+    sparse = _kernels.sparse_statistics_for(model, n_samples * X.shape[1] * params.n_components)
     if sparse is not None:
         prep = {**prep, "sparse_statistics": sparse}
 
