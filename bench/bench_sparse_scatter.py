@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_em  # noqa: E402
 
-from gaussmix import GaussianMixture, _kernels  # noqa: E402
+from gaussmix import GaussianMixture, _kernels, em  # noqa: E402
 from gaussmix.covariance import get_covariance_model  # noqa: E402
 from gaussmix.params import MixtureParams  # noqa: E402
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     options = parser.parse_args(argv)
-    if _kernels.sparse_statistics_for(get_covariance_model("full"), 1 << 40) is None:
+    if em.sparse_statistics_for(get_covariance_model("full"), 1 << 40) is None:
         print("The compiled kernel needs numba: pip install 'gaussmix[fast]'.")
         return 1
     print(f"SPARSE_DENSITY = {_kernels.SPARSE_DENSITY} ({_kernels.SPARSE_DENSITY_FEW} below "

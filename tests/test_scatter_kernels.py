@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from gaussmix import GaussianMixture, _kernels, kmeans  # noqa: E402
+from gaussmix import GaussianMixture, _kernels, em, kmeans  # noqa: E402
 from gaussmix._scatter_kernels import component_moments  # noqa: E402
 from gaussmix.covariance import get_covariance_model  # noqa: E402
 from gaussmix.params import MixtureParams  # noqa: E402
@@ -125,12 +125,12 @@ def test_e_step_takes_the_sparse_statistics_only_below_the_density(
 def test_sparse_statistics_are_taken_for_full_models_on_large_work_only(monkeypatch):
     full = get_covariance_model("full")
     big = kmeans.COMPILED_LOAD_WORK
-    assert _kernels.sparse_statistics_for(full, big) is not None
-    assert _kernels.sparse_statistics_for(full, big - 1) is None
-    assert _kernels.sparse_statistics_for(get_covariance_model("diag"), big) is None
-    assert _kernels.sparse_statistics_for(get_covariance_model("VVE"), big) is not None
-    monkeypatch.setattr(_kernels, "_scatter_kernels_load", lambda: False)
-    assert _kernels.sparse_statistics_for(full, big) is None
+    assert em.sparse_statistics_for(full, big) is not None
+    assert em.sparse_statistics_for(full, big - 1) is None
+    assert em.sparse_statistics_for(get_covariance_model("diag"), big) is None
+    assert em.sparse_statistics_for(get_covariance_model("VVE"), big) is not None
+    monkeypatch.setattr(em, "_scatter_kernels_load", lambda: False)
+    assert em.sparse_statistics_for(full, big) is None
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -167,7 +167,6 @@ def test_float32_fit_with_sparse_statistics_matches_the_dense_fit(monkeypatch):
 
 def test_a_block_takes_the_sparse_statistics_of_its_whole_data_set(monkeypatch):
     """Blocks of a file or of a Dask array decide as the same rows in memory would."""
-    from gaussmix import em
     from gaussmix.datasets import ArrayBlockReader, ArrayDataset, BlockDataset
     from gaussmix.sklearn_models import FullCovariance
 

@@ -26,7 +26,6 @@ __all__ = [
     "responsibilities",
     "e_step_chunk",
     "stats_from_resp_chunk",
-    "sparse_statistics_for",
     "SPARSE_DENSITY",
 ]
 
@@ -360,32 +359,6 @@ def _sparse_enough(resp: np.ndarray, n_features: int) -> bool:
     """Whether the nonzero responsibilities are few enough for the sparse statistics."""
     limit = SPARSE_DENSITY if n_features >= SPARSE_FEW_FEATURES else SPARSE_DENSITY_FEW
     return np.count_nonzero(resp) <= limit * resp.size
-
-
-def sparse_statistics_for(model: CovarianceModel, work: int):
-    """The compiled sparse statistics of ``model`` for a pass of ``work`` rows x features x components.
-
-    Where the model has them (full covariance), numba imports, and the work
-    is at least :data:`gaussmix.kmeans.COMPILED_LOAD_WORK` (the size at which
-    the compiled k-means loads numba, about 0.5 s once per process); else
-    None.  The rule depends on the data's size only, so a fit takes the same
-    path, and gives the same bits, in every process where numba is installed.
-    """
-    from .kmeans import COMPILED_LOAD_WORK
-
-    method = getattr(model, "sparse_stats_rows", None)
-    if method is None or work < COMPILED_LOAD_WORK or not _scatter_kernels_load():
-        return None
-    return method
-
-
-@functools.lru_cache(maxsize=1)
-def _scatter_kernels_load() -> bool:
-    try:
-        from . import _scatter_kernels
-    except (ImportError, RuntimeError, OSError):
-        return False
-    return _scatter_kernels is not None
 
 
 def _empty_stats(model: CovarianceModel, params: MixtureParams, shift) -> SuffStats:

@@ -8,6 +8,7 @@ partition :mod:`gaussmix._start_statistics`; both are exported here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ __all__ = [
     "EMResult",
     "e_step_chunk_size",
     "expectation",
+    "sparse_statistics_for",
     "statistics_from_resp",
     "statistics_from_labels",
     "maximization",
@@ -75,6 +77,33 @@ def _tasks(n_samples: int, chunk_size: int) -> list[slice]:
     return _kernels.iter_chunks(n_samples, chunk_size * per_task)
 
 
+def sparse_statistics_for(model: CovarianceModel, work: int):
+    """The compiled sparse statistics of ``model`` for a pass of ``work`` rows x features x components.
+
+    Where the model has them (full covariance), numba imports, and the work
+    is at least :data:`gaussmix.kmeans.COMPILED_LOAD_WORK` (the size at which
+    the compiled k-means loads numba: 0.12-0.15 s to import it and 0.2 s for
+    the cached kernel's first call, once per process); else None.  The rule
+    depends on the data's size only, so a fit takes the same path, and gives
+    the same bits, in every process where numba is installed.
+    """
+    from .kmeans import COMPILED_LOAD_WORK
+
+    method = getattr(model, "sparse_stats_rows", None)
+    if method is None or work < COMPILED_LOAD_WORK or not _scatter_kernels_load():
+        return None
+    return method
+
+
+@functools.lru_cache(maxsize=1)
+def _scatter_kernels_load() -> bool:
+    try:
+        from . import _scatter_kernels
+    except (ImportError, RuntimeError, OSError):
+        return False
+    return _scatter_kernels is not None
+
+
 def expectation(
     model: CovarianceModel,
     X: np.ndarray,
@@ -98,7 +127,7 @@ def expectation(
         chunk_size = e_step_chunk_size(model, params, X.dtype, n_samples)
     centre = _kernels.mixture_centre(params, X.dtype)
     prep = model.prepare(params, centre, X.dtype)
-    sparse = _kernels.sparse_statistics_for(model, n_samples * X.shape[1] * params.n_components)
+    sparse = sparse_statistics_for(model, n_samples * X.shape[1] * params.n_components)
     if sparse is not None:
         prep = {**prep, "sparse_statistics": sparse}
 

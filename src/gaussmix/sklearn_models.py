@@ -154,7 +154,7 @@ class FullCovariance(RowKernels, CovarianceModel):
 
         The same sums, float64, in another order: each component's rows of
         nonzero responsibility, around its own shift.  Needs numba (see
-        :func:`gaussmix._kernels.sparse_statistics_for`).
+        :func:`gaussmix.em.sparse_statistics_for`).
         """
         from ._scatter_kernels import component_moments
 
