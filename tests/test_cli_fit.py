@@ -103,6 +103,19 @@ def test_fit_one_column_draws_its_density_and_uncertainty(tmp_path, X):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
 
+@pytest.mark.parametrize("covariance", ["VEV", "VVE", "EEI", "EII", "E"])
+def test_fit_of_an_mclust_model_writes_its_model_and_plots(tmp_path, X, covariance):
+    """The plotted copy keeps the model's name: under its kernel family's it refused to predict."""
+    columns = X[:, :1] if covariance == "E" else X[:, :2]
+    data = write_csv(tmp_path / "d.csv", columns, ["a", "b"][: columns.shape[1]])
+    out = tmp_path / "o"
+    assert main(["fit", data, "--k", "2", "--covariance", covariance, "--out", str(out), "-q"]) == 0
+    assert (out / "model.json").is_file()
+    figure = "density.png" if covariance == "E" else "clusters.png"
+    assert (out / figure).read_bytes()[:8] == PNG_MAGIC
+    assert (out / "uncertainty.png").read_bytes()[:8] == PNG_MAGIC
+
+
 def test_fit_two_columns_draws_clusters_and_parquet_assignments(tmp_path, X):
     data = write_csv(tmp_path / "d.csv", X[:, :2], ["a", "b"])
     out = tmp_path / "o"

@@ -175,18 +175,15 @@ def _save_figure(draw, path: str, figsize: tuple[float, float], grid=(1, 1)) -> 
 
 
 def _plottable(gmm: GaussianMixture, names: list[str]) -> GaussianMixture:
-    """A copy named by its kernel family (VII is 'spherical', ...), with feature names.
+    """A copy with feature names, which label the axes.
 
-    The plots read ``covariances_`` by scikit-learn's four names only; an
-    mclust model stores its covariances in its kernel family's layout and
-    predicts the same under that name.  The names label the axes.
+    The copy keeps the model's own ``covariance_type``: the plots read every
+    model's covariances by its kernel family, and a fitted model refuses to
+    predict under another name than its own.
     """
     import copy
 
-    from .io import kernel_family
-
     plottable = copy.copy(gmm)
-    plottable.covariance_type = kernel_family(gmm.covariance_type)
     plottable.feature_names_in_ = np.asarray(names, dtype=object)
     return plottable
 
