@@ -280,6 +280,24 @@ def test_overflowing_number_is_refused(saved):
         load(saved)
 
 
+def test_repeated_feature_names_are_refused(saved):
+    """Matching columns by name would feed one column twice and never another."""
+    _edit(saved, lambda d: d.__setitem__("feature_names_in", ["a", "a", "c"]))
+    with pytest.raises(ValueError, match="names 'a' more than once"):
+        load(saved)
+
+
+def test_integers_beyond_float64_are_refused_by_the_field(saved):
+    doc = gaussmix.io.to_dict(load(saved))
+    doc["means"][0][0] = 10**400
+    with pytest.raises(ValueError, match="'means' has non-finite values"):
+        gaussmix.io.from_dict(doc)
+    # Past Python's own 4300-digit limit of int conversion too.
+    saved.write_text(saved.read_text().replace('"n_features": 3', '"n_features": ' + "9" * 5000))
+    with pytest.raises(ValueError, match="'n_features' must be a positive integer"):
+        load(saved)
+
+
 @pytest.mark.parametrize(
     "content", [b"", b"[1, 2, 3]", b'{"a": 1}', b"\x80\x81 not text", b"hello"]
 )

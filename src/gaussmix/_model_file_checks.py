@@ -77,6 +77,10 @@ def _array(doc: dict, key: str, shape: tuple, dtype: str) -> np.ndarray:
         array = np.array(doc[key], dtype=np.float64)
     except ValueError:
         raise ValueError(f"Invalid model file: {key!r} is a ragged array.") from None
+    except OverflowError:
+        # A Python integer beyond float64's range (from_dict; load reads
+        # such JSON numbers as infinities).
+        raise ValueError(f"Invalid model file: {key!r} has non-finite values.") from None
     if array.shape != shape:
         raise ValueError(
             f"Invalid model file: {key!r} has shape {array.shape}, "
@@ -178,6 +182,13 @@ def _feature_names(doc: dict, n_features: int) -> np.ndarray | None:
     ):
         raise ValueError(
             f"Invalid model file: 'feature_names_in' must be null or {n_features} strings."
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        # Matching columns by name would feed one column twice and drop another.
+        raise ValueError(
+            f"Invalid model file: 'feature_names_in' names {repeated[0]!r} more than once; "
+            "each feature needs a name of its own."
         )
     return np.asarray(names, dtype=object)
 

@@ -211,6 +211,11 @@ def _parse_int(text: str) -> int | float:
     The checks of each field then refuse it by name, where converting it
     would raise OverflowError.
     """
+    digits = text.lstrip("+-")
+    # Past 309 digits no float64 holds it; Python refuses to convert more
+    # than 4300 digits at all, with advice about its own limit.
+    if len(digits) > 400:
+        return -math.inf if text.startswith("-") else math.inf
     value = int(text)
     if abs(value) > sys.float_info.max:
         return math.inf if value > 0 else -math.inf
