@@ -312,3 +312,23 @@ def test_library_warnings_are_one_line_each(files, tmp_path, capsys):
     assert err.count("\n") == 1
     assert main([*argv, "-q"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_an_output_that_is_the_input_data_is_refused(files, tmp_path, capsys):
+    data = tmp_path / "data.csv"
+    data.write_bytes(open(files["good"], "rb").read())
+    original = data.read_bytes()
+    out = tmp_path / "fit"
+    assert main(["fit", str(data), "--k", "2", "--out", str(out), "--no-plots", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(out / "model.json"), str(data), "--out", str(data)]) == 2
+    assert capsys.readouterr().err == (
+        f"gaussmix: error: the output {str(data)!r} is the input data file; writing it would "
+        "replace the data: choose another output path\n"
+    )
+    # fit's own outputs in the data's folder: its assignments file.
+    own = out / "assignments.csv"
+    own.write_bytes(original)
+    assert main(["fit", str(own), "--k", "2", "--out", str(out), "--no-plots", "-q"]) == 2
+    assert "is the input data file" in capsys.readouterr().err
+    assert data.read_bytes() == original and own.read_bytes() == original

@@ -442,6 +442,25 @@ def output_format(path: str) -> str:
     return fmt
 
 
+def refuse_overwriting(data_path: str, *outputs: str) -> None:
+    """Refuse an output file that is the input data file itself.
+
+    Raises
+    ------
+    UsageError
+        Naming the file, before any work: writing it would replace the data
+        it was computed from.
+    """
+    for output in outputs:
+        if output == "-" or not os.path.exists(output) or not os.path.exists(data_path):
+            continue
+        if os.path.samefile(output, data_path):
+            raise UsageError(
+                f"the output {output!r} is the input data file; writing it would replace "
+                "the data: choose another output path"
+            )
+
+
 def write_table(columns: dict[str, np.ndarray], path: str) -> None:
     """Write columns as CSV, TSV (.tsv, .tab), Parquet (.parquet, .pq) or CSV on stdout ('-').
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._cli_data import Table, UsageError, read_table, write_table
+from ._cli_data import Table, UsageError, read_table, refuse_overwriting, write_table
 from ._cli_model import Preprocessing, log_likelihood_quantiles, row_log_likelihood
 from ._progress import ProgressBar
 from .acceleration import supported_acceleration
@@ -353,6 +353,11 @@ def _make_out_dir(out: str) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit a mixture (fixed K, or selected) and write the model, labels, summary, plots."""
+    refuse_overwriting(args.data, *(
+        os.path.join(args.out, name)
+        for name in ("model.json", "assignments.csv", "assignments.parquet",
+                     "summary.txt", "summary.json")
+    ))
     table = _read(args)
     prep = Preprocessing.standardizing(table.X, table.names) if args.standardize else (
         Preprocessing()

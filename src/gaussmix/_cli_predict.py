@@ -6,7 +6,14 @@ import argparse
 
 import numpy as np
 
-from ._cli_data import UsageError, output_format, read_raw, read_table, write_table
+from ._cli_data import (
+    UsageError,
+    output_format,
+    read_raw,
+    read_table,
+    refuse_overwriting,
+    write_table,
+)
 from ._cli_model import Preprocessing, anomaly_threshold, load_model, row_log_likelihood, unnamed
 
 __all__ = ["cmd_info", "cmd_predict"]
@@ -40,6 +47,7 @@ def _columns_for(
 def cmd_predict(args: argparse.Namespace) -> int:
     """Labels, probabilities and log-likelihoods of new data under a model file."""
     output_format(args.out)  # refuse an unknown --out extension before any work
+    refuse_overwriting(args.data, args.out)
     model, doc = load_model(args.model)
     metadata = doc.get("metadata") or {}
     n_features = model.means_.shape[1]
