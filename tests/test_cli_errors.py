@@ -332,3 +332,20 @@ def test_an_output_that_is_the_input_data_is_refused(files, tmp_path, capsys):
     assert main(["fit", str(own), "--k", "2", "--out", str(out), "--no-plots", "-q"]) == 2
     assert "is the input data file" in capsys.readouterr().err
     assert data.read_bytes() == original and own.read_bytes() == original
+
+
+def test_rows_too_far_for_their_probabilities_are_refused(files, tmp_path, capsys):
+    """Their squared distances overflow: NaN probabilities and an arbitrary label, before."""
+    out = tmp_path / "fit"
+    assert main(["fit", files["good"], "--k", "2", "--out", str(out), "--no-plots", "-q"]) == 0
+    capsys.readouterr()
+    far = tmp_path / "far.csv"
+    far.write_text(",".join(NAMES) + "\n0,0,0\n1e160,0,0\n")
+    assert main(["predict", str(out / "model.json"), str(far), "--out", "-"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"gaussmix: error: data row 2 of {str(far)!r} lies too far from every component for "
+        "float64 (its squared distances overflow), so its probabilities are undefined "
+        "(1 such row(s)); check the data's units\n"
+    )
+    assert captured.out == ""

@@ -70,9 +70,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "refit the model on data in comparable units"
         )
     fitted = unnamed(model)
-    proba = fitted.predict_proba(Z)
-    labels = fitted.predict(Z)
-    ll = row_log_likelihood(model, prep, table.X)
+    with np.errstate(all="ignore"):  # rows too far out are refused below
+        proba = fitted.predict_proba(Z)
+        labels = fitted.predict(Z)
+        ll = row_log_likelihood(model, prep, table.X)
+    undefined = np.flatnonzero(np.isnan(proba).any(axis=1))
+    if undefined.size:
+        raise UsageError(
+            f"data row {undefined[0] + 1} of {args.data!r} lies too far from every component "
+            f"for {proba.dtype} (its squared distances overflow), so its probabilities are "
+            f"undefined ({undefined.size} such row(s)); check the data's units"
+        )
     columns = {"label": labels, **{f"proba_{k}": proba[:, k] for k in range(proba.shape[1])},
                "log_likelihood": ll}
     if threshold is not None:
