@@ -44,6 +44,24 @@ def _columns_for(
     return [raw.names.index(n) for n in names]
 
 
+def _header_of_model_names(raw, model, args: argparse.Namespace):
+    """``raw`` re-read with a header where its first row holds the model's column names.
+
+    'auto' takes a first row of numbers for data, so names that are numbers
+    (years, as ``--header yes`` fits them) would be predicted as a row.
+    Where the model has names and the first row repeats them, in any order,
+    it is the header.
+    """
+    names = getattr(model, "feature_names_in_", None)
+    if args.header != "auto" or raw.header or raw.lines is None or names is None:
+        return raw
+    try:
+        headed = read_raw(args.data, "yes")
+    except UsageError:
+        return raw
+    return headed if sorted(headed.names) == sorted(map(str, names)) else raw
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Labels, probabilities and log-likelihoods of new data under a model file."""
     output_format(args.out)  # refuse an unknown --out extension before any work
@@ -54,7 +72,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     threshold = None
     if args.anomaly_threshold is not None:
         threshold = anomaly_threshold(metadata, args.anomaly_threshold, args.model)
-    raw = read_raw(args.data, args.header)
+    raw = _header_of_model_names(read_raw(args.data, args.header), model, args)
     spec = _columns_for(model, metadata, raw, args.data, args.columns)
     table = read_table(args.data, spec, drop_non_numeric=None, drop_missing=None, raw=raw)
     if table.X.shape[1] != n_features:
