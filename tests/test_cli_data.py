@@ -133,6 +133,17 @@ def test_missing_value_markers_count_as_missing_not_as_text(tmp_path, marker):
     assert table.X.tolist() == [[1.0, 2.0], [5.0, 6.0]]
 
 
+@pytest.mark.parametrize("cell", ["1_0", "\u0661", "\uff11", "1e\u0663"])
+def test_numbers_only_in_ascii_without_digit_groups_as_pandas_reads_them(tmp_path, cell):
+    """Python's float takes "1_0" (10) and other scripts' digits; pandas reads them as text."""
+    path = tmp_path / "d.csv"
+    path.write_text(f"a,b\n1,2\n{cell},3\n4,5\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=rf"'a' .* are not numeric \(line 3 holds '{cell}'\)"):
+        read_table(str(path))
+    table = read_table(str(path), drop_non_numeric=True)
+    assert table.names == ["b"] and table.X.ravel().tolist() == [2.0, 3.0, 5.0]
+
+
 def test_missing_markers_are_matched_exactly_and_do_not_make_a_header(tmp_path):
     # pandas' set is case-sensitive: 'na' is text, as in pandas.read_csv.
     path = tmp_path / "d.csv"

@@ -109,9 +109,27 @@ def data_format(path: str) -> str:
     return _FORMATS[ext]
 
 
+def _parse_number(text: str) -> float:
+    """The number a cell spells, as pandas' CSV reader reads it.
+
+    Python's ``float`` also takes digit-group underscores ("1_0" is 10) and
+    the digits of every script ("١" is 1), which pandas reads as text: such
+    cells are refused as text too.
+
+    Raises
+    ------
+    ValueError
+        Where the cell is not a number.
+    """
+    value = float(text)
+    if "_" in text or not text.isascii():
+        raise ValueError(f"not a number: {text!r}")
+    return value
+
+
 def _is_number(text: str) -> bool:
     try:
-        float(text)
+        _parse_number(text)
     except ValueError:
         return False
     return True
@@ -129,7 +147,7 @@ def _numeric_column(cells: list[str]) -> np.ndarray | _NonNumeric:
             values[i] = np.nan
             continue
         try:
-            values[i] = float(cell)
+            values[i] = _parse_number(cell)
         except ValueError:
             return _NonNumeric(i, cell)
     return values
