@@ -349,3 +349,19 @@ def test_rows_too_far_for_their_probabilities_are_refused(files, tmp_path, capsy
         "(1 such row(s)); check the data's units\n"
     )
     assert captured.out == ""
+
+
+@pytest.mark.parametrize("command", ["fit", "select"])
+def test_a_column_too_wide_for_its_squares_names_the_standardize_option(tmp_path, capsys, command):
+    data = tmp_path / "huge.csv"
+    data.write_text("a,b\n1e300,2\n-1e300,3\n3,4\n5,6\n")
+    argv = [command, str(data), "-q"]
+    argv += ["--k", "1", "--out", str(tmp_path / "o"), "--no-plots"] if command == "fit" else [
+        "--k-range", "1..2", "--no-plot"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"gaussmix: error: column 'a' of {str(data)!r} spans 2e+300, more than float64's "
+        "squares hold; fit with --standardize\n"
+    )
+    if command == "fit":
+        assert main([*argv, "--standardize"]) == 0

@@ -16,6 +16,7 @@ from ._progress import ProgressBar
 from .acceleration import supported_acceleration
 from .covariance import covariance_model_names, get_covariance_model
 from .estimator import GaussianMixture
+from .validation import check_squares_in_range
 
 __all__ = ["cmd_fit", "cmd_select"]
 
@@ -46,6 +47,32 @@ def covariance_types(text: str, n_features: int, single: bool) -> list[str]:
 
 
 # ---------------------------------------------------------------- the work
+def _fitted_space(args: argparse.Namespace, table: Table) -> tuple[Preprocessing, np.ndarray]:
+    """The preprocessing (``--standardize`` or none) and the rows it gives, checked.
+
+    Raises
+    ------
+    UsageError
+        Where a column spans more than float64's squares hold: the library
+        would refuse it and advise a scaler, which ``--standardize`` is here.
+    """
+    prep = Preprocessing.standardizing(table.X, table.names) if args.standardize else (
+        Preprocessing()
+    )
+    Z = prep.transform(table.X)
+    try:
+        check_squares_in_range(Z)
+    except ValueError:
+        with np.errstate(over="ignore"):
+            spans = Z.max(axis=0).astype(np.float64) - Z.min(axis=0).astype(np.float64)
+        column = int(np.argmax(spans))
+        raise UsageError(
+            f"column {table.names[column]!r} of {table.path!r} spans {spans[column]:.3g}, "
+            "more than float64's squares hold; fit with --standardize"
+        ) from None
+    return prep, Z
+
+
 def _read(args: argparse.Namespace) -> Table:
     table = read_table(
         args.data, args.columns, args.drop_non_numeric, args.drop_missing, header=args.header
@@ -359,10 +386,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
                      "summary.txt", "summary.json")
     ))
     table = _read(args)
-    prep = Preprocessing.standardizing(table.X, table.names) if args.standardize else (
-        Preprocessing()
-    )
-    Z = prep.transform(table.X)
+    prep, Z = _fitted_space(args, table)
     _make_out_dir(args.out)
     if args.k == "auto":
         result = _select(args, Z, table)
@@ -398,10 +422,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     _check_writable(args.json, None if args.no_plot else args.plot)
     table = _read(args)
-    prep = Preprocessing.standardizing(table.X, table.names) if args.standardize else (
-        Preprocessing()
-    )
-    Z = prep.transform(table.X)
+    prep, Z = _fitted_space(args, table)
     result = _select(args, Z, table)
     headers, rows = _selection_rows(result)
     best = result.best_params_
