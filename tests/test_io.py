@@ -385,6 +385,14 @@ def test_metadata_round_trips_and_is_validated(X, tmp_path):
         load(path)
 
 
+def test_from_sklearn_refuses_a_covariance_type_changed_after_fitting(X):
+    sk = SkGaussianMixture(2, covariance_type="diag", random_state=0).fit(X)
+    sk.set_params(covariance_type="full")
+    with pytest.raises(ValueError, match=r"covariances_ have shape \(2, 3\), not the "
+                                         r"\(2, 3, 3\) of its covariance_type='full'"):
+        from_sklearn(sk)
+
+
 def test_from_sklearn_takes_scikit_learns_gaussian_mixture_only():
     from sklearn.mixture import BayesianGaussianMixture
 

@@ -429,6 +429,17 @@ def from_sklearn(sk_model) -> GaussianMixture:
             f"{type(sk_model).__name__}."
         )
     check_is_fitted(sk_model)
+    n_components, n_features = np.shape(sk_model.means_)
+    expected = get_covariance_model(sk_model.covariance_type).parameter_shape(
+        n_components, n_features
+    )
+    if np.shape(sk_model.covariances_) != tuple(expected):
+        raise ValueError(
+            f"The scikit-learn model's covariances_ have shape "
+            f"{np.shape(sk_model.covariances_)}, not the {tuple(expected)} of its "
+            f"covariance_type={sk_model.covariance_type!r}: the parameter was changed after "
+            "fitting. Set it back, or refit the model."
+        )
     model = GaussianMixture(**sk_model.get_params())
     _copy_fitted(sk_model, model)
     model._fitted_covariance_type = model.covariance_type
