@@ -39,3 +39,33 @@ def test_readme_plotting_example(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def _console_block(command: str) -> list[str]:
+    """The lines the README shows after ``$ command``, up to the end of its block."""
+    text = README.read_text()
+    start = text.index(f"$ {command}\n") + len(f"$ {command}\n")
+    return text[start : text.index("```", start)].rstrip("\n").split("\n")
+
+
+@pytest.mark.skipif(not README.exists(), reason="README.md is not next to the tests")
+def test_readme_fit_console_example_prints_what_it_shows(tmp_path, monkeypatch, capsys):
+    """The command line's fit example, on iris.csv made as the README makes it."""
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    from gaussmix.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    iris = load_iris()
+    header = ",".join(n[:-5].replace(" ", "_") for n in iris.feature_names)
+    np.savetxt("iris.csv", iris.data, fmt="%g", delimiter=",", header=header, comments="")
+    command = "gaussmix fit iris.csv --k auto --k-range 1..4 --covariance VVV,VEV,EEE --out iris-fit"
+    expected = _console_block(command)
+    assert main(command.split()[1:]) == 0
+    printed = capsys.readouterr().out.rstrip("\n").split("\n")
+    assert [line.rstrip() for line in printed] == [line.rstrip() for line in expected]
+    assert (tmp_path / "iris-fit" / "model.json").is_file()
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
