@@ -69,3 +69,31 @@ def test_readme_fit_console_example_prints_what_it_shows(tmp_path, monkeypatch, 
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.mark.skipif(not README.exists(), reason="README.md is not next to the tests")
+def test_readme_select_console_example_prints_what_it_shows(tmp_path, monkeypatch, capsys):
+    """The select example; its '...' lines stand for the rows the README leaves out."""
+    import re
+
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    from gaussmix.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    iris = load_iris()
+    header = ",".join(n[:-5].replace(" ", "_") for n in iris.feature_names)
+    np.savetxt("iris.csv", iris.data, fmt="%g", delimiter=",", header=header, comments="")
+    command = "gaussmix select iris.csv --k-range 1..4 --covariance VVV,VEV,EEE,diag"
+    pattern = "".join(
+        "(?:.*\n)*?" if line.strip() == "..." else re.escape(line.rstrip()) + "\n"
+        for line in _console_block(command)
+    )
+    assert main(command.split()[1:]) == 0
+    printed = "".join(line.rstrip() + "\n" for line in capsys.readouterr().out.split("\n"))
+    assert re.fullmatch(pattern, printed.rstrip("\n") + "\n"), printed
+    assert (tmp_path / "selection.png").read_bytes()[:4] == b"\x89PNG"
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
