@@ -3,6 +3,7 @@
 import doctest
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -51,7 +52,6 @@ def _console_block(command: str) -> list[str]:
 @pytest.mark.skipif(not README.exists(), reason="README.md is not next to the tests")
 def test_readme_fit_console_example_prints_what_it_shows(tmp_path, monkeypatch, capsys):
     """The command line's fit example, on iris.csv made as the README makes it."""
-    import numpy as np
     from sklearn.datasets import load_iris
 
     from gaussmix.cli import main
@@ -69,6 +69,40 @@ def test_readme_fit_console_example_prints_what_it_shows(tmp_path, monkeypatch, 
     import matplotlib.pyplot as plt
 
     plt.close("all")
+    _check_predict_info_and_error_examples(main, capsys)
+
+
+def _check_predict_info_and_error_examples(main, capsys):
+    """The predict, head, info and error examples that follow the fit example."""
+    import re
+
+    predict = "gaussmix predict iris-fit/model.json iris.csv --anomaly-threshold 0.02 --out predictions.csv"
+    shown = _console_block(predict)
+    head_at = shown.index("$ head -3 predictions.csv")
+    assert main(predict.split()[1:]) == 0
+    assert capsys.readouterr().out.rstrip("\n").split("\n") == shown[:head_at]
+    with open("predictions.csv") as f:
+        rows = [next(f).rstrip("\n") for _ in range(3)]
+    assert rows[0] == shown[head_at + 1]
+    for row, expected in zip(rows[1:], shown[head_at + 2 :]):
+        # Probabilities and log-likelihoods as printed, to their last digits
+        # give or take the rounding of another BLAS.
+        np.testing.assert_allclose(
+            [float(v) for v in row.split(",")], [float(v) for v in expected.split(",")],
+            rtol=1e-9, atol=1e-15,
+        )
+    info = "gaussmix info iris-fit/model.json"
+    pattern = "".join(
+        "(?:.*\n)*?" if line.strip() == "..." else re.escape(line.rstrip()) + "\n"
+        for line in _console_block(info)
+    )
+    pattern = pattern.replace(re.escape("gaussmix 0.1.0"), r"gaussmix [^)]+")
+    assert main(info.split()[1:]) == 0
+    printed = "".join(line.rstrip() + "\n" for line in capsys.readouterr().out.split("\n"))
+    assert re.fullmatch(pattern, printed.rstrip("\n") + "\n"), printed
+    mistake = "gaussmix fit iris.csv --columns sepal_length,petal"
+    assert main(mistake.split()[1:]) == 2
+    assert capsys.readouterr().err.rstrip("\n").split("\n") == _console_block(mistake)
 
 
 @pytest.mark.skipif(not README.exists(), reason="README.md is not next to the tests")
@@ -76,7 +110,6 @@ def test_readme_select_console_example_prints_what_it_shows(tmp_path, monkeypatc
     """The select example; its '...' lines stand for the rows the README leaves out."""
     import re
 
-    import numpy as np
     from sklearn.datasets import load_iris
 
     from gaussmix.cli import main
