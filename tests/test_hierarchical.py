@@ -336,7 +336,7 @@ def _last_least_pair(minima, m):
 
 @pytest.mark.parametrize("outlier", [False, True])
 def test_column_minima_choose_the_pairs_of_a_full_scan(outlier, monkeypatch):
-    from gaussmix import hierarchical
+    from gaussmix import _agglomeration
 
     rng = np.random.default_rng(5)
     Z = rng.standard_normal((150, 3))
@@ -344,23 +344,23 @@ def test_column_minima_choose_the_pairs_of_a_full_scan(outlier, monkeypatch):
     if outlier:
         Z[0] = 1e4
     pairs, costs = hierarchical_merges(Z)
-    monkeypatch.setattr(hierarchical._ColumnMinima, "best", _last_least_pair)
+    monkeypatch.setattr(_agglomeration._ColumnMinima, "best", _last_least_pair)
     scanned_pairs, scanned_costs = hierarchical_merges(Z)
     np.testing.assert_array_equal(pairs, scanned_pairs)
     np.testing.assert_array_equal(costs, scanned_costs)
 
 
 def test_an_outlier_does_not_make_every_merge_search_every_column(monkeypatch):
-    from gaussmix import hierarchical
+    from gaussmix import _agglomeration
 
     searched = []
-    recompute = hierarchical._ColumnMinima.recompute
+    recompute = _agglomeration._ColumnMinima.recompute
 
     def counting(self, columns, m):
         searched.append(np.asarray(columns).size)
         return recompute(self, columns, m)
 
-    monkeypatch.setattr(hierarchical._ColumnMinima, "recompute", counting)
+    monkeypatch.setattr(_agglomeration._ColumnMinima, "recompute", counting)
     rng = np.random.default_rng(0)
     Z = rng.standard_normal((400, 4))
     Z[0] = 1e4
