@@ -1,6 +1,7 @@
 """The examples in README.md run and print what it says."""
 
 import doctest
+import re
 from pathlib import Path
 
 import numpy as np
@@ -49,37 +50,55 @@ def _console_block(command: str) -> list[str]:
     return text[start : text.index("```", start)].rstrip("\n").split("\n")
 
 
-@pytest.mark.skipif(not README.exists(), reason="README.md is not next to the tests")
-def test_readme_fit_console_example_prints_what_it_shows(tmp_path, monkeypatch, capsys):
-    """The command line's fit example, on iris.csv made as the README makes it."""
-    from sklearn.datasets import load_iris
+def _assert_printed_as_shown(printed: str, command: str, **replacements: str) -> None:
+    """``printed`` is the README's block of ``command``, its '...' lines any rows.
 
-    from gaussmix.cli import main
+    ``replacements`` map a shown text to a pattern (a version number).
+    """
+    pattern = "".join(
+        "(?:.*\n)*?" if line.strip() == "..." else re.escape(line.rstrip()) + "\n"
+        for line in _console_block(command)
+    )
+    for shown, replacement in replacements.items():
+        pattern = pattern.replace(re.escape(shown), replacement)
+    text = "".join(line.rstrip() + "\n" for line in printed.rstrip("\n").split("\n"))
+    assert re.fullmatch(pattern, text), printed
+
+
+@pytest.fixture
+def iris_folder(tmp_path, monkeypatch):
+    """A scratch folder, the working one, holding iris.csv made as the README makes it."""
+    from sklearn.datasets import load_iris
 
     monkeypatch.chdir(tmp_path)
     iris = load_iris()
     header = ",".join(n[:-5].replace(" ", "_") for n in iris.feature_names)
     np.savetxt("iris.csv", iris.data, fmt="%g", delimiter=",", header=header, comments="")
-    command = "gaussmix fit iris.csv --k auto --k-range 1..4 --covariance VVV,VEV,EEE --out iris-fit"
-    expected = _console_block(command)
-    assert main(command.split()[1:]) == 0
-    printed = capsys.readouterr().out.rstrip("\n").split("\n")
-    assert [line.rstrip() for line in printed] == [line.rstrip() for line in expected]
-    assert (tmp_path / "iris-fit" / "model.json").is_file()
+    yield tmp_path
     import matplotlib.pyplot as plt
 
     plt.close("all")
-    _check_predict_info_and_error_examples(main, capsys)
 
 
-def _check_predict_info_and_error_examples(main, capsys):
-    """The predict, head, info and error examples that follow the fit example."""
-    import re
+def _run(command: str) -> int:
+    from gaussmix.cli import main
+
+    return main(command.split()[1:])
+
+
+@pytest.mark.skipif(not README.exists(), reason="README.md is not next to the tests")
+def test_readme_fit_console_example_prints_what_it_shows(iris_folder, capsys):
+    """The command line's fit example, then the predict, head, info and error examples."""
+    fit = "gaussmix fit iris.csv --k auto --k-range 1..4 --covariance VVV,VEV,EEE --out iris-fit"
+    assert _run(fit) == 0
+    printed = capsys.readouterr().out.rstrip("\n").split("\n")
+    assert [line.rstrip() for line in printed] == [line.rstrip() for line in _console_block(fit)]
+    assert (iris_folder / "iris-fit" / "model.json").is_file()
 
     predict = "gaussmix predict iris-fit/model.json iris.csv --anomaly-threshold 0.02 --out predictions.csv"
     shown = _console_block(predict)
     head_at = shown.index("$ head -3 predictions.csv")
-    assert main(predict.split()[1:]) == 0
+    assert _run(predict) == 0
     assert capsys.readouterr().out.rstrip("\n").split("\n") == shown[:head_at]
     with open("predictions.csv") as f:
         rows = [next(f).rstrip("\n") for _ in range(3)]
@@ -92,41 +111,19 @@ def _check_predict_info_and_error_examples(main, capsys):
             rtol=1e-9, atol=1e-15,
         )
     info = "gaussmix info iris-fit/model.json"
-    pattern = "".join(
-        "(?:.*\n)*?" if line.strip() == "..." else re.escape(line.rstrip()) + "\n"
-        for line in _console_block(info)
+    assert _run(info) == 0
+    _assert_printed_as_shown(
+        capsys.readouterr().out, info, **{"gaussmix 0.1.0": r"gaussmix [^)]+"}
     )
-    pattern = pattern.replace(re.escape("gaussmix 0.1.0"), r"gaussmix [^)]+")
-    assert main(info.split()[1:]) == 0
-    printed = "".join(line.rstrip() + "\n" for line in capsys.readouterr().out.split("\n"))
-    assert re.fullmatch(pattern, printed.rstrip("\n") + "\n"), printed
     mistake = "gaussmix fit iris.csv --columns sepal_length,petal"
-    assert main(mistake.split()[1:]) == 2
+    assert _run(mistake) == 2
     assert capsys.readouterr().err.rstrip("\n").split("\n") == _console_block(mistake)
 
 
 @pytest.mark.skipif(not README.exists(), reason="README.md is not next to the tests")
-def test_readme_select_console_example_prints_what_it_shows(tmp_path, monkeypatch, capsys):
+def test_readme_select_console_example_prints_what_it_shows(iris_folder, capsys):
     """The select example; its '...' lines stand for the rows the README leaves out."""
-    import re
-
-    from sklearn.datasets import load_iris
-
-    from gaussmix.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    iris = load_iris()
-    header = ",".join(n[:-5].replace(" ", "_") for n in iris.feature_names)
-    np.savetxt("iris.csv", iris.data, fmt="%g", delimiter=",", header=header, comments="")
-    command = "gaussmix select iris.csv --k-range 1..4 --covariance VVV,VEV,EEE,diag"
-    pattern = "".join(
-        "(?:.*\n)*?" if line.strip() == "..." else re.escape(line.rstrip()) + "\n"
-        for line in _console_block(command)
-    )
-    assert main(command.split()[1:]) == 0
-    printed = "".join(line.rstrip() + "\n" for line in capsys.readouterr().out.split("\n"))
-    assert re.fullmatch(pattern, printed.rstrip("\n") + "\n"), printed
-    assert (tmp_path / "selection.png").read_bytes()[:4] == b"\x89PNG"
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
+    select = "gaussmix select iris.csv --k-range 1..4 --covariance VVV,VEV,EEE,diag"
+    assert _run(select) == 0
+    _assert_printed_as_shown(capsys.readouterr().out, select)
+    assert (iris_folder / "selection.png").read_bytes()[:4] == b"\x89PNG"
