@@ -55,6 +55,16 @@ def _header_of_model_names(raw, model, args: argparse.Namespace):
     names = getattr(model, "feature_names_in_", None)
     if args.header != "auto" or raw.header or raw.lines is None or names is None:
         return raw
+    # Names that are not all numbers would have made 'auto' find the header;
+    # the file is read again only where its first row holds the names'
+    # numbers, so that their spelling is compared as text.
+    try:
+        numbers = sorted(float(name) for name in names)
+    except ValueError:
+        return raw
+    first = [column[0] if isinstance(column, np.ndarray) else None for column in raw.columns]
+    if None in first or sorted(first) != numbers:
+        return raw
     try:
         headed = read_raw(args.data, "yes")
     except UsageError:
