@@ -358,7 +358,9 @@ SPARSE_FEW_FEATURES = 16
 def _sparse_enough(resp: np.ndarray, n_features: int) -> bool:
     """Whether the nonzero responsibilities are few enough for the sparse statistics."""
     limit = SPARSE_DENSITY if n_features >= SPARSE_FEW_FEATURES else SPARSE_DENSITY_FEW
-    return np.count_nonzero(resp) <= limit * resp.size
+    # Counted on a boolean mask: numpy counts the nonzeros of a float array
+    # one element at a time (K = 64, 1351 rows: 65 against 11 us, both dtypes).
+    return np.count_nonzero(resp != 0) <= limit * resp.size
 
 
 def _empty_stats(model: CovarianceModel, params: MixtureParams, shift) -> SuffStats:
