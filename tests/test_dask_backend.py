@@ -418,3 +418,18 @@ def test_a_worker_killed_mid_fit_changes_nothing(weighted):
     assert killed
     for name in PARAMS:
         np.testing.assert_array_equal(getattr(fitted, name), getattr(reference, name))
+
+
+@pytest.mark.parametrize("with_client", [False, True])
+def test_a_fit_failing_on_overflowing_squares_names_the_feature(request, with_client):
+    if with_client:
+        request.getfixturevalue("client")
+    import warnings
+
+    X = mixture()
+    X[:, 2] *= 1e160
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the overflow, and the start's, before the fit fails
+        with pytest.raises(ValueError, match=r"Feature 2 of X spans .* square root") as caught:
+            GaussianMixture(3, random_state=0).fit(da.from_array(X, chunks=(BLOCK_ROWS, 3)))
+    assert "non-finite" in str(caught.value.__cause__)

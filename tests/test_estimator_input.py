@@ -431,3 +431,60 @@ def test_the_square_range_check_leaves_out_rows_of_weight_zero_and_takes_the_lim
     check_squares_in_range(np.array([[0.0], [limit]]))
     with pytest.raises(ValueError, match="Feature 0"):
         check_squares_in_range(np.array([[-limit], [limit]]))
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e160), (np.float32, 1e25)])
+@pytest.mark.parametrize("n_init", [1, 2])
+def test_a_file_fit_that_fails_on_overflowing_squares_names_the_feature(
+    tmp_path, dtype, scale, n_init
+):
+    # Files are checked only once the fit has failed (a pass of their own
+    # otherwise); the error then names the feature, as for arrays.
+    import warnings
+
+    X = make_data("separated", 2, seed=3).astype(dtype)
+    X[:, 1] *= scale
+    np.save(tmp_path / "wide.npy", X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the overflow itself, and the start's
+        with pytest.raises(ValueError, match=r"Feature 1 of X spans .* square root") as caught:
+            GaussianMixture(2, n_init=n_init, random_state=0).fit(str(tmp_path / "wide.npy"))
+    assert "non-finite" in str(caught.value.__cause__)
+
+
+def test_a_file_fit_that_fails_otherwise_keeps_its_own_error(tmp_path):
+    X = np.ones((50, 2))
+    np.save(tmp_path / "flat.npy", X)
+    with pytest.raises(ValueError) as from_memory:
+        GaussianMixture(1, reg_covar=0.0).fit(X)
+    with pytest.raises(ValueError) as from_file:
+        GaussianMixture(1, reg_covar=0.0).fit(str(tmp_path / "flat.npy"))
+    assert "spans" not in str(from_file.value)
+    assert str(from_file.value) == str(from_memory.value)
+
+
+def test_feature_extremes_of_blocks_equal_those_of_the_array():
+    from gaussmix.datasets import ArrayDataset, BlockDataset, combined_extremes
+    from gaussmix.sources import reader_for_memmap
+    from gaussmix.validation import check_feature_spans, feature_extremes
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 3)) * [1.0, 1e3, 1e-3]
+    weights = rng.uniform(size=1000)
+    weights[X[:, 0].argmax()] = 0.0  # the largest value of feature 0 is left out
+    expected = (X[weights > 0].max(axis=0), X[weights > 0].min(axis=0))
+    blocks = BlockDataset(reader_for_memmap(X), weights, block_rows=64)
+    for dataset in (ArrayDataset(X, weights), blocks):
+        highest, lowest = dataset.feature_extremes()
+        np.testing.assert_array_equal(highest, expected[0])
+        np.testing.assert_array_equal(lowest, expected[1])
+    # No row of positive weight: nothing spans anything.
+    highest, lowest = feature_extremes(X, np.zeros(1000))
+    assert np.all(highest == -np.inf) and np.all(lowest == np.inf)
+    check_feature_spans(highest, lowest, np.float64)
+    with pytest.raises(ValueError, match="No rows"):
+        combined_extremes([])
+    limit32 = float(np.sqrt(np.finfo(np.float32).max))
+    check_feature_spans(np.array([limit32]), np.array([0.0]), np.float32)
+    with pytest.raises(ValueError, match="Feature 0 .* float32's range .* or fit float64 data"):
+        check_feature_spans(np.array([limit32]), np.array([-limit32]), np.float32)

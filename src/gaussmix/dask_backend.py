@@ -31,11 +31,13 @@ from .datasets import (
     Dataset,
     _check_block,
     _float_dtype,
+    combined_extremes,
     default_block_rows,
     sample_rows,
 )
 from .params import MixtureParams
 from .suffstats import SuffStats, sum_stats
+from .validation import feature_extremes
 
 __all__ = ["DaskDataset"]
 
@@ -404,6 +406,12 @@ class DaskDataset(Dataset):
             remote = _held(client, params)
             pieces = self._submit(_infer_task, model, remote, want, os.getpid())
         return np.concatenate(pieces, axis=0)
+
+    def feature_extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        parts, weights = self._parts()
+        if self._blocks.client is None:
+            return combined_extremes(feature_extremes(b, w) for b, w in zip(parts, weights))
+        return combined_extremes(self._submit(feature_extremes))
 
     def passes(self, model: CovarianceModel, params: MixtureParams):
         if _active_client() is not None:

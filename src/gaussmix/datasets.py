@@ -24,7 +24,7 @@ import contextlib
 import os
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,6 +34,7 @@ from ._parallel import single_threaded_blas
 from .covariance import CovarianceModel
 from .params import MixtureParams
 from .suffstats import SuffStats, sum_stats
+from .validation import feature_extremes
 
 __all__ = [
     "Dataset",
@@ -100,6 +101,13 @@ class Dataset(ABC):
     def infer(self, model: CovarianceModel, params: MixtureParams, want: str):
         """Per-row ``"score"``, ``"labels"`` or ``"proba"``, in row order."""
 
+    @abstractmethod
+    def feature_extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each feature's highest and lowest value over the rows of positive weight (one pass).
+
+        See :func:`gaussmix.validation.feature_extremes`.
+        """
+
     def passes(self, model: CovarianceModel, params: MixtureParams):
         """Context for a series of passes (thread settings, broadcast state)."""
         return contextlib.nullcontext()
@@ -139,6 +147,9 @@ class ArrayDataset(Dataset):
 
     def infer(self, model, params, want):
         return em.log_prob_norm_and_labels(model, self.X, params, want=want)
+
+    def feature_extremes(self):
+        return feature_extremes(self.X, self.sample_weight)
 
     def passes(self, model, params):
         return single_threaded_blas()
@@ -355,8 +366,29 @@ class BlockDataset(Dataset):
                   for _, block in self._blocks()]
         return np.concatenate(pieces, axis=0)
 
+    def feature_extremes(self):
+        return combined_extremes(
+            feature_extremes(block, self._weights(start, block)) for start, block in self._blocks()
+        )
+
     def passes(self, model, params):
         return single_threaded_blas()
+
+
+def combined_extremes(
+    pieces: Iterable[tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-feature extremes of all ``pieces``, each ``(highest, lowest)`` of some rows."""
+    highest = lowest = None
+    for piece_highest, piece_lowest in pieces:
+        if highest is None:
+            highest, lowest = piece_highest.copy(), piece_lowest.copy()
+        else:
+            np.maximum(highest, piece_highest, out=highest)
+            np.minimum(lowest, piece_lowest, out=lowest)
+    if highest is None:
+        raise ValueError("No rows to take the extremes of.")
+    return highest, lowest
 
 
 def check_dataset_shape(

@@ -24,6 +24,7 @@ from ._fitted_mixture import FittedMixtureMixin
 from ._partial_fit import PartialFitMixin, rollback_on_error
 from ._reporting import FitReporter, verbose_logging
 from .validation import (
+    check_feature_spans,
     check_sample_weight,
     check_squares_in_range,
     check_user_init,
@@ -31,6 +32,26 @@ from .validation import (
 )
 
 __all__ = ["GaussianMixture"]
+
+
+def _refuse_wide_features(dataset: Dataset, error: ValueError) -> None:
+    """Raise the clearer error of features too wide for their squares, where they caused ``error``.
+
+    In-memory data are checked before the fit.  Data read block by block
+    (files, Dask) would need a pass of their own for it, so they are
+    checked only once a fit has failed, typically as non-finite after
+    overflowing.
+    """
+    if isinstance(dataset, ArrayDataset):
+        return
+    try:
+        extremes = dataset.feature_extremes()
+    except (ValueError, OSError):
+        return  # the fit's own error says more than a failed check
+    try:
+        check_feature_spans(*extremes, dataset.dtype)
+    except ValueError as wide:
+        raise wide from error
 
 class GaussianMixture(
     FittedMixtureMixin, PartialFitMixin, InformationCriteriaMixin, DensityMixin, BaseEstimator
@@ -341,6 +362,7 @@ class GaussianMixture(
                 # reg_covar=0) does not sink the others: keep the best start
                 # that worked, and raise only when none did.
                 if n_init == 1:
+                    _refuse_wide_features(dataset, error)
                     raise
                 failures.append(error)
                 continue
@@ -354,6 +376,7 @@ class GaussianMixture(
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
         if best is None:
+            _refuse_wide_features(dataset, failures[-1])
             raise failures[-1]
         if failures:
             warnings.warn(

@@ -109,26 +109,56 @@ def check_squares_in_range(X: np.ndarray, sample_weight: np.ndarray | None = Non
     # about 5 % of a full fit).
     if float(X.max()) - float(X.min()) <= limit:
         return
+    check_feature_spans(*feature_extremes(X, sample_weight), X.dtype)
+
+
+def feature_extremes(
+    X: np.ndarray, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's highest and lowest value over the rows of positive weight (float64).
+
+    With no such rows, ``-inf`` and ``inf``.
+    """
     if sample_weight is None or np.all(sample_weight > 0):
+        if X.shape[0] == 0:
+            return np.full(X.shape[1], -np.inf), np.full(X.shape[1], np.inf)
         highest, lowest = X.max(axis=0), X.min(axis=0)
     else:
         kept = (sample_weight > 0)[:, None]
-        if not kept.any():
-            return
         highest = np.max(X, axis=0, where=kept, initial=-np.inf)
         lowest = np.min(X, axis=0, where=kept, initial=np.inf)
-    highest, lowest = highest.astype(np.float64), lowest.astype(np.float64)
-    with np.errstate(over="ignore"):
-        span = highest - lowest
-    feature = int(np.argmax(span))
-    if span[feature] > limit:
-        also = ", or fit float64 data" if X.dtype == np.float32 else ""
-        raise ValueError(
-            f"Feature {feature} of X spans {span[feature]:.3g}, more than the square root "
-            f"of {X.dtype.name}'s range ({limit:.3g}): its squared deviations overflow. "
-            "Scale the features first (for example with "
-            f"sklearn.preprocessing.StandardScaler){also}."
-        )
+    return highest.astype(np.float64), lowest.astype(np.float64)
+
+
+def check_feature_spans(highest: np.ndarray, lowest: np.ndarray, dtype) -> None:
+    """Refuse a feature whose span, ``highest - lowest``, exceeds the square root of ``dtype``'s range.
+
+    Parameters
+    ----------
+    highest, lowest : ndarray of shape (n_features,)
+        Each feature's extremes, as :func:`feature_extremes` gives them.
+    dtype : numpy dtype
+        The data's, float32 or float64.
+
+    Raises
+    ------
+    ValueError
+        Naming the widest such feature, its span and the fix.
+    """
+    dtype = np.dtype(dtype)
+    limit = math.sqrt(np.finfo(dtype).max)
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = np.asarray(highest, dtype=np.float64) - np.asarray(lowest, dtype=np.float64)
+    if span.size == 0 or not np.nanmax(span, initial=-np.inf) > limit:
+        return
+    feature = int(np.nanargmax(span))
+    also = ", or fit float64 data" if dtype == np.float32 else ""
+    raise ValueError(
+        f"Feature {feature} of X spans {span[feature]:.3g}, more than the square root "
+        f"of {dtype.name}'s range ({limit:.3g}): its squared deviations overflow. "
+        "Scale the features first (for example with "
+        f"sklearn.preprocessing.StandardScaler){also}."
+    )
 
 
 def weights_near_one(
