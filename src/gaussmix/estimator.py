@@ -53,6 +53,7 @@ def _refuse_wide_features(dataset: Dataset, error: ValueError) -> None:
     except ValueError as wide:
         raise wide from error
 
+
 class GaussianMixture(
     FittedMixtureMixin, PartialFitMixin, InformationCriteriaMixin, DensityMixin, BaseEstimator
 ):
