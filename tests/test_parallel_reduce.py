@@ -2,7 +2,6 @@
 
 import threading
 import time
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -37,6 +36,49 @@ def test_an_error_in_a_chunk_reaches_the_consumer():
 
     with limited_threads(2), pytest.raises(ValueError, match="chunk seven"):
         list(imap_chunks(fails_at_seven, [slice(i, i + 1) for i in range(50)]))
+
+
+def test_imap_chunks_shares_the_chunks_with_the_consumer():
+    def sleepy(rows):
+        time.sleep(0.001)  # releases the GIL: both threads take chunks
+        return rows.start, threading.current_thread().name
+
+    with limited_threads(2):
+        streamed = list(imap_chunks(sleepy, [slice(i, i + 1) for i in range(60)]))
+    assert [start for start, _ in streamed] == list(range(60))
+    names = {name for _, name in streamed}
+    assert threading.current_thread().name in names
+    assert any(name.startswith("gaussmix") for name in names)
+
+
+def test_a_consumer_that_stops_early_leaves_no_chunk_running():
+    started = []
+
+    def sleepy(rows):
+        started.append(rows.start)
+        time.sleep(0.001)
+        return rows.start
+
+    with limited_threads(2):
+        stream = imap_chunks(sleepy, [slice(i, i + 1) for i in range(200)])
+        first = [next(stream) for _ in range(5)]
+        stream.close()
+    count = len(started)
+    time.sleep(0.02)
+    assert first == list(range(5))
+    assert len(started) == count  # nothing started once the stream closed
+    assert count <= 5 + 4 * 2 + 1
+
+
+def test_an_error_in_the_consumers_own_chunk_reaches_it():
+    def fails_in_the_consumer(rows):
+        time.sleep(0.0005)
+        if threading.current_thread() is threading.main_thread() and rows.start > 3:
+            raise ValueError("the consumer's chunk")
+        return rows.start
+
+    with limited_threads(2), pytest.raises(ValueError, match="the consumer's chunk"):
+        list(imap_chunks(fails_in_the_consumer, [slice(i, i + 1) for i in range(100)]))
 
 
 def test_map_chunks_shares_the_chunks_with_the_caller():
@@ -99,22 +141,67 @@ def _params(n_components, n_features, rng):
     )
 
 
-def test_an_e_step_pass_holds_a_few_chunk_results_not_one_per_chunk():
+class _Counted:
+    """A chunk result that counts the results alive at once."""
+
+    alive = 0
+    most = 0
+    lock = threading.Lock()
+
+    def __init__(self, value):
+        self.value = value
+        with _Counted.lock:
+            _Counted.alive += 1
+            _Counted.most = max(_Counted.most, _Counted.alive)
+
+    def __del__(self):
+        with _Counted.lock:
+            _Counted.alive -= 1
+
+    @classmethod
+    def reset(cls):
+        cls.alive = cls.most = 0
+
+
+@pytest.mark.parametrize("slow_consumer", [False, True])
+def test_imap_chunks_holds_a_few_results_however_many_chunks(slow_consumer):
+    _Counted.reset()
+
+    def work(rows):
+        if rows.start % 3 == 0:
+            time.sleep(0.0002)  # uneven chunks: some finish out of order
+        return _Counted(rows.start)
+
+    taken = []
+    with limited_threads(2):
+        for result in imap_chunks(work, [slice(i, i + 1) for i in range(300)]):
+            taken.append(result.value)
+            del result
+            if slow_consumer:
+                time.sleep(0.0005)
+    assert taken == list(range(300))
+    # Claimed ahead of the consumer: at most 4 per thread, and the one it holds.
+    assert 1 <= _Counted.most <= 4 * 2 + 1
+    assert _Counted.alive == 0
+
+
+def test_an_e_step_pass_holds_a_few_chunk_results_not_one_per_chunk(monkeypatch):
     rng = np.random.default_rng(0)
     model, params = _params(16, 16, rng)
-    small, large = rng.normal(size=(10_000, 16)), rng.normal(size=(200_000, 16))
-    # Chunks of the same size for both (by default they grow with the rows).
-    chunk = _kernels.model_chunk_size(model, 16, 16, np.float64)
-    peaks = []
+    X = rng.normal(size=(100_000, 16))
+    chunk = 256  # hundreds of chunks, 49 tasks of 8
+    _Counted.reset()
+
+    def counted(function, chunks):
+        for result in imap_chunks(lambda rows: _Counted(function(rows)), chunks):
+            yield result.value
+
+    monkeypatch.setattr(em, "imap_chunks", counted)
     with limited_threads(2):
-        for X in (small, large):
-            tracemalloc.start()
-            em.expectation(model, X, None, params, chunk_size=chunk)
-            peaks.append(tracemalloc.get_traced_memory()[1])
-            tracemalloc.stop()
-    # Twenty times the rows (hundreds of chunks, each with 16 x 16 x 16
-    # scatter statistics) must not need more memory than the small pass.
-    assert peaks[1] < 1.5 * peaks[0]
+        stats = em.expectation(model, X, None, params, chunk_size=chunk)
+    assert len(em._tasks(X.shape[0], chunk)) > 40
+    assert 1 <= _Counted.most <= 4 * 2 + 1
+    assert stats.weight_sum == X.shape[0]
 
 
 def test_statistics_do_not_depend_on_the_number_of_threads():
