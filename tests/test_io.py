@@ -180,11 +180,28 @@ def _drop_component(doc):
         (_set("dtype", ["float64"]), r"dtype \['float64'\]"),
         (lambda d: d["training"].__setitem__("lower_bounds", [[1.0]]), "only numbers"),
         (lambda d: d["training"].__setitem__("lower_bound", [1.0]), "only numbers"),
+        (_set("gaussmix_version", 1), "'gaussmix_version' must be a string"),
     ],
 )
 def test_corrupt_file_is_refused(saved, change, match):
     _edit(saved, change)
     with pytest.raises(ValueError, match=match):
+        load(saved)
+
+
+@pytest.mark.parametrize(
+    "old, new, key",
+    [
+        # Python's reader would keep the second value, another reader the first.
+        ('"n_features": 3', '"n_features": 3, "n_features": 2', "n_features"),
+        ('"converged": ', '"n_iter": 1, "converged": ', "n_iter"),
+    ],
+)
+def test_a_key_given_twice_is_refused(saved, old, new, key):
+    text = saved.read_text()
+    assert text.count(old) == 1
+    saved.write_text(text.replace(old, new))
+    with pytest.raises(ValueError, match=f"key '{key}' appears twice"):
         load(saved)
 
 

@@ -35,10 +35,10 @@ are written as null, and so is ``random_state`` unless it is an int or None.
 ``lower_bound`` is null when no EM iteration ran (its value is then -inf).
 
 :func:`load` validates the whole file (format, version, covariance type,
-shapes, finiteness, weights, positive-definite covariances, and that
-``precisions_cholesky`` agrees with the factors recomputed from
-``covariances``, to a relative 1e-6 or the rounding error that their
-condition number allows if larger) and raises
+keys given once per object, shapes, finiteness, weights, positive-definite
+covariances, and that ``precisions_cholesky`` agrees with the factors
+recomputed from ``covariances``, to a relative 1e-6 or the rounding error
+that their condition number allows if larger) and raises
 :class:`ValueError` naming the first problem found.  The stored
 ``precisions_cholesky`` is used as is, so a loaded model predicts
 bit-identically to the saved one.
@@ -222,9 +222,27 @@ def _parse_int(text: str) -> int | float:
     return value
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose keys are all distinct.
+
+    A key given twice has no one meaning: Python's reader keeps the last
+    value, others the first, so a file could load as one model here and
+    as another elsewhere.
+    """
+    obj: dict = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"Invalid model file: key {key!r} appears twice in one object.")
+        obj[key] = value
+    return obj
+
+
 def _parse(text: str) -> dict:
     try:
-        doc = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+        doc = json.loads(
+            text, parse_constant=_reject_constant, parse_int=_parse_int,
+            object_pairs_hook=_unique_keys,
+        )
     except json.JSONDecodeError as exc:
         raise ValueError(f"Not a gaussmix model file: invalid JSON ({exc}).") from None
     except RecursionError:
@@ -250,6 +268,8 @@ def from_dict(doc: dict) -> GaussianMixture:
         raise ValueError(f"Not a gaussmix model file: 'format' is not {FORMAT!r}.")
     _check_version(doc.get("format_version"))
     _check_keys(doc)
+    if not isinstance(doc["gaussmix_version"], str):
+        raise ValueError("Invalid model file: 'gaussmix_version' must be a string.")
     covariance_type = doc["covariance_type"]
     if not isinstance(covariance_type, str) or covariance_type not in covariance_model_names():
         raise ValueError(f"Invalid model file: unknown covariance_type {covariance_type!r}.")
