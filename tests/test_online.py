@@ -254,6 +254,20 @@ def test_partial_fit_tells_diag_from_tied_of_the_same_shape():
         model.partial_fit(X[:100])
 
 
+def test_partial_fit_tells_models_of_one_layout_apart():
+    """mclust's VVE stores full matrices: continuing it as 'full' would drop its constraint."""
+    rng = np.random.default_rng(13)
+    X = draw(rng, 600)
+    model = GaussianMixture(3, covariance_type="VVE", random_state=0).fit(X)
+    model.set_params(covariance_type="full")
+    with pytest.raises(ValueError, match="covariance_type='full'.*Call fit"):
+        model.partial_fit(X[:100])
+    # An alias names the same model: the stream goes on.
+    full = GaussianMixture(3, covariance_type="full", random_state=0).fit(X)
+    full.set_params(covariance_type="VVV").partial_fit(X[:100])
+    assert full.n_batch_iter_ == 1
+
+
 def test_float32_batches_stay_float32():
     rng = np.random.default_rng(7)
     X = draw(rng, 2000).astype(np.float32)

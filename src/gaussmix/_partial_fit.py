@@ -14,7 +14,7 @@ from sklearn.utils.validation import validate_data
 
 from . import em, online
 from ._reporting import verbose_logging
-from .covariance import get_covariance_model, kernel_family
+from .covariance import get_covariance_model
 from .datasets import ArrayDataset, is_dataset_like
 from .validation import check_sample_weight, check_squares_in_range, weights_near_one
 
@@ -69,11 +69,14 @@ class PartialFitMixin:
     def _check_stream_continues(self, model, params) -> None:
         """The fitted parameters must be of the model the parameters now describe."""
         shape = model.parameter_shape(self.n_components, params.n_features)
-        # Shapes alone cannot tell diag from tied when n_components == n_features.
+        # Shapes alone cannot tell diag from tied when n_components == n_features,
+        # nor models of one layout apart (mclust's VVE stores full matrices):
+        # the stream would go on under other constraints.  Aliases (VVV, full)
+        # name one model.
         fitted = getattr(self, "_fitted_covariance_type", model.name)
-        other_family = kernel_family(get_covariance_model(fitted)) is not kernel_family(model)
+        other_model = get_covariance_model(fitted).name != model.name
         if (params.n_components != self.n_components or params.covariances.shape != shape
-                or other_family):
+                or other_model):
             raise ValueError(
                 f"partial_fit continues the fitted model ({params.n_components} components, "
                 f"covariances of shape {params.covariances.shape}), but the estimator now "
