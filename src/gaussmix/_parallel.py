@@ -1,9 +1,10 @@
 """Running chunk kernels on all cores.
 
-A pool of threads pulls chunks from one queue, so a core that is busy with
-other work simply takes fewer chunks.  While the pool runs, BLAS is limited
-to one thread: tall-skinny products gain nothing from BLAS threads and were
-measured 10-80x slower with two BLAS threads when the other core was busy.
+The calling thread and a pool of threads take chunks from one counter, so a
+core that is busy with other work simply takes fewer chunks.  While they
+run, BLAS is limited to one thread: tall-skinny products gain nothing from
+BLAS threads and were measured 10-80x slower with two BLAS threads when the
+other core was busy.
 Results come back in chunk order, so sums are bitwise reproducible whatever
 the number of threads.
 """
