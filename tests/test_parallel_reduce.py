@@ -81,6 +81,26 @@ def test_an_error_in_the_consumers_own_chunk_reaches_it():
         list(imap_chunks(fails_in_the_consumer, [slice(i, i + 1) for i in range(100)]))
 
 
+def test_passes_on_two_user_threads_share_the_pool():
+    """Fits run from two threads of the caller's own (joblib, a web server) each finish."""
+    def square(rows):
+        time.sleep(0.0002)
+        return rows.start ** 2
+
+    outcomes = {}
+
+    def run(name):
+        outcomes[name] = list(imap_chunks(square, [slice(i, i + 1) for i in range(300)]))
+
+    with limited_threads(2):
+        threads = [threading.Thread(target=run, args=(name,)) for name in "ab"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert outcomes == {name: [i ** 2 for i in range(300)] for name in "ab"}
+
+
 def test_map_chunks_shares_the_chunks_with_the_caller():
     chunks = [slice(i, i + 1) for i in range(60)]
 

@@ -388,6 +388,11 @@ def imap_chunks(function: Callable[[slice], T], chunks: Sequence[slice]) -> Iter
             yield state.take(index)
     finally:
         # A consumer that stops early (an error in a chunk, a closed
-        # generator) starts no chunk after, and no thread writes on.
+        # generator) starts no chunk after, and no thread writes on.  A pool
+        # thread still busy with another caller's pass (fits on two user
+        # threads) has not started this one's loop: it is dropped, not
+        # waited for, as this pass is done.
         state.stop()
+        for future in futures:
+            future.cancel()
         concurrent.futures.wait(futures)
