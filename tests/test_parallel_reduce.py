@@ -28,14 +28,20 @@ def test_results_come_in_chunk_order_on_several_threads():
     assert [start for start, _ in mapped] == list(range(200))
 
 
-def test_an_error_in_a_chunk_reaches_the_consumer():
-    def fails_at_seven(rows):
-        if rows.start == 7:
-            raise ValueError("chunk seven")
+@pytest.mark.parametrize("failing", ["chunk seven", "a chunk of the consumer's own"])
+def test_an_error_in_a_chunk_reaches_the_consumer(failing):
+    def fails(rows):
+        time.sleep(0.0005)  # releases the GIL: both threads take chunks
+        if failing == "chunk seven":
+            failed = rows.start == 7
+        else:  # raised at once, not after the chunks before it
+            failed = threading.current_thread() is threading.main_thread() and rows.start > 3
+        if failed:
+            raise ValueError(failing)
         return rows.start
 
-    with limited_threads(2), pytest.raises(ValueError, match="chunk seven"):
-        list(imap_chunks(fails_at_seven, [slice(i, i + 1) for i in range(50)]))
+    with limited_threads(2), pytest.raises(ValueError, match=failing):
+        list(imap_chunks(fails, [slice(i, i + 1) for i in range(100)]))
 
 
 def test_imap_chunks_shares_the_chunks_with_the_consumer():
@@ -68,17 +74,6 @@ def test_a_consumer_that_stops_early_leaves_no_chunk_running():
     assert first == list(range(5))
     assert len(started) == count  # nothing started once the stream closed
     assert count <= 5 + 4 * 2 + 1
-
-
-def test_an_error_in_the_consumers_own_chunk_reaches_it():
-    def fails_in_the_consumer(rows):
-        time.sleep(0.0005)
-        if threading.current_thread() is threading.main_thread() and rows.start > 3:
-            raise ValueError("the consumer's chunk")
-        return rows.start
-
-    with limited_threads(2), pytest.raises(ValueError, match="the consumer's chunk"):
-        list(imap_chunks(fails_in_the_consumer, [slice(i, i + 1) for i in range(100)]))
 
 
 def test_passes_on_two_user_threads_share_the_pool():
