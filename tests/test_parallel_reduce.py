@@ -96,6 +96,19 @@ def test_passes_on_two_user_threads_share_the_pool():
     assert outcomes == {name: [i ** 2 for i in range(300)] for name in "ab"}
 
 
+def test_a_pass_inside_another_passs_consumer_finishes():
+    """The pool's thread is busy with the outer pass, whose window is full."""
+    def sleepy(rows):
+        time.sleep(0.0002)
+        return rows.start
+
+    totals = []
+    with limited_threads(2):
+        for start in imap_chunks(sleepy, [slice(i, i + 1) for i in range(40)]):
+            totals.append(start + sum(imap_chunks(sleepy, [slice(i, i + 1) for i in range(20)])))
+    assert totals == [start + 190 for start in range(40)]
+
+
 def test_map_chunks_shares_the_chunks_with_the_caller():
     chunks = [slice(i, i + 1) for i in range(60)]
 

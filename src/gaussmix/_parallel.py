@@ -388,11 +388,11 @@ def imap_chunks(function: Callable[[slice], T], chunks: Sequence[slice]) -> Iter
             yield state.take(index)
     finally:
         # A consumer that stops early (an error in a chunk, a closed
-        # generator) starts no chunk after, and no thread writes on.  A pool
-        # thread still busy with another caller's pass (fits on two user
-        # threads) has not started this one's loop: it is dropped, not
-        # waited for, as this pass is done.
+        # generator) starts no chunk after, and no thread writes on.  A loop
+        # that no pool thread has started (the pool busy with another pass:
+        # a pass run inside this one's consumer, fits on two user threads)
+        # is cancelled and not waited for: a cancelled future counts as done
+        # only once a pool thread takes it, after the other pass.
         state.stop()
-        for future in futures:
-            future.cancel()
-        concurrent.futures.wait(futures)
+        started = [future for future in futures if not future.cancel()]
+        concurrent.futures.wait(started)
