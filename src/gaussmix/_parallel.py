@@ -272,13 +272,16 @@ def map_chunks(
         failed.set()
         raise
     finally:
-        # No worker may still write once the caller returns or raises.
+        # No worker may still write once the caller returns or raises.  A
+        # loop that no pool thread started (the pool busy with another pass)
+        # is cancelled, not waited for: see imap_chunks.
+        started = [future for future in futures if not future.cancel()]
         try:
-            concurrent.futures.wait(futures)
+            concurrent.futures.wait(started)
         except BaseException:
             failed.set()
             raise
-    for future in futures:
+    for future in started:
         future.result()
     return results
 
