@@ -92,10 +92,27 @@ def test_results_do_not_depend_on_the_number_of_threads():
     X = mixture(40000, 6, 10, 1.0, 5)
     one, _ = compiled_run(X, 10, 0, n_threads=1)
     two, _ = compiled_run(X, 10, 0, n_threads=2)
-    plan = kmeans._thread_plan(X.shape[0], 2)
+    plan = kmeans._thread_plan(X.shape[0], 2, 6 * 10)
     assert plan.threads == 2 and len(plan.ranges) > 2
     np.testing.assert_array_equal(one.labels, two.labels)
     np.testing.assert_array_equal(one.centers, two.centers)
+
+
+@pytest.mark.parametrize(
+    "n_samples, row_work, threads",
+    [
+        (10_000, 16 * 16, 2),  # 2.6e6 of work: a second thread pays
+        (1_000_000, 2 * 3, 2),
+        (100_000, 2 * 3, 1),  # 6e5: it costs more than it saves
+        (20_000, 8 * 8, 1),
+        (1_000, 64 * 64, 1),  # one block of rows: nothing to share
+    ],
+)
+def test_a_second_thread_takes_rows_where_the_work_repays_it(n_samples, row_work, threads):
+    plan = kmeans._thread_plan(n_samples, 2, row_work)
+    assert plan.threads == threads
+    assert plan.ranges[0][0] == 0 and plan.ranges[-1][1] == n_samples
+    assert all(a[1] == b[0] for a, b in zip(plan.ranges, plan.ranges[1:]))
 
 
 def assert_handed_over(reason, X, k, seed):

@@ -75,9 +75,13 @@ TOL_TIE = 1e-9
 # this large repay.  Once numba is loaded, 'auto' takes the compiled engine
 # for runs of any size (200 rows: 1.0 ms against scikit-learn's 1.8 ms).
 COMPILED_LOAD_WORK = 1 << 25
-# Rows per thread below which one thread does the work (threads cost ~50 us
-# an iteration to wake and join).
-ROWS_PER_THREAD = 8192
+# Work per thread (rows x features x clusters) below which one thread does
+# it: threads cost ~50 us an iteration to wake and join.  Compiled k-means,
+# two threads against one (bench/README, "Compiled"): 0.87x the time at
+# N = 1e4, D = K = 16 (work 2.6e6), 0.89x at N = 1e6, D = 2, K = 3 (6e6);
+# 1.0-1.17x from 6e5 to 1.6e6 (N = 1e5, D = 2, K = 3: 1.08x; N = 2e4,
+# D = K = 8: 1.17x), where a rule by rows alone (8192 per thread) took two.
+WORK_PER_THREAD = 1 << 20
 # Row ranges per thread: the threads take them from a shared counter, so a
 # thread whose rows need more comparisons, or whose core is busier, takes
 # fewer.  With one range per thread and BLAS left on its default threads
@@ -296,12 +300,15 @@ class _Plan:
         return map_chunks(function, self.ranges, self.threads)
 
 
-def _thread_plan(n_samples: int, n_threads: int | None) -> _Plan:
-    """Row ranges of whole blocks, :data:`RANGES_PER_THREAD` per thread that pays."""
+def _thread_plan(n_samples: int, n_threads: int | None, row_work: int) -> _Plan:
+    """Row ranges of whole blocks, :data:`RANGES_PER_THREAD` per thread that pays.
+
+    ``row_work`` is the work of one row in an iteration, features x clusters.
+    """
     block = _load_kernels().BLOCK_ROWS
     threads = get_num_threads() if n_threads is None else n_threads
     n_blocks = -(-n_samples // block)
-    threads = max(1, min(threads, n_blocks, n_samples // ROWS_PER_THREAD))
+    threads = max(1, min(threads, n_blocks, n_samples * row_work // WORK_PER_THREAD))
     n_ranges = 1 if threads == 1 else min(n_blocks, threads * RANGES_PER_THREAD)
     edges = [round(r * n_blocks / n_ranges) * block for r in range(n_ranges + 1)]
     return _Plan(threads, [(edges[r], min(edges[r + 1], n_samples)) for r in range(n_ranges)])
@@ -440,7 +447,7 @@ def _compiled_kmeans(X, n_clusters, random_state, sample_weight, n_threads):
         return _HandOver("weights not all positive")
     X_mean = X.mean(axis=0)
     Xc = X - X_mean
-    plan = _thread_plan(n_samples, n_threads)
+    plan = _thread_plan(n_samples, n_threads, n_features * n_clusters)
     row_sq = np.einsum("ij,ij->i", Xc, Xc, dtype=np.float64)
     # scikit-learn's tolerance, the mean of the feature variances, from the
     # squared norms of the centred rows (the same squares, summed by row
