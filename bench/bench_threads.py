@@ -86,17 +86,16 @@ def measure(cell: tuple, busy: int, repeats: int, seed: int) -> list[dict]:
     model = get_covariance_model(cov)
     data = {"float64": X64, "float32": X64.astype(np.float32)}
     all_threads = gaussmix.get_num_threads()
-    times = {(dtype, t): [] for dtype in data for t in (1, all_threads)}
+
+    def e_step(X, threads):
+        gaussmix.set_num_threads(threads)
+        em.expectation(model, X, None, params)
+
+    calls = {(dtype, threads): (lambda X=X, threads=threads: e_step(X, threads))
+             for threads in (1, all_threads) for dtype, X in data.items()}
     try:
         with Busy(busy), single_threaded_blas():
-            for repeat in range(repeats):
-                order = (1, all_threads) if repeat % 2 == 0 else (all_threads, 1)
-                for threads in order:
-                    gaussmix.set_num_threads(threads)
-                    for dtype, X in data.items():
-                        start = time.perf_counter()
-                        em.expectation(model, X, None, params)
-                        times[(dtype, threads)].append(time.perf_counter() - start)
+            times = bench_em.alternating_times(calls, repeats)
     finally:
         gaussmix.set_num_threads(None)
     rows = []

@@ -37,13 +37,11 @@ __all__ = ["GaussianMixture"]
 def _refuse_wide_features(dataset: Dataset, error: ValueError) -> None:
     """Raise the clearer error of features too wide for their squares, where they caused ``error``.
 
-    In-memory data are checked before the fit.  Data read block by block
-    (files, Dask) would need a pass of their own for it, so they are
-    checked only once a fit has failed, typically as non-finite after
-    overflowing.
+    Data read block by block (files, Dask) would need a pass of their own
+    for it, so every dataset is checked only once a fit has failed,
+    typically as non-finite after overflowing.  In-memory arrays were also
+    checked before the fit, which refuses them before any overflow warns.
     """
-    if isinstance(dataset, ArrayDataset):
-        return
     try:
         extremes = dataset.feature_extremes()
     except (ValueError, OSError):
