@@ -248,6 +248,38 @@ def test_inference_with_nan_is_refused(method):
         getattr(gm, method)(with_value(np.nan))
 
 
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score", "score_samples"])
+def test_inference_refuses_strings_as_scikit_learn_does(method):
+    """Text read by mistake is an error, not numbers parsed from it."""
+    from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+    text = X.astype(str)
+    for estimator in (SklearnGaussianMixture, GaussianMixture):
+        fitted = estimator(2, random_state=0).fit(X)
+        with pytest.raises(ValueError, match="dtype='numeric' is not compatible"):
+            getattr(fitted, method)(text)
+
+
+@pytest.mark.parametrize(
+    "rows", [X.astype(np.int64), X.astype(np.float16), X.astype(bool), X.astype(object)],
+    ids=["int", "float16", "bool", "object"],
+)
+def test_inference_on_other_numeric_dtypes_equals_that_on_float64(rows):
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    as_float = rows.astype(np.float64)
+    np.testing.assert_array_equal(gm.score_samples(rows), gm.score_samples(as_float))
+    np.testing.assert_array_equal(gm.predict_proba(rows), gm.predict_proba(as_float))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_predict_proba_is_rows_first_and_c_ordered(covariance_type, dtype):
+    rows = X.astype(dtype)
+    proba = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(rows).predict_proba(rows)
+    assert proba.shape == (N_SAMPLES, 2)
+    assert proba.flags.c_contiguous
+
+
 # ---------------------------------------------------------------- rollback
 FAILING_FITS = [
     pytest.param(dict(X=with_value(np.nan)), id="nan-X"),

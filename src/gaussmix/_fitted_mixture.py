@@ -106,7 +106,11 @@ class FittedMixtureMixin:
             params = self._fitted_params()
             with dataset.passes(model, params):
                 return dataset.infer(model, params, want)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        # dtype "numeric", as scikit-learn's inference: arrays of strings are
+        # refused (text read by mistake), not parsed as numbers.
+        X = validate_data(self, X, reset=False)
+        if X.dtype not in (np.float64, np.float32):
+            X = X.astype(np.float64)
         return em.log_prob_norm_and_labels(model, X, self._fitted_params(), want=want)
 
     def score_samples(self, X) -> np.ndarray:

@@ -236,7 +236,9 @@ def log_prob_norm_and_labels(
         if want == "labels":
             return np.argmax(weighted, axis=0)
         if want == "proba":
-            return _kernels.responsibilities(weighted).T
+            # Rows first and C-ordered, as scikit-learn's: code handing the
+            # array to C expects that layout, not the transpose's.
+            return np.ascontiguousarray(_kernels.responsibilities(weighted).T)
         return _kernels.normalise_log_prob(weighted)[0]
 
     chunks = _kernels.iter_chunks(X.shape[0], chunk_size)
