@@ -48,7 +48,9 @@ from ._covariance_numerics import (
     packed_pairs,
     packed_scatter_wins,
     RowKernels,
+    unpack_scatter,
 )
+from ._quadratic_forms import expandable_components, expansion_coefficients, row_features
 from .covariance import CovarianceModel
 from .sklearn_diagonal_models import DiagCovariance, SphericalCovariance
 
@@ -59,6 +61,24 @@ __all__ = [
     "SphericalCovariance",
     "far_threshold",
 ]
+
+def _whitened_log_prob(rows_t, whiteners, const):
+    """``const_k - ||y_k||^2 / 2`` from the block whiteners of :meth:`FullCovariance.prepare`."""
+    # Whitening is linear in the offset, so a far centre costs only
+    # eps * distance of absolute precision here.
+    n_samples = rows_t.shape[1]
+    n_components = const.shape[0]
+    weighted = None
+    for stop, whitener in whiteners:
+        half = (whitener @ rows_t[: stop + 1]).reshape(n_components, -1, n_samples)
+        block_norms = np.einsum("kdn,kdn->kn", half, half)
+        if weighted is None:
+            weighted = block_norms
+        else:
+            weighted += block_norms
+    np.subtract(const[:, None], weighted, out=weighted)
+    return weighted
+
 
 class FullCovariance(RowKernels, CovarianceModel):
     """Each component has its own general covariance matrix (mclust's VVV)."""
@@ -102,46 +122,102 @@ class FullCovariance(RowKernels, CovarianceModel):
             block[:, :, 0] = shifted[:, start:stop]
             block[:, :, 1:] = lower[:, start:stop, :stop]
             whiteners.append((stop, block.reshape(n_components * (stop - start), stop + 1)))
-        return {
+        const = _const(params, log_det, n_features)
+        prep = {
             "shift": shift,
             "offsets": (shift - centre).astype(dtype),
             "whiteners": whiteners,
-            "const": _const(params, log_det, n_features).astype(dtype),
+            "const": const.astype(dtype),
+        }
+        if packed_scatter_wins(n_components, n_features):
+            prep.update(self._expansion(params, offsets, whitened_offsets, const, prep, dtype))
+        return prep
+
+    def _expansion(self, params, offsets, whitened_offsets, const, prep, dtype) -> dict:
+        """The coefficients of the expanded squares, where the statistics form the products anyway.
+
+        Components that the expansion would compute less precisely than the
+        budget (see :mod:`gaussmix._quadratic_forms`), or that are summed
+        around their own means, keep the whitening: their blocks of
+        ``whiteners`` are kept apart.
+        """
+        chol = params.precisions_cholesky
+        precisions = np.matmul(chol, np.swapaxes(chol, 1, 2))
+        expanded = expandable_components(
+            precisions, params.covariances, np.sum(whitened_offsets**2, axis=1), dtype
+        )
+        expanded &= ~prep["offsets"].any(axis=1)
+
+        def mostly_whitened():
+            # The whitened components cost the whitening's GEMMs beside the
+            # expansion's: at D = 16 one costs about three expanded ones
+            # (float32, separated, N = 1e4, D = K = 16, 14 of 16 whitened:
+            # 1.5x slower than whitening all).
+            return 2 * np.count_nonzero(~expanded) > len(expanded)
+
+        if mostly_whitened():
+            return {}
+        coefficients = expansion_coefficients(precisions, offsets, const)
+        # Precisions beyond the dtype's range (float32) are reported by the
+        # M-step; here they keep the whitening, whose factors are their roots.
+        expanded &= np.all(np.abs(coefficients) <= np.finfo(dtype).max, axis=1)
+        if mostly_whitened():
+            return {}
+        coefficients[~expanded] = 0.0
+        whitened = np.flatnonzero(~expanded)
+        n_components = const.shape[0]
+        return {
+            "coefficients": coefficients.astype(dtype),
+            "whitened": whitened,
+            "whitened_blocks": [
+                (stop, block.reshape(n_components, -1, stop + 1)[whitened].reshape(-1, stop + 1))
+                for stop, block in prep["whiteners"]
+            ],
         }
 
     def log_prob_rows(self, X, centre, prep):
-        """Weighted log-probabilities of raw rows, and ``[1; Xc^T]`` for the statistics."""
-        # Whitening is linear in the offset, so a far centre costs only
-        # eps * distance of absolute precision here.
-        n_samples = X.shape[0]
-        n_components = prep["const"].shape[0]
-        rows_t = _ones_rows_t(X, centre)
-        weighted = None
-        for stop, whitener in prep["whiteners"]:
-            half = (whitener @ rows_t[: stop + 1]).reshape(n_components, -1, n_samples)
-            block_norms = np.einsum("kdn,kdn->kn", half, half)
-            if weighted is None:
-                weighted = block_norms
-            else:
-                weighted += block_norms
-        np.subtract(prep["const"][:, None], weighted, out=weighted)
-        return weighted, rows_t
+        """Weighted log-probabilities of raw rows, and what the statistics reuse.
+
+        That is ``[1; Xc^T]``, or with the expansion the products too
+        (:func:`~gaussmix._quadratic_forms.row_features`).
+        """
+        coefficients = prep.get("coefficients")
+        if coefficients is None:
+            rows_t = _ones_rows_t(X, centre)
+            return _whitened_log_prob(rows_t, prep["whiteners"], prep["const"]), rows_t
+        # The products serve the scatter too (stats_rows).
+        features = row_features(X, centre)
+        weighted = coefficients @ features
+        whitened = prep["whitened"]
+        if whitened.size:
+            weighted[whitened] = _whitened_log_prob(
+                features, prep["whitened_blocks"], prep["const"][whitened]
+            )
+        return weighted, features
 
     def stats_rows(self, X, centre, resp, offsets, aux=None):
         """``(sum_resp, shift_sum, scatter)`` of raw rows (see :meth:`chunk_stats`)."""
         n_components, n_features = offsets.shape
         rows_t = _ones_rows_t(X, centre) if aux is None else aux
-        centred_t = rows_t[1:]
+        centred_t = rows_t[1 : 1 + n_features]
+        # With the products among the rows (row_features), one GEMM sums the
+        # totals, first moments and packed scatters of every component.
         moments = matmul_t(resp, rows_t)
         sum_resp = moments[:, 0]
-        shift_sum = moments[:, 1:] - sum_resp[:, None] * offsets
+        shift_sum = moments[:, 1 : 1 + n_features] - sum_resp[:, None] * offsets
         blocks = feature_blocks(n_features)
         far = offsets.any(axis=1)
-        if not far.any():
+        with_products = rows_t.shape[0] > 1 + n_features
+        if with_products:
+            scatter = unpack_scatter(moments[:, 1 + n_features :], n_features)
+        elif not far.any():
             return sum_resp, shift_sum, _scatter_around_centre(centred_t, resp, blocks)
-        scatter = np.empty((n_components, n_features, n_features), dtype=X.dtype)
-        if not far.all():
-            scatter[~far] = _scatter_around_centre(centred_t, resp[~far], blocks)
+        else:
+            scatter = np.empty((n_components, n_features, n_features), dtype=X.dtype)
+            if not far.all():
+                scatter[~far] = _scatter_around_centre(centred_t, resp[~far], blocks)
+        if not far.any():
+            return sum_resp, shift_sum, scatter
         far_components = np.flatnonzero(far)
         scatter[far_components] = _far_scatter(
             centred_t, resp[far_components], offsets[far_components],
