@@ -435,6 +435,50 @@ def test_a_component_of_zero_scatter_leaves_the_others_as_without_it(name):
     )
 
 
+def half_copies_of_one_row(seed=6, n_samples=60, n_features=3):
+    rng = np.random.default_rng(seed)
+    X = np.vstack([rng.normal(0, 1, (n_samples // 2, n_features)),
+                   rng.normal(4, 1, (n_samples // 2, n_features))])
+    X[: n_samples // 2] = X[0]
+    return X
+
+
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_a_component_on_copies_of_one_row_is_a_zero_scatter(name):
+    """Its scatter, computed around the shift, is rounding noise; the M-step must see zero.
+
+    Noise of 6e-30 taken for a scatter set VEE's shared matrix: the other
+    component got a variance of 3e301, a converged fit, and a model file
+    that does not load.  With the zero, each model fits the other cluster's
+    spread: no variance beyond the data's.
+    """
+    X = half_copies_of_one_row()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(2, covariance_type=name, random_state=0).fit(X)
+    variances = np.asarray(gm.covariances_)
+    assert np.all(np.isfinite(variances))
+    assert np.max(np.abs(variances)) < 10 * X.var(axis=0).max()
+    assert np.all(np.diff(gm.lower_bounds_) > -1e-9 * np.abs(gm.lower_bounds_[1:]))
+
+
+def test_rounding_noise_counts_as_zero_scatter_but_a_spread_above_it_does_not():
+    from gaussmix._maximization import COLLAPSE_ULPS, _collapsed_scatter_zeroed
+
+    model = get_covariance_model("VEE")
+    eps = np.finfo(float).eps
+    means = np.array([[3.0, 4.0], [3.0, 4.0]])
+    nk = np.array([10.0, 10.0])
+    noise = nk[0] * (COLLAPSE_ULPS * eps) ** 2 * 25 * 0.5   # half the resolution at |mu| = 5
+    scatter = np.stack([np.diag([noise, 0.0]), np.diag([4 * noise, 0.0])])
+    stats = SuffStats(sum_resp=nk, shift_sum=np.zeros((2, 2)), scatter=scatter,
+                      shift=means, log_likelihood=0.0, weight_sum=20.0)
+    zeroed = _collapsed_scatter_zeroed(model, stats, nk, means, np.float64)
+    np.testing.assert_array_equal(zeroed.scatter[0], 0.0)
+    np.testing.assert_array_equal(zeroed.scatter[1], scatter[1])
+    np.testing.assert_array_equal(stats.scatter, scatter)   # the caller's statistics stay
+
+
 # ---------------------------------------------------------------- counts
 @pytest.mark.parametrize(
     "name, expected",

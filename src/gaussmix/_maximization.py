@@ -78,6 +78,8 @@ def maximization(
         empty = np.flatnonzero(sum_resp < EMPTY_COMPONENT_SHARE * stats.weight_sum)
         if empty.size == len(nk):
             empty = empty[:0]
+    if getattr(model, "zeroes_collapsed_scatter", False):
+        stats = _collapsed_scatter_zeroed(model, stats, nk, means, dtype)
     covariances = _estimate_covariances(model, stats, nk, reg_covar, empty, previous)
     weights = nk / np.sum(nk)
 
@@ -187,6 +189,40 @@ def maximization_with_refinement(
         return new, reseeded
     refined = e_step(replace(params, shift=_moved_means(stats, _component_totals(stats, dtype))))
     return maximization(model, refined, reg_covar, dtype, previous=previous)
+
+
+# A component holding copies of one row has a centred scatter of zero;
+# computed from moments around the shift it comes out as rounding noise,
+# about (eps |mu_k|)^2 per row, of either sign.  Spreads within this many
+# units in the last place of the mean count as that zero.
+COLLAPSE_ULPS = 64
+
+
+def _collapsed_scatter_zeroed(
+    model: CovarianceModel, stats: SuffStats, nk: np.ndarray, means: np.ndarray, dtype
+) -> SuffStats:
+    """``stats`` with an exact zero scatter for components collapsed onto one point.
+
+    mclust's constrained M-steps give a component of zero scatter volume
+    zero and leave the shape or orientation they share to the others
+    (``reg_covar`` then gives it its covariance); its rounding noise, taken
+    for a scatter, would set that shared shape (VEE on rows half of which
+    are one repeated point: a variance of 3e301 in the other component).
+    Zero first moments around the shift with a zero scatter make the
+    centred scatter exactly zero; the means were computed before.
+    """
+    centred = model.centred_scatter(stats.scatter, stats.sum_resp, stats.shift_sum, nk)
+    if centred.ndim == 3:
+        centred = np.diagonal(centred, axis1=1, axis2=2)
+    spread = np.abs(centred).reshape(nk.shape[0], -1).sum(axis=1)
+    resolution = nk * (COLLAPSE_ULPS * np.finfo(dtype).eps) ** 2 * np.sum(means**2, axis=1)
+    collapsed = (spread <= resolution) & (spread > 0)
+    if not collapsed.any():
+        return stats
+    scatter, shift_sum = stats.scatter.copy(), stats.shift_sum.copy()
+    scatter[collapsed] = 0.0
+    shift_sum[collapsed] = 0.0
+    return replace(stats, scatter=scatter, shift_sum=shift_sum)
 
 
 def _estimate_covariances(

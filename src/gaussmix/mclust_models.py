@@ -126,6 +126,10 @@ class _ConstrainedModel:
     tol: float = 1e-12
     #: Most inner-loop iterations of the iterative M-steps.
     max_iter: int = 1000
+    #: Components whose scatter is rounding noise around one repeated row
+    #: reach the M-step with a scatter of exactly zero
+    #: (:func:`gaussmix._maximization._collapsed_scatter_zeroed`).
+    zeroes_collapsed_scatter: bool = True
 
     def precision_cholesky(self, covariances):
         if not np.all(np.isfinite(covariances)):
