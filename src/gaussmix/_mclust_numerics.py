@@ -291,7 +291,9 @@ def _common_orientation(
     magnitude, Cayley retraction, Armijo backtracking), or when that fails
     the two MM updates of Browne & McNicholas (2014), so every round
     decreases the objective; it stops when no angle or orientation entry
-    moves by more than ``tol``, or after ``max_iter`` rounds.  Newton steps
+    moves by more than ``tol``, when a component's rotated variance is
+    rounding (a scatter of lower rank, along which the objective has no
+    minimum), or after ``max_iter`` rounds.  Newton steps
     are used up to ``_NEWTON_MAX_ANGLES`` angles (``D (D - 1) / 2``), beyond
     which the Hessian is too large to form and MM alone runs.  The objective
     is not convex in the orientation: the result is a local minimum, the one

@@ -7,9 +7,12 @@ The kernels see each chunk centred on one point (the means' weighted
 median), so data far from the origin lose no precision, and they compute
 every component with one matrix product where the model allows it:
 
-* full: ``Xc @ [U_1 | ... | U_K]`` whitens all components at once; the
-  scatter is accumulated around the centre, or around a component's own
-  mean when it lies far from the centre;
+* full: ``Xc @ [U_1 | ... | U_K]`` whitens all components at once, or,
+  with many components for few features, one product of per-component
+  coefficients with each row's ``[1; x; x_a x_b]`` gives every
+  log-density (:mod:`gaussmix._quadratic_forms`); the scatter is
+  accumulated around the centre, or around a component's own mean when it
+  lies far from the centre;
 * tied: one whitening ``Xc @ U``, then one product with the whitened means.
 
 Shapes (``K`` components, ``D`` features)::
@@ -61,6 +64,7 @@ __all__ = [
     "SphericalCovariance",
     "far_threshold",
 ]
+
 
 def _whitened_log_prob(rows_t, whiteners, const):
     """``const_k - ||y_k||^2 / 2`` from the block whiteners of :meth:`FullCovariance.prepare`."""
