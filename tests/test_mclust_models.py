@@ -467,16 +467,35 @@ def test_rounding_noise_counts_as_zero_scatter_but_a_spread_above_it_does_not():
 
     model = get_covariance_model("VEE")
     eps = np.finfo(float).eps
-    means = np.array([[3.0, 4.0], [3.0, 4.0]])
-    nk = np.array([10.0, 10.0])
-    noise = nk[0] * (COLLAPSE_ULPS * eps) ** 2 * 25 * 0.5   # half the resolution at |mu| = 5
-    scatter = np.stack([np.diag([noise, 0.0]), np.diag([4 * noise, 0.0])])
-    stats = SuffStats(sum_resp=nk, shift_sum=np.zeros((2, 2)), scatter=scatter,
-                      shift=means, log_likelihood=0.0, weight_sum=20.0)
+    means = np.array([[3.0, 4.0], [3.0, 4.0], [1e6, 4.0]])
+    nk = np.array([10.0, 10.0, 10.0])
+    # Half each feature's resolution: noise.  Four times it in one feature:
+    # a spread.  A coordinate of 1e6 in one feature leaves the other's
+    # resolution its own.
+    noise = nk[0] * (COLLAPSE_ULPS * eps * means[0]) ** 2 * 0.5
+    scatter = np.stack([np.diag(noise), np.diag(noise * [1.0, 8.0]), np.diag(noise * [1.0, 8.0])])
+    stats = SuffStats(sum_resp=nk, shift_sum=np.zeros((3, 2)), scatter=scatter,
+                      shift=means, log_likelihood=0.0, weight_sum=30.0)
     zeroed = _collapsed_scatter_zeroed(model, stats, nk, means, np.float64)
     np.testing.assert_array_equal(zeroed.scatter[0], 0.0)
-    np.testing.assert_array_equal(zeroed.scatter[1], scatter[1])
+    np.testing.assert_array_equal(zeroed.scatter[1:], scatter[1:])
     np.testing.assert_array_equal(stats.scatter, scatter)   # the caller's statistics stay
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_spread_of_a_few_units_beside_a_large_coordinate_is_kept(dtype):
+    """A feature near 1e6 (sd 3) beside unit features: every model keeps the spreads."""
+    rng = np.random.default_rng(0)
+    clusters = [np.column_stack([1e6 + 3 * rng.standard_normal(300),
+                                 centre + rng.standard_normal((300, 2))]) for centre in (0.0, 8.0)]
+    X = np.vstack(clusters).astype(dtype)
+    for name in ("VEE", "VEV", "VEI", "EVV", "EEV"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gm = GaussianMixture(2, covariance_type=name, random_state=0).fit(X)
+        variances = np.asarray(gm.covariances_, dtype=float)
+        variances = np.diagonal(variances, axis1=1, axis2=2) if variances.ndim == 3 else variances
+        assert np.all(variances > 0.5), name
 
 
 def test_orientation_search_stops_where_a_scatter_of_lower_rank_has_no_variance(monkeypatch):

@@ -153,3 +153,20 @@ def test_expandable_components_apply_the_precision_budget():
     covariance = np.linalg.inv(precision)
     assert not expandable_components(precision, covariance, np.zeros(3), np.float32).any()
     assert expandable_components(precision, covariance, np.zeros(3), np.float64).all()
+
+
+@pytest.mark.parametrize("dtype, far", [(np.float64, 1e155), (np.float32, 1e20)])
+def test_rows_whose_products_overflow_score_as_the_whitening_scores_them(dtype, far):
+    """Beyond the square root of the range, x_a x_b is inf: the row is whitened, not NaN."""
+    rng = np.random.default_rng(7)
+    params = mixture(rng, 4, 3, spread=1.0)
+    X = np.vstack([rng.standard_normal((5, 3)), [far, -far, far]]).astype(dtype)
+    centre, prep = prepared(params, dtype)
+    assert "coefficients" in prep
+    with np.errstate(over="ignore", invalid="ignore"):
+        weighted, _ = MODEL.log_prob_rows(X, centre, prep)
+        only_whitening = {key: value for key, value in prep.items() if key != "coefficients"}
+        reference, _ = MODEL.log_prob_rows(X, centre, only_whitening)
+    np.testing.assert_array_equal(weighted[:, -1], reference[:, -1])
+    assert np.all(weighted[:, -1] == -np.inf)
+    np.testing.assert_allclose(weighted[:, :-1], reference[:, :-1], rtol=1e-5)

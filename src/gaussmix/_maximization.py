@@ -192,10 +192,12 @@ def maximization_with_refinement(
 
 
 # A component holding copies of one row has a centred scatter of zero;
-# computed from moments around the shift it comes out as rounding noise,
-# about (eps |mu_k|)^2 per row, of either sign.  Spreads within this many
-# units in the last place of the mean count as that zero.
-COLLAPSE_ULPS = 64
+# computed from moments around the shift it comes out as rounding noise of
+# either sign, below (eps |mu_ka|)^2 per row in each feature a.  Variances
+# within this many units in the last place of the mean, in every feature,
+# count as that zero: rows spread over so few representable values carry
+# no shape for the models that share one.
+COLLAPSE_ULPS = 8
 
 
 def _collapsed_scatter_zeroed(
@@ -209,14 +211,23 @@ def _collapsed_scatter_zeroed(
     for a scatter, would set that shared shape (VEE on rows half of which
     are one repeated point: a variance of 3e301 in the other component).
     Zero first moments around the shift with a zero scatter make the
-    centred scatter exactly zero; the means were computed before.
+    centred scatter exactly zero; the means were computed before.  Each
+    feature is compared with its own mean's resolution, so that a large
+    coordinate in one feature does not hide a spread in another.
     """
     centred = model.centred_scatter(stats.scatter, stats.sum_resp, stats.shift_sum, nk)
     if centred.ndim == 3:
-        centred = np.diagonal(centred, axis1=1, axis2=2)
-    spread = np.abs(centred).reshape(nk.shape[0], -1).sum(axis=1)
-    resolution = nk * (COLLAPSE_ULPS * np.finfo(dtype).eps) ** 2 * np.sum(means**2, axis=1)
-    collapsed = (spread <= resolution) & (spread > 0)
+        variances = np.diagonal(centred, axis1=1, axis2=2)
+        resolution = (COLLAPSE_ULPS * np.finfo(dtype).eps * means) ** 2
+    elif centred.ndim == 2:
+        variances, resolution = centred, (COLLAPSE_ULPS * np.finfo(dtype).eps * means) ** 2
+    else:
+        # Traces (spherical): every feature within the finest one's resolution.
+        variances = centred[:, None]
+        smallest = np.min(np.abs(means), axis=1, keepdims=True)
+        resolution = means.shape[1] * (COLLAPSE_ULPS * np.finfo(dtype).eps * smallest) ** 2
+    within = np.abs(variances) <= nk[:, None] * resolution
+    collapsed = np.all(within, axis=1) & np.any(variances != 0, axis=1)
     if not collapsed.any():
         return stats
     scatter, shift_sum = stats.scatter.copy(), stats.shift_sum.copy()

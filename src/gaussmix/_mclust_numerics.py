@@ -322,13 +322,16 @@ def _search_orientation(
     n_features = scatters.shape[-1]
     if n_features == 1:
         return orientation
-    top_eigs = np.linalg.eigvalsh(scatters)[:, -1]
-    # A rotated variance this small against its scatter's trace is rounding:
-    # the orientation has found a direction in which a scatter of lower rank
-    # (rows on a line or plane) is zero, and the objective falls without
-    # bound along it; more rounds only chase the rounding (1000 of them,
-    # 160 ms an M-step at N = 80, D = 3).
-    degenerate = _DEGENERATE_SLACK * np.trace(scatters, axis1=1, axis2=2)[:, None]
+    eigenvalues = np.linalg.eigvalsh(scatters)
+    top_eigs = eigenvalues[:, -1]
+    # A scatter of lower rank (rows on a line or plane), its least eigenvalue
+    # rounding against its trace, has a direction of no variance: once the
+    # orientation finds it the objective falls without bound along it, and
+    # more rounds only chase the rounding (1000 of them, 160 ms an M-step
+    # at N = 80, D = 3).  Scatters of full rank, however badly scaled, keep
+    # searching.
+    slack = _DEGENERATE_SLACK * np.trace(scatters, axis1=1, axis2=2)
+    degenerate = np.where(eigenvalues[:, 0] <= slack, slack, 0.0)[:, None]
     rows, cols = np.triu_indices(n_features, 1)
     use_newton = rows.size <= _NEWTON_MAX_ANGLES
     for _ in range(max_iter):

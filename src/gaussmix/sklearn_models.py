@@ -197,6 +197,15 @@ class FullCovariance(RowKernels, CovarianceModel):
             weighted[whitened] = _whitened_log_prob(
                 features, prep["whitened_blocks"], prep["const"][whitened]
             )
+        # Rows beyond the square root of the dtype's range (fits refuse them,
+        # scoring does not) overflow their products: inf - inf, NaN, where the
+        # whitening gives -inf.  One reduction finds them; they are whitened.
+        if not np.isfinite(weighted.sum()):
+            overflowed = np.flatnonzero(~np.all(weighted < np.inf, axis=0))
+            if overflowed.size:
+                weighted[:, overflowed] = _whitened_log_prob(
+                    features[:, overflowed], prep["whiteners"], prep["const"]
+                )
         return weighted, features
 
     def stats_rows(self, X, centre, resp, offsets, aux=None):
