@@ -14,9 +14,6 @@ import numpy as np
 # Newton steps for the shared orientation up to this many rotation angles
 # (D = 25); the Hessian of more is too large to form every iteration.
 _NEWTON_MAX_ANGLES = 300
-# A rotated scatter's variance at most this fraction of its trace is zero
-# within the rounding of the rotation (a few eps of the trace).
-_DEGENERATE_SLACK = 64 * np.finfo(np.float64).eps
 
 
 def _geometric_mean(values: np.ndarray) -> np.ndarray:
@@ -291,9 +288,7 @@ def _common_orientation(
     magnitude, Cayley retraction, Armijo backtracking), or when that fails
     the two MM updates of Browne & McNicholas (2014), so every round
     decreases the objective; it stops when no angle or orientation entry
-    moves by more than ``tol``, when a component's rotated variance is
-    rounding (a scatter of lower rank, along which the objective has no
-    minimum), or after ``max_iter`` rounds.  Newton steps
+    moves by more than ``tol``, or after ``max_iter`` rounds.  Newton steps
     are used up to ``_NEWTON_MAX_ANGLES`` angles (``D (D - 1) / 2``), beyond
     which the Hessian is too large to form and MM alone runs.  The objective
     is not convex in the orientation: the result is a local minimum, the one
@@ -322,22 +317,12 @@ def _search_orientation(
     n_features = scatters.shape[-1]
     if n_features == 1:
         return orientation
-    eigenvalues = np.linalg.eigvalsh(scatters)
-    top_eigs = eigenvalues[:, -1]
-    # A scatter of lower rank (rows on a line or plane), its least eigenvalue
-    # rounding against its trace, has a direction of no variance: once the
-    # orientation finds it the objective falls without bound along it, and
-    # more rounds only chase the rounding (1000 of them, 160 ms an M-step
-    # at N = 80, D = 3).  Scatters of full rank, however badly scaled, keep
-    # searching.
-    slack = _DEGENERATE_SLACK * np.trace(scatters, axis1=1, axis2=2)
-    degenerate = np.where(eigenvalues[:, 0] <= slack, slack, 0.0)[:, None]
+    top_eigs = np.linalg.eigvalsh(scatters)[:, -1]
     rows, cols = np.triu_indices(n_features, 1)
     use_newton = rows.size <= _NEWTON_MAX_ANGLES
     for _ in range(max_iter):
         rotated = _rotate(scatters, orientation)
-        diagonals = _diagonals(rotated)
-        if not np.all(diagonals > degenerate):
+        if not np.all(_diagonals(rotated) > 0):
             break
         newton = _newton_rotation(rotated, profile, rows, cols) if use_newton else None
         if newton is None:
