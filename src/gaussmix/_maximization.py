@@ -198,6 +198,8 @@ def maximization_with_refinement(
 # count as that zero: rows spread over so few representable values carry
 # no shape for the models that share one.
 COLLAPSE_ULPS = 8
+# ... or within this many eps of the moments they were computed from.
+COLLAPSE_SLACK = 64
 
 
 def _collapsed_scatter_zeroed(
@@ -216,17 +218,23 @@ def _collapsed_scatter_zeroed(
     coordinate in one feature does not hide a spread in another.
     """
     centred = model.centred_scatter(stats.scatter, stats.sum_resp, stats.shift_sum, nk)
+    eps = np.finfo(dtype).eps
     if centred.ndim == 3:
         variances = np.diagonal(centred, axis1=1, axis2=2)
-        resolution = (COLLAPSE_ULPS * np.finfo(dtype).eps * means) ** 2
+        around_shift = np.diagonal(stats.scatter, axis1=1, axis2=2)
+        resolution = (COLLAPSE_ULPS * eps * means) ** 2
     elif centred.ndim == 2:
-        variances, resolution = centred, (COLLAPSE_ULPS * np.finfo(dtype).eps * means) ** 2
+        variances, around_shift = centred, stats.scatter
+        resolution = (COLLAPSE_ULPS * eps * means) ** 2
     else:
         # Traces (spherical): every feature within the finest one's resolution.
-        variances = centred[:, None]
+        variances, around_shift = centred[:, None], stats.scatter[:, None]
         smallest = np.min(np.abs(means), axis=1, keepdims=True)
-        resolution = means.shape[1] * (COLLAPSE_ULPS * np.finfo(dtype).eps * smallest) ** 2
-    within = np.abs(variances) <= nk[:, None] * resolution
+        resolution = means.shape[1] * (COLLAPSE_ULPS * eps * smallest) ** 2
+    # Moments summed around a shift away from the point (the mixture's
+    # centre) cancel to about eps times their own size instead.
+    noise = np.maximum(nk[:, None] * resolution, COLLAPSE_SLACK * eps * np.abs(around_shift))
+    within = np.abs(variances) <= noise
     collapsed = np.all(within, axis=1) & np.any(variances != 0, axis=1)
     if not collapsed.any():
         return stats

@@ -126,10 +126,16 @@ class _ConstrainedModel:
     tol: float = 1e-12
     #: Most inner-loop iterations of the iterative M-steps.
     max_iter: int = 1000
-    #: Components whose scatter is rounding noise around one repeated row
-    #: reach the M-step with a scatter of exactly zero
-    #: (:func:`gaussmix._maximization._collapsed_scatter_zeroed`).
-    zeroes_collapsed_scatter: bool = True
+    #: Whether components whose scatter is rounding noise around one
+    #: repeated row reach the M-step with a scatter of exactly zero
+    #: (:func:`gaussmix._maximization._collapsed_scatter_zeroed`).  Models
+    #: of varying volumes give such a component volume zero, and it stays
+    #: collapsed; models of one volume give it the others' volume, and its
+    #: next scatter, from rows of negligible weight, is no longer rounding
+    #: (EVV on half-duplicated rows then fitted a variance of 2e8 where
+    #: the M-step without a maximum had raised): they keep the noise, and
+    #: the ill-defined error where it has no maximum.
+    zeroes_collapsed_scatter: bool = False
 
     def precision_cholesky(self, covariances):
         if not np.all(np.isfinite(covariances)):
@@ -213,6 +219,7 @@ class VEI(_ConstrainedModel, DiagCovariance):
     """
 
     name = "VEI"
+    zeroes_collapsed_scatter = True
 
     def n_covariance_parameters(self, n_components, n_features):
         return n_components + n_features - 1
@@ -262,6 +269,7 @@ class VEE(_ConstrainedModel, FullCovariance):
     """
 
     name = "VEE"
+    zeroes_collapsed_scatter = True
 
     def n_covariance_parameters(self, n_components, n_features):
         return n_components + n_features * (n_features + 1) // 2 - 1
@@ -364,6 +372,7 @@ class VVE(_SharedOrientationModel, FullCovariance):
     """
 
     name = "VVE"
+    zeroes_collapsed_scatter = True
 
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features + n_features * (n_features - 1) // 2
@@ -416,6 +425,7 @@ class VEV(_ConstrainedModel, FullCovariance):
     """
 
     name = "VEV"
+    zeroes_collapsed_scatter = True
 
     def n_covariance_parameters(self, n_components, n_features):
         return (
