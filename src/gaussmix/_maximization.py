@@ -207,8 +207,9 @@ def _collapsed_scatter_zeroed(
 ) -> SuffStats:
     """``stats`` with an exact zero scatter for components collapsed onto one point.
 
-    mclust's constrained M-steps give a component of zero scatter volume
-    zero and leave the shape or orientation they share to the others
+    mclust's constrained M-steps of varying volumes give a component of
+    zero scatter volume zero and leave the shape or orientation they share
+    to the others
     (``reg_covar`` then gives it its covariance); its rounding noise, taken
     for a scatter, would set that shared shape (VEE on rows half of which
     are one repeated point: a variance of 3e301 in the other component).
@@ -218,22 +219,18 @@ def _collapsed_scatter_zeroed(
     coordinate in one feature does not hide a spread in another.
     """
     centred = model.centred_scatter(stats.scatter, stats.sum_resp, stats.shift_sum, nk)
-    eps = np.finfo(dtype).eps
     if centred.ndim == 3:
         variances = np.diagonal(centred, axis1=1, axis2=2)
         around_shift = np.diagonal(stats.scatter, axis1=1, axis2=2)
-        resolution = (COLLAPSE_ULPS * eps * means) ** 2
     elif centred.ndim == 2:
         variances, around_shift = centred, stats.scatter
-        resolution = (COLLAPSE_ULPS * eps * means) ** 2
     else:
-        # Traces (spherical): every feature within the finest one's resolution.
-        variances, around_shift = centred[:, None], stats.scatter[:, None]
-        smallest = np.min(np.abs(means), axis=1, keepdims=True)
-        resolution = means.shape[1] * (COLLAPSE_ULPS * eps * smallest) ** 2
+        return stats  # traces name no feature's resolution (no such model opts in)
+    eps = np.finfo(dtype).eps
+    resolution = nk[:, None] * (COLLAPSE_ULPS * eps * means) ** 2
     # Moments summed around a shift away from the point (the mixture's
     # centre) cancel to about eps times their own size instead.
-    noise = np.maximum(nk[:, None] * resolution, COLLAPSE_SLACK * eps * np.abs(around_shift))
+    noise = np.maximum(resolution, COLLAPSE_SLACK * eps * np.abs(around_shift))
     within = np.abs(variances) <= noise
     collapsed = np.all(within, axis=1) & np.any(variances != 0, axis=1)
     if not collapsed.any():
