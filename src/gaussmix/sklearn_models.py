@@ -109,9 +109,8 @@ class FullCovariance(RowKernels, CovarianceModel):
         chol = params.precisions_cholesky
         offsets = params.means - centre
         whitened_offsets = np.einsum("kd,kde->ke", offsets, chol)
-        shift, _ = _split_near_far(
-            params.means, centre, np.sum(whitened_offsets**2, axis=1), dtype, params.shift
-        )
+        sq_offsets = np.sum(whitened_offsets**2, axis=1)
+        shift, _ = _split_near_far(params.means, centre, sq_offsets, dtype, params.shift)
         log_det = self.log_det_cholesky(chol, n_components, n_features)
         # Whitening is y_k = U_k^T (x - c) - U_k^T (mu_k - c), and U_k^T is
         # lower-triangular: features [a, b) of y need only the first b of x.
@@ -134,10 +133,10 @@ class FullCovariance(RowKernels, CovarianceModel):
             "const": const.astype(dtype),
         }
         if packed_scatter_wins(n_components, n_features):
-            prep.update(self._expansion(params, offsets, whitened_offsets, const, prep, dtype))
+            prep.update(self._expansion(params, offsets, sq_offsets, const, prep, dtype))
         return prep
 
-    def _expansion(self, params, offsets, whitened_offsets, const, prep, dtype) -> dict:
+    def _expansion(self, params, offsets, sq_offsets, const, prep, dtype) -> dict:
         """The coefficients of the expanded squares, where the statistics form the products anyway.
 
         Components that the expansion would compute less precisely than the
@@ -145,11 +144,8 @@ class FullCovariance(RowKernels, CovarianceModel):
         around their own means, keep the whitening: their blocks of
         ``whiteners`` are kept apart.
         """
-        chol = params.precisions_cholesky
-        precisions = np.matmul(chol, np.swapaxes(chol, 1, 2))
-        expanded = expandable_components(
-            precisions, params.covariances, np.sum(whitened_offsets**2, axis=1), dtype
-        )
+        precisions = self.precisions_from_cholesky(params.precisions_cholesky)
+        expanded = expandable_components(precisions, params.covariances, sq_offsets, dtype)
         expanded &= ~prep["offsets"].any(axis=1)
 
         def mostly_whitened():
