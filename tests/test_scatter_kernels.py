@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from gaussmix import GaussianMixture, _kernels, em, kmeans  # noqa: E402
+from gaussmix import GaussianMixture, _kernels, em  # noqa: E402
 from gaussmix._scatter_kernels import component_moments  # noqa: E402
 from gaussmix.covariance import get_covariance_model  # noqa: E402
 from gaussmix.params import MixtureParams  # noqa: E402
@@ -122,15 +122,51 @@ def test_e_step_takes_the_sparse_statistics_only_below_the_density(
     assert np.all(np.abs(chosen.scatter - dense.scatter) <= 3000 * np.finfo(np.float32).eps * scale)
 
 
-def test_sparse_statistics_are_taken_for_full_models_on_large_work_only(monkeypatch):
+def test_sparse_statistics_are_taken_for_full_models_on_large_work_only():
     full = get_covariance_model("full")
-    big = kmeans.COMPILED_LOAD_WORK
+    big = em.COMPILED_STATISTICS_WORK
     assert em.sparse_statistics_for(full, big) is not None
     assert em.sparse_statistics_for(full, big - 1) is None
     assert em.sparse_statistics_for(get_covariance_model("diag"), big) is None
     assert em.sparse_statistics_for(get_covariance_model("VVE"), big) is not None
-    monkeypatch.setattr(em, "_scatter_kernels_load", lambda: False)
-    assert em.sparse_statistics_for(full, big) is None
+
+
+def test_sparse_statistics_load_numba_on_a_sparse_chunk_only(monkeypatch):
+    """Fits with no sparse chunk do not load numba; where it does not load, the sums are dense."""
+    rng = np.random.default_rng(4)
+    model, params = full_params(rng, 8, 16, 40.0)
+    labels = rng.integers(8, size=3000)
+    X = (params.means[labels] + rng.standard_normal((3000, 16))).astype(np.float32)
+    centre = _kernels.mixture_centre(params, X.dtype)
+    prep = model.prepare(params, centre, X.dtype)
+    loads = []
+
+    def load(succeeds):
+        def attempt():
+            loads.append(succeeds)
+            return succeeds
+        return attempt
+
+    sparse = em.sparse_statistics_for(model, em.COMPILED_STATISTICS_WORK)
+    dense = _kernels.e_step_chunk(model, X, None, params, centre, prep)
+    monkeypatch.setattr(em, "_scatter_kernels_load", load(True))
+    _, near = full_params(rng, 8, 16, 0.3)
+    rows = (near.means[labels] + rng.standard_normal((3000, 16))).astype(np.float32)
+    near_centre = _kernels.mixture_centre(near, X.dtype)
+    _kernels.e_step_chunk(model, rows, None, near, near_centre,
+                          {**model.prepare(near, near_centre, X.dtype), "sparse_statistics": sparse})
+    assert loads == []
+    compiled = _kernels.e_step_chunk(model, X, None, params, centre,
+                                     {**prep, "sparse_statistics": sparse})
+    assert loads == [True]
+    monkeypatch.setattr(em, "_scatter_kernels_load", load(False))
+    unloaded = _kernels.e_step_chunk(model, X, None, params, centre,
+                                     {**prep, "sparse_statistics": sparse})
+    assert loads == [True, False]
+    np.testing.assert_array_equal(unloaded.scatter, dense.scatter)
+    assert not np.array_equal(compiled.scatter, dense.scatter)
+    scale = np.abs(dense.scatter).max(axis=(1, 2), keepdims=True)
+    assert np.all(np.abs(compiled.scatter - dense.scatter) <= 3000 * np.finfo(np.float32).eps * scale)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -139,7 +175,7 @@ def test_float32_fit_with_sparse_statistics_matches_the_dense_fit(monkeypatch):
     means = rng.standard_normal((5, 6)) * 30.0
     labels = rng.integers(5, size=4000)
     X = (means[labels] + rng.standard_normal((4000, 6))).astype(np.float32)
-    monkeypatch.setattr(kmeans, "COMPILED_LOAD_WORK", 1)
+    monkeypatch.setattr(em, "COMPILED_STATISTICS_WORK", 1)
     monkeypatch.setattr(_kernels, "SPARSE_FEW_FEATURES", 1)
     calls = []
     original = get_covariance_model("full").sparse_stats_rows
@@ -175,7 +211,7 @@ def test_a_block_takes_the_sparse_statistics_of_its_whole_data_set(monkeypatch):
     labels = rng.integers(8, size=4000)
     X = (params.means[labels] + rng.standard_normal((4000, 16))).astype(np.float32)
     # Large enough for all 4000 rows, not for a block of 1000.
-    monkeypatch.setattr(kmeans, "COMPILED_LOAD_WORK", 2000 * 16 * 8)
+    monkeypatch.setattr(em, "COMPILED_STATISTICS_WORK", 2000 * 16 * 8)
     rows = []
     original = FullCovariance.sparse_stats_rows
 

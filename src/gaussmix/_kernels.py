@@ -409,10 +409,13 @@ def e_step_chunk(
         log_likelihood = float(np.dot(sample_weight, log_density.astype(np.float64)))
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
     sparse = prep.get("sparse_statistics")
+    statistics = None
     if sparse is not None and _sparse_enough(resp, X.shape[1]):
-        sum_resp, shift_sum, scatter = sparse(X, centre, resp, prep["offsets"])
-    else:
-        sum_resp, shift_sum, scatter = _stats(model, X, centre, resp, prep["offsets"], aux)
+        # None where its compiled kernel does not load.
+        statistics = sparse(X, centre, resp, prep["offsets"])
+    if statistics is None:
+        statistics = _stats(model, X, centre, resp, prep["offsets"], aux)
+    sum_resp, shift_sum, scatter = statistics
     worst = int(log_density.argmin())
     stretch_rows = _stretch_worst_rows(log_density, resp.shape[0])
     if sample_weight is None:

@@ -27,6 +27,7 @@ __all__ = [
     "e_step_chunk_size",
     "expectation",
     "sparse_statistics_for",
+    "COMPILED_STATISTICS_WORK",
     "statistics_from_resp",
     "statistics_from_labels",
     "maximization",
@@ -77,22 +78,38 @@ def _tasks(n_samples: int, chunk_size: int) -> list[slice]:
     return _kernels.iter_chunks(n_samples, chunk_size * per_task)
 
 
+# Rows x features x components of a pass from which the compiled sparse
+# statistics may serve it.  Their first use in a process loads numba and the
+# cached kernel, 0.4 s on this machine (0.15 s and 0.25 s); on separated
+# clusters in float32 they save about 1 ns per row x feature x component of
+# each iteration (D = K = 16: 357 against 99 ns per row), so from 2^24 the
+# load repays itself within about 25 iterations.
+COMPILED_STATISTICS_WORK = 1 << 24
+
+
 def sparse_statistics_for(model: CovarianceModel, work: int):
     """The compiled sparse statistics of ``model`` for a pass of ``work`` rows x features x components.
 
-    Where the model has them (full covariance), numba imports, and the work
-    is at least :data:`gaussmix.kmeans.COMPILED_LOAD_WORK` (the size at which
-    the compiled k-means loads numba: 0.12-0.15 s to import it and 0.2 s for
-    the cached kernel's first call, once per process); else None.  The rule
-    depends on the data's size only, so a fit takes the same path, and gives
+    Where the model has them (full covariance) and the work is at least
+    :data:`COMPILED_STATISTICS_WORK`, a function of the arguments of
+    ``model.sparse_stats_rows`` that loads numba on its first call and
+    returns None where numba does not load (the caller then sums densely);
+    else None.  It is called only on chunks sparse enough for it, so fits
+    that have none (float64, overlapping clusters) never load numba.  The
+    rule depends on the data alone, so a fit takes the same path, and gives
     the same bits, in every process where numba is installed.
     """
-    from .kmeans import COMPILED_LOAD_WORK
-
     method = getattr(model, "sparse_stats_rows", None)
-    if method is None or work < COMPILED_LOAD_WORK or not _scatter_kernels_load():
+    if method is None or work < COMPILED_STATISTICS_WORK:
         return None
-    return method
+    return functools.partial(_compiled_or_none, method)
+
+
+def _compiled_or_none(method, *args):
+    """``method(*args)``, or None where the compiled kernels do not load."""
+    if not _scatter_kernels_load():
+        return None
+    return method(*args)
 
 
 @functools.lru_cache(maxsize=1)
