@@ -170,3 +170,159 @@ def test_rows_whose_products_overflow_score_as_the_whitening_scores_them(dtype, 
     np.testing.assert_array_equal(weighted[:, -1], reference[:, -1])
     assert np.all(weighted[:, -1] == -np.inf)
     np.testing.assert_allclose(weighted[:, :-1], reference[:, :-1], rtol=1e-5)
+
+
+def separated(rng, n_components, n_features, n_samples, dtype, spread=60.0):
+    """Clusters far apart, each beyond the float32 budget from the centre, and rows drawn from them."""
+    params = mixture(rng, n_components, n_features, spread=spread)
+    labels = rng.integers(n_components, size=n_samples)
+    chol = np.linalg.cholesky(params.covariances)
+    noise = np.einsum("nde,ne->nd", chol[labels], rng.standard_normal((n_samples, n_features)))
+    return params, (params.means[labels] + noise).astype(dtype)
+
+
+def exact_log_prob(params, X):
+    """float64 whitening around each component's own mean: the reference for refined pairs."""
+    const = (np.log(params.weights)
+             + MODEL.log_det_cholesky(params.precisions_cholesky, *params.means.shape)
+             - 0.5 * params.means.shape[1] * np.log(2 * np.pi))
+    deviations = X.astype(np.float64)[None] - params.means[:, None]
+    whitened = np.einsum("knd,kde->kne", deviations, params.precisions_cholesky)
+    return const[:, None] - 0.5 * np.einsum("kne,kne->kn", whitened, whitened)
+
+
+def test_pairs_to_refine_leave_only_pairs_whose_error_is_below_the_rounding():
+    from gaussmix._quadratic_forms import pairs_to_refine
+
+    rng = np.random.default_rng(8)
+    weighted = (rng.standard_normal((6, 500)) * 20 - 40).astype(np.float32)
+    components = np.array([1, 3, 4])
+    bound_terms = np.array([1e-3, 1e-4, 1e-5])
+    sq_norms = rng.uniform(0, 1e4, size=500)
+    chosen_components, rows = pairs_to_refine(weighted, components, bound_terms, sq_norms)
+    bound = 1e-3 + 1e-4 * np.sqrt(sq_norms) + 1e-5 * sq_norms
+    best = weighted.max(axis=0).astype(np.float64)
+    chosen = np.zeros((3, 500), dtype=bool)
+    chosen[chosen_components, rows] = True
+    # The largest responsibility an unchosen pair may have, times its error bound.
+    carried = np.exp(weighted[components] + 2 * bound - best) * bound
+    assert np.all(carried[~chosen] < np.finfo(np.float32).eps / 2 * (1 + 1e-4))
+    assert chosen.any() and not chosen.all()
+    # Each row's own best pair is chosen where its component is refined.
+    own = np.isin(weighted.argmax(axis=0), components)
+    assert np.all(chosen[:, own].any(axis=0))
+    assert np.all(np.diff(chosen_components) >= 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_refined_pairs_are_exact_and_the_others_within_their_bound(dtype):
+    rng = np.random.default_rng(9)
+    params, X = separated(rng, 12, 4, 600, dtype, spread=60.0 if dtype == np.float32 else 1e4)
+    centre = _kernels.mixture_centre(params, dtype)
+    prep = MODEL.prepare(params, centre, dtype, compiled=True)
+    plain = MODEL.prepare(params, centre, dtype)
+    assert "refined" in prep and "refined" not in plain
+    refined = prep["refined"]["components"]
+    assert refined.size > 6
+    reference = exact_log_prob(params, X)
+    weighted, _ = MODEL.log_prob_rows(X, centre.astype(dtype), prep)
+    features = row_features(X, centre.astype(dtype))
+    approximate = prep["coefficients"] @ features
+    changed = weighted[refined] != approximate[refined]
+    assert changed.sum() >= X.shape[0] // 2
+    # Refined pairs: float64 values rounded once (float64: the rows' own
+    # rounding near 1e4, eps * 1e4 in the deviations, bounds the agreement).
+    rtol = 2 * np.finfo(np.float32).eps if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(weighted[refined][changed], reference[refined][changed],
+                               rtol=rtol, atol=0)
+    # The others: within their rounding bound.
+    terms = prep["refined"]["bound_terms"]
+    sq_norms = np.einsum("dn,dn->n", features[1:5].astype(np.float64), features[1:5])
+    bound = terms[0] + terms[1] * np.sqrt(sq_norms) + terms[2] * sq_norms
+    error = np.abs(approximate[refined].astype(np.float64) - reference[refined])
+    assert np.all(error <= bound)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_an_e_step_with_refined_pairs_matches_the_whitening(dtype):
+    rng = np.random.default_rng(10)
+    params, X = separated(rng, 12, 4, 3000, dtype, spread=60.0 if dtype == np.float32 else 1e4)
+    centre = _kernels.mixture_centre(params, dtype)
+    refined = _kernels.e_step_chunk(MODEL, X, None, params, centre,
+                                    MODEL.prepare(params, centre, dtype, compiled=True))
+    whitened = _kernels.e_step_chunk(MODEL, X, None, params, centre,
+                                     MODEL.prepare(params, centre, dtype))
+    eps = np.finfo(dtype).eps
+    # The whitening's own rounding, about eps * |x - c| per row in whitened
+    # units (the rows lie 60, float64 1e4, from the centre), bounds the
+    # agreement of the log-likelihoods: measured 0.02 eps (float32) and
+    # 10 eps (float64) relative.  The responsibilities differ by about eps,
+    # and so do the statistics summed from them.
+    assert abs(refined.log_likelihood - whitened.log_likelihood) <= (
+        100 * eps * abs(whitened.log_likelihood))
+    np.testing.assert_allclose(refined.sum_resp, whitened.sum_resp, rtol=16 * eps)
+    scale = np.abs(whitened.scatter).max(axis=(1, 2), keepdims=True)
+    assert np.all(np.abs(refined.scatter - whitened.scatter) <= 16 * eps * scale)
+
+
+def test_without_the_compiled_kernel_refined_components_are_whitened(monkeypatch):
+    from gaussmix import _quadratic_forms
+
+    rng = np.random.default_rng(11)
+    params, X = separated(rng, 12, 4, 500, np.float32)
+    centre = _kernels.mixture_centre(params, np.float32)
+    prep = MODEL.prepare(params, centre, np.float32, compiled=True)
+    monkeypatch.setattr(_quadratic_forms, "_quadratic_kernels_load", lambda: False)
+    weighted, _ = MODEL.log_prob_rows(X, centre.astype(np.float32), prep)
+    only_whitening = {key: value for key, value in prep.items() if key != "coefficients"}
+    reference, _ = MODEL.log_prob_rows(X, centre.astype(np.float32), only_whitening)
+    refined = prep["refined"]["components"]
+    np.testing.assert_allclose(weighted[refined], reference[refined], rtol=1e-6)
+
+
+def test_refinement_serves_many_components_for_few_features_only():
+    from gaussmix._quadratic_forms import refinement_wins
+
+    rng = np.random.default_rng(12)
+    for n_components, n_features, expected in [(12, 4, True), (6, 4, False)]:
+        params, _ = separated(rng, n_components, n_features, 10, np.float32)
+        assert refinement_wins(n_components, n_features) == expected
+        centre = _kernels.mixture_centre(params, np.float32)
+        prep = MODEL.prepare(params, centre, np.float32, compiled=True)
+        assert ("refined" in prep) == expected
+
+
+@pytest.mark.parametrize("dtype, far", [(np.float64, 1e155), (np.float32, 1e20)])
+def test_rows_whose_products_overflow_score_as_the_whitening_with_refined_pairs(dtype, far):
+    rng = np.random.default_rng(13)
+    params, X = separated(rng, 12, 4, 30, dtype, spread=60.0 if dtype == np.float32 else 1e4)
+    X = np.vstack([X, np.full((1, 4), far, dtype=dtype)])
+    centre = _kernels.mixture_centre(params, dtype).astype(dtype)
+    prep = MODEL.prepare(params, centre.astype(np.float64), dtype, compiled=True)
+    assert "refined" in prep
+    with np.errstate(over="ignore", invalid="ignore"):
+        weighted, _ = MODEL.log_prob_rows(X, centre, prep)
+        only_whitening = {key: value for key, value in prep.items() if key != "coefficients"}
+        reference, _ = MODEL.log_prob_rows(X, centre, only_whitening)
+    assert np.all(weighted[:, -1] == -np.inf)
+    np.testing.assert_array_equal(weighted[:, -1], reference[:, -1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_products_are_numpys_bit_for_bit(dtype, monkeypatch):
+    from gaussmix import _quadratic_kernels
+
+    rng = np.random.default_rng(14)
+    X = (rng.standard_normal((333, 7)) * np.logspace(-3, 3, 7) + 1e3).astype(dtype)
+    centre = np.median(X, axis=0).astype(dtype)
+    calls = []
+    kernel = _quadratic_kernels.packed_products_into
+
+    def spy(*args):
+        calls.append(1)
+        return kernel(*args)
+
+    monkeypatch.setattr(_quadratic_kernels, "packed_products_into", spy)
+    compiled = row_features(X, centre, compiled=True)
+    assert calls
+    np.testing.assert_array_equal(compiled, row_features(X, centre))

@@ -124,7 +124,7 @@ def test_e_step_takes_the_sparse_statistics_only_below_the_density(
 
 def test_sparse_statistics_are_taken_for_full_models_on_large_work_only():
     full = get_covariance_model("full")
-    big = em.COMPILED_STATISTICS_WORK
+    big = em.COMPILED_KERNELS_WORK
     assert em.sparse_statistics_for(full, big) is not None
     assert em.sparse_statistics_for(full, big - 1) is None
     assert em.sparse_statistics_for(get_covariance_model("diag"), big) is None
@@ -147,7 +147,7 @@ def test_sparse_statistics_load_numba_on_a_sparse_chunk_only(monkeypatch):
             return succeeds
         return attempt
 
-    sparse = em.sparse_statistics_for(model, em.COMPILED_STATISTICS_WORK)
+    sparse = em.sparse_statistics_for(model, em.COMPILED_KERNELS_WORK)
     dense = _kernels.e_step_chunk(model, X, None, params, centre, prep)
     monkeypatch.setattr(em, "_scatter_kernels_load", load(True))
     _, near = full_params(rng, 8, 16, 0.3)
@@ -175,7 +175,7 @@ def test_float32_fit_with_sparse_statistics_matches_the_dense_fit(monkeypatch):
     means = rng.standard_normal((5, 6)) * 30.0
     labels = rng.integers(5, size=4000)
     X = (means[labels] + rng.standard_normal((4000, 6))).astype(np.float32)
-    monkeypatch.setattr(em, "COMPILED_STATISTICS_WORK", 1)
+    monkeypatch.setattr(em, "COMPILED_KERNELS_WORK", 1)
     monkeypatch.setattr(_kernels, "SPARSE_FEW_FEATURES", 1)
     calls = []
     original = get_covariance_model("full").sparse_stats_rows
@@ -211,7 +211,7 @@ def test_a_block_takes_the_sparse_statistics_of_its_whole_data_set(monkeypatch):
     labels = rng.integers(8, size=4000)
     X = (params.means[labels] + rng.standard_normal((4000, 16))).astype(np.float32)
     # Large enough for all 4000 rows, not for a block of 1000.
-    monkeypatch.setattr(em, "COMPILED_STATISTICS_WORK", 2000 * 16 * 8)
+    monkeypatch.setattr(em, "COMPILED_KERNELS_WORK", 2000 * 16 * 8)
     rows = []
     original = FullCovariance.sparse_stats_rows
 

@@ -18,6 +18,8 @@ distance of a component's own rows) keep the whitening.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._covariance_numerics import far_threshold, packed_pairs, packed_products, upper_indices
@@ -25,6 +27,10 @@ from ._covariance_numerics import far_threshold, packed_pairs, packed_products, 
 __all__ = [
     "expansion_coefficients",
     "expandable_components",
+    "pairs_to_refine",
+    "refine_pairs",
+    "refinement_wins",
+    "rounding_bound_terms",
     "row_features",
 ]
 
@@ -65,17 +71,121 @@ def expansion_coefficients(
     return np.concatenate([constant[:, None], linear, pairs], axis=1)
 
 
-def row_features(X: np.ndarray, centre: np.ndarray) -> np.ndarray:
+def row_features(X: np.ndarray, centre: np.ndarray, compiled: bool = False) -> np.ndarray:
     """``[1; Xc^T; products]``, ``Xc = X - centre``: (1 + D + D (D + 1) / 2, n_samples).
 
     The first ``1 + D`` rows are the ``[1; Xc^T]`` of the whitening and the
     first moments; the products ``x_a x_b`` (``a <= b``) follow, in the
-    order of :func:`~gaussmix._covariance_numerics.upper_indices`.
+    order of :func:`~gaussmix._covariance_numerics.upper_indices`.  With
+    ``compiled``, the products are formed by the compiled kernel where it
+    loads: the same bits, so that the choice changes only the speed.
     """
     n_samples, n_features = X.shape
     features = np.empty((1 + n_features + packed_pairs(n_features), n_samples), dtype=X.dtype)
     features[0] = 1.0
     centred_t = features[1 : 1 + n_features]
     np.subtract(X.T, centre[:, None], out=centred_t)
-    packed_products(centred_t, out=features[1 + n_features :])
+    if compiled and _quadratic_kernels_load():
+        from ._quadratic_kernels import packed_products_into
+
+        packed_products_into(centred_t, features[1 + n_features :])
+    else:
+        packed_products(centred_t, out=features[1 + n_features :])
     return features
+
+
+# The expansion with refined pairs against the whitening, for the
+# log-densities of separated clusters (every component beyond the budget):
+# see refinement_wins.
+REFINE_MIN_COMPONENTS_PER_FEATURE = 2
+
+
+def refinement_wins(n_components: int, n_features: int) -> bool:
+    """Whether expanding and refining beats whitening the components beyond the budget."""
+    return n_components >= REFINE_MIN_COMPONENTS_PER_FEATURE * n_features
+
+
+def rounding_bound_terms(
+    precisions: np.ndarray, offsets: np.ndarray, coefficients: np.ndarray, dtype
+) -> np.ndarray:
+    """``gamma * [max |c_k0|, max ||P_k o_k||, max rho_k / 2]`` over the given components.
+
+    With ``y`` a centred row, the expansion's rounding in ``dtype`` is at
+    most ``gamma * sum_j |coef_kj| |feature_j|``, ``gamma = (m + 5) u``
+    for the ``m`` terms of the dot product (and the roundings of the
+    coefficients, the centring and the products), ``u`` the unit roundoff.
+    The sum is at most ``|c_k0| + ||P_k o_k|| ||y|| + rho_k ||y||^2 / 2``,
+    with ``rho_k`` the largest absolute row sum of ``P_k`` (at least the
+    norm of ``|P_k|``).  Their maxima over the components bound every
+    component's error on a row: :func:`pairs_to_refine`.
+    """
+    n_terms = coefficients.shape[1]
+    gamma = (n_terms + 5) * np.finfo(dtype).eps / 2
+    linear = np.linalg.norm(np.einsum("kde,ke->kd", precisions, offsets), axis=1)
+    rho = np.abs(precisions).sum(axis=2).max(axis=1)
+    return gamma * np.array(
+        [np.abs(coefficients[:, 0]).max(), linear.max(), 0.5 * rho.max()]
+    )
+
+
+def pairs_to_refine(
+    weighted: np.ndarray, components: np.ndarray, bound_terms: np.ndarray, sq_norms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (component, row) pairs whose expanded value could move the sums by a rounding.
+
+    ``components`` are the rows of ``weighted`` computed by the expansion
+    beyond its precision budget, each within ``e_i`` (from ``bound_terms``
+    and the rows' squared norms around the centre) of its value.  A pair's
+    responsibility is at most ``exp(w + e_i - best_i + e_i)``, with
+    ``best_i`` the row's largest value; where that times ``e_i`` stays
+    below the unit roundoff ``u``, its error changes the row's
+    responsibilities and log-density by less than their own rounding, and
+    it keeps its value.  So a pair is refined where
+    ``w >= best_i - 2 e_i - log(e_i) + log(u)``.
+
+    Returns the pairs' indices into ``components`` (sorted) and their rows.
+    """
+    n_samples = weighted.shape[1]
+    unit = np.finfo(weighted.dtype).eps / 2
+    sq_norms = sq_norms.astype(np.float64)
+    # Rows whose products overflow have infinite norms (0 * inf where a
+    # term is zero) and non-finite values: they compare false below.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = bound_terms[0] + bound_terms[1] * np.sqrt(sq_norms) + bound_terms[2] * sq_norms
+        cut = weighted.max(axis=0) - 2.0 * bound - np.log(bound) + np.log(unit)
+    chosen = np.flatnonzero(weighted[components] >= cut.astype(weighted.dtype))
+    return chosen // n_samples, chosen % n_samples
+
+
+def refine_pairs(X: np.ndarray, features: np.ndarray, weighted: np.ndarray, plan: dict) -> bool:
+    """Exact values, in place, for the pairs of ``plan["components"]`` that need them.
+
+    ``plan`` is :meth:`~gaussmix.sklearn_models.FullCovariance.prepare`'s
+    ``"refined"``.  Returns False, having changed nothing, where the
+    compiled kernel does not load (numba missing).
+    """
+    if not _quadratic_kernels_load():
+        return False
+    from ._quadratic_kernels import pair_log_prob
+
+    n_features = X.shape[1]
+    centred_t = features[1 : 1 + n_features]
+    sq_norms = np.einsum("dn,dn->n", centred_t, centred_t)
+    pair_components, pair_rows = pairs_to_refine(
+        weighted, plan["components"], plan["bound_terms"], sq_norms
+    )
+    if pair_rows.size:
+        pair_log_prob(
+            np.ascontiguousarray(X), plan["centre"], weighted, plan["components"],
+            pair_components, pair_rows, plan["upper"], plan["offsets"], plan["const"],
+        )
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _quadratic_kernels_load() -> bool:
+    try:
+        from . import _quadratic_kernels
+    except (ImportError, RuntimeError, OSError):
+        return False
+    return _quadratic_kernels is not None

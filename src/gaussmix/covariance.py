@@ -121,8 +121,13 @@ class CovarianceModel(ABC):
         return 2 * n_features + 2 * n_components
 
     @abstractmethod
-    def prepare(self, params, centre: np.ndarray, dtype) -> dict:
+    def prepare(self, params, centre: np.ndarray, dtype, compiled: bool = False) -> dict:
         """Per-iteration constants for the chunk kernels (no data involved).
+
+        ``compiled`` says that the pass is large enough for the model's
+        compiled kernels (:data:`gaussmix.em.COMPILED_KERNELS_WORK`),
+        where it has any; they load on first use, and the kernels fall back
+        to numpy where they do not.
 
         Always holds ``"shift"``, the centres of the statistics (float64,
         shape (n_components, n_features)), ``"offsets"``, the shifts minus the

@@ -27,7 +27,7 @@ __all__ = [
     "e_step_chunk_size",
     "expectation",
     "sparse_statistics_for",
-    "COMPILED_STATISTICS_WORK",
+    "COMPILED_KERNELS_WORK",
     "statistics_from_resp",
     "statistics_from_labels",
     "maximization",
@@ -78,29 +78,32 @@ def _tasks(n_samples: int, chunk_size: int) -> list[slice]:
     return _kernels.iter_chunks(n_samples, chunk_size * per_task)
 
 
-# Rows x features x components of a pass from which the compiled sparse
-# statistics may serve it.  Their first use in a process loads numba and the
-# cached kernel, 0.4 s on this machine (0.15 s and 0.25 s); on separated
-# clusters in float32 they save about 1 ns per row x feature x component of
-# each iteration (D = K = 16: 357 against 99 ns per row), so from 2^24 the
-# load repays itself within about 25 iterations.
-COMPILED_STATISTICS_WORK = 1 << 24
+# Rows x features x components of a pass from which compiled kernels may
+# serve it: the sparse statistics below, and the full-covariance products
+# and refined pairs of gaussmix._quadratic_kernels.  Their first use in a
+# process loads numba and the cached kernel, 0.4 s on this machine (0.15 s
+# and 0.25 s); the sparse statistics save about 1 ns per row x feature x
+# component of each iteration on separated clusters in float32 (D = K = 16:
+# 357 against 99 ns per row), and the compiled products 0.5-1 ns (D = 16:
+# 162 against 43 ns per row in float32, 326 against 86 in float64), so from
+# 2^24 the load repays itself within about 25 iterations.
+COMPILED_KERNELS_WORK = 1 << 24
 
 
 def sparse_statistics_for(model: CovarianceModel, work: int):
     """The compiled sparse statistics of ``model`` for a pass of ``work`` rows x features x components.
 
     Where the model has them (full covariance) and the work is at least
-    :data:`COMPILED_STATISTICS_WORK`, a function of the arguments of
+    :data:`COMPILED_KERNELS_WORK`, a function of the arguments of
     ``model.sparse_stats_rows`` that loads numba on its first call and
     returns None where numba does not load (the caller then sums densely);
-    else None.  It is called only on chunks sparse enough for it, so fits
-    that have none (float64, overlapping clusters) never load numba.  The
-    rule depends on the data alone, so a fit takes the same path, and gives
-    the same bits, in every process where numba is installed.
+    else None.  It is called only on chunks sparse enough for it, so it
+    loads nothing for fits that have none (float64, overlapping clusters).
+    The rule depends on the data alone, so a fit takes the same path, and
+    gives the same bits, in every process where numba is installed.
     """
     method = getattr(model, "sparse_stats_rows", None)
-    if method is None or work < COMPILED_STATISTICS_WORK:
+    if method is None or work < COMPILED_KERNELS_WORK:
         return None
     return functools.partial(_compiled_or_none, method)
 
@@ -143,8 +146,9 @@ def expectation(
     if chunk_size is None:
         chunk_size = e_step_chunk_size(model, params, X.dtype, n_samples)
     centre = _kernels.mixture_centre(params, X.dtype)
-    prep = model.prepare(params, centre, X.dtype)
-    sparse = sparse_statistics_for(model, n_samples * X.shape[1] * params.n_components)
+    work = n_samples * X.shape[1] * params.n_components
+    prep = model.prepare(params, centre, X.dtype, compiled=work >= COMPILED_KERNELS_WORK)
+    sparse = sparse_statistics_for(model, work)
     if sparse is not None:
         prep = {**prep, "sparse_statistics": sparse}
 

@@ -84,7 +84,7 @@ class DiagCovariance(RowKernels, CovarianceModel):
             axis=1,
         )
 
-    def prepare(self, params, centre, dtype):
+    def prepare(self, params, centre, dtype, compiled=False):
         n_components, n_features = params.means.shape
         precisions = params.precisions_cholesky**2
         offsets = params.means - centre

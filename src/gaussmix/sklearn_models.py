@@ -53,7 +53,14 @@ from ._covariance_numerics import (
     RowKernels,
     unpack_scatter,
 )
-from ._quadratic_forms import expandable_components, expansion_coefficients, row_features
+from ._quadratic_forms import (
+    expandable_components,
+    expansion_coefficients,
+    refine_pairs,
+    refinement_wins,
+    rounding_bound_terms,
+    row_features,
+)
 from .covariance import CovarianceModel
 from .sklearn_diagonal_models import DiagCovariance, SphericalCovariance
 
@@ -104,7 +111,7 @@ class FullCovariance(RowKernels, CovarianceModel):
             temporaries = max(temporaries, packed_pairs(n_features))
         return temporaries + n_components + n_features
 
-    def prepare(self, params, centre, dtype):
+    def prepare(self, params, centre, dtype, compiled=False):
         n_components, n_features = params.means.shape
         chol = params.precisions_cholesky
         offsets = params.means - centre
@@ -133,47 +140,75 @@ class FullCovariance(RowKernels, CovarianceModel):
             "const": const.astype(dtype),
         }
         if packed_scatter_wins(n_components, n_features):
-            prep.update(self._expansion(params, offsets, sq_offsets, const, prep, dtype))
+            prep.update(
+                self._expansion(params, centre, offsets, sq_offsets, const, prep, dtype, compiled)
+            )
         return prep
 
-    def _expansion(self, params, offsets, sq_offsets, const, prep, dtype) -> dict:
+    def _expansion(self, params, centre, offsets, sq_offsets, const, prep, dtype, compiled) -> dict:
         """The coefficients of the expanded squares, where the statistics form the products anyway.
 
         Components that the expansion would compute less precisely than the
         budget (see :mod:`gaussmix._quadratic_forms`), or that are summed
         around their own means, keep the whitening: their blocks of
-        ``whiteners`` are kept apart.
+        ``whiteners`` are kept apart.  With ``compiled`` and many components
+        for few features (:func:`refinement_wins`), they are expanded too,
+        and the pairs of them and rows that need it are computed again
+        exactly (``"refined"``, :func:`~gaussmix._quadratic_forms.refine_pairs`).
         """
         precisions = self.precisions_from_cholesky(params.precisions_cholesky)
-        expanded = expandable_components(precisions, params.covariances, sq_offsets, dtype)
-        expanded &= ~prep["offsets"].any(axis=1)
+        within_budget = expandable_components(precisions, params.covariances, sq_offsets, dtype)
+        within_budget &= ~prep["offsets"].any(axis=1)
+        n_components, n_features = offsets.shape
+        refine = compiled and refinement_wins(n_components, n_features)
 
-        def mostly_whitened():
+        def mostly_whitened(whitened):
             # The whitened components cost the whitening's GEMMs beside the
             # expansion's: at D = 16 one costs about three expanded ones
             # (float32, separated, N = 1e4, D = K = 16, 14 of 16 whitened:
             # 1.5x slower than whitening all).
-            return 2 * np.count_nonzero(~expanded) > len(expanded)
+            return 2 * np.count_nonzero(whitened) > len(whitened)
 
-        if mostly_whitened():
+        if not refine and mostly_whitened(~within_budget):
             return {}
         coefficients = expansion_coefficients(precisions, offsets, const)
         # Precisions beyond the dtype's range (float32) are reported by the
         # M-step; here they keep the whitening, whose factors are their roots.
-        expanded &= np.all(np.abs(coefficients) <= np.finfo(dtype).max, axis=1)
-        if mostly_whitened():
+        representable = np.all(np.abs(coefficients) <= np.finfo(dtype).max, axis=1)
+        refined = np.flatnonzero(~within_budget & representable) if refine else np.empty(0, int)
+        whitened = ~within_budget | ~representable
+        whitened[refined] = False
+        if mostly_whitened(whitened):
             return {}
-        coefficients[~expanded] = 0.0
-        whitened = np.flatnonzero(~expanded)
-        n_components = const.shape[0]
-        return {
+        coefficients[whitened] = 0.0
+        whitened = np.flatnonzero(whitened)
+        expansion = {
+            "compiled": compiled,
             "coefficients": coefficients.astype(dtype),
             "whitened": whitened,
-            "whitened_blocks": [
-                (stop, block.reshape(n_components, -1, stop + 1)[whitened].reshape(-1, stop + 1))
-                for stop, block in prep["whiteners"]
-            ],
+            "whitened_blocks": self._blocks_of(prep["whiteners"], whitened, n_components),
         }
+        if refined.size:
+            expansion["refined"] = {
+                "components": refined,
+                "bound_terms": rounding_bound_terms(
+                    precisions[refined], offsets[refined], coefficients[refined], dtype
+                ),
+                "centre": np.asarray(centre, dtype=np.float64),
+                "upper": np.ascontiguousarray(params.precisions_cholesky[refined]),
+                "offsets": np.ascontiguousarray(offsets[refined]),
+                "const": const[refined],
+                "blocks": self._blocks_of(prep["whiteners"], refined, n_components),
+            }
+        return expansion
+
+    @staticmethod
+    def _blocks_of(whiteners, components, n_components):
+        """The rows of ``whiteners``' blocks that whiten ``components``."""
+        return [
+            (stop, block.reshape(n_components, -1, stop + 1)[components].reshape(-1, stop + 1))
+            for stop, block in whiteners
+        ]
 
     def log_prob_rows(self, X, centre, prep):
         """Weighted log-probabilities of raw rows, and what the statistics reuse.
@@ -186,12 +221,20 @@ class FullCovariance(RowKernels, CovarianceModel):
             rows_t = _ones_rows_t(X, centre)
             return _whitened_log_prob(rows_t, prep["whiteners"], prep["const"]), rows_t
         # The products serve the scatter too (stats_rows).
-        features = row_features(X, centre)
+        features = row_features(X, centre, prep["compiled"])
         weighted = coefficients @ features
         whitened = prep["whitened"]
         if whitened.size:
             weighted[whitened] = _whitened_log_prob(
                 features, prep["whitened_blocks"], prep["const"][whitened]
+            )
+        # After the whitened components: each row's largest value says which
+        # pairs need refining.
+        refined = prep.get("refined")
+        if refined is not None and not refine_pairs(X, features, weighted, refined):
+            components = refined["components"]
+            weighted[components] = _whitened_log_prob(
+                features, refined["blocks"], prep["const"][components]
             )
         # Rows beyond the square root of the dtype's range (fits refuse them,
         # scoring does not) overflow their products: inf - inf, NaN, where the
@@ -333,7 +376,7 @@ class TiedCovariance(RowKernels, CovarianceModel):
     def chunk_width(self, n_components, n_features):
         return 3 * n_features + 3 + 2 * n_components
 
-    def prepare(self, params, centre, dtype):
+    def prepare(self, params, centre, dtype, compiled=False):
         n_components, n_features = params.means.shape
         chol = params.precisions_cholesky
         whitened_offsets = (params.means - centre) @ chol
