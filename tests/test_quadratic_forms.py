@@ -191,19 +191,18 @@ def exact_log_prob(params, X):
     return const[:, None] - 0.5 * np.einsum("kne,kne->kn", whitened, whitened)
 
 
-def test_pairs_to_refine_leave_only_pairs_whose_error_is_below_the_rounding():
-    from gaussmix._quadratic_forms import pairs_to_refine
+def test_the_refinement_cut_leaves_only_pairs_whose_error_is_below_the_rounding():
+    from gaussmix._quadratic_forms import refinement_cut
 
     rng = np.random.default_rng(8)
     weighted = (rng.standard_normal((6, 500)) * 20 - 40).astype(np.float32)
     components = np.array([1, 3, 4])
     bound_terms = np.array([1e-3, 1e-4, 1e-5])
     sq_norms = rng.uniform(0, 1e4, size=500)
-    chosen_components, rows = pairs_to_refine(weighted, components, bound_terms, sq_norms)
+    cut = refinement_cut(weighted, bound_terms, sq_norms)
+    chosen = weighted[components] >= cut
     bound = 1e-3 + 1e-4 * np.sqrt(sq_norms) + 1e-5 * sq_norms
     best = weighted.max(axis=0).astype(np.float64)
-    chosen = np.zeros((3, 500), dtype=bool)
-    chosen[chosen_components, rows] = True
     # The largest responsibility an unchosen pair may have, times its error bound.
     carried = np.exp(weighted[components] + 2 * bound - best) * bound
     assert np.all(carried[~chosen] < np.finfo(np.float32).eps / 2 * (1 + 1e-4))
@@ -211,7 +210,10 @@ def test_pairs_to_refine_leave_only_pairs_whose_error_is_below_the_rounding():
     # Each row's own best pair is chosen where its component is refined.
     own = np.isin(weighted.argmax(axis=0), components)
     assert np.all(chosen[:, own].any(axis=0))
-    assert np.all(np.diff(chosen_components) >= 0)
+    # A row whose values are not finite (products beyond the range) is left to the caller.
+    weighted[:, 7] = np.nan
+    sq_norms[7] = np.inf
+    assert refinement_cut(weighted, bound_terms, sq_norms)[7] == np.inf
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

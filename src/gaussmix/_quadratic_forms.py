@@ -27,7 +27,7 @@ from ._covariance_numerics import far_threshold, packed_pairs, packed_products, 
 __all__ = [
     "expansion_coefficients",
     "expandable_components",
-    "pairs_to_refine",
+    "refinement_cut",
     "refine_pairs",
     "refinement_wins",
     "rounding_bound_terms",
@@ -117,7 +117,7 @@ def rounding_bound_terms(
     The sum is at most ``|c_k0| + ||P_k o_k|| ||y|| + rho_k ||y||^2 / 2``,
     with ``rho_k`` the largest absolute row sum of ``P_k`` (at least the
     norm of ``|P_k|``).  Their maxima over the components bound every
-    component's error on a row: :func:`pairs_to_refine`.
+    component's error on a row: :func:`refinement_cut`.
     """
     n_terms = coefficients.shape[1]
     gamma = (n_terms + 5) * np.finfo(dtype).eps / 2
@@ -128,57 +128,51 @@ def rounding_bound_terms(
     )
 
 
-def pairs_to_refine(
-    weighted: np.ndarray, components: np.ndarray, bound_terms: np.ndarray, sq_norms: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The (component, row) pairs whose expanded value could move the sums by a rounding.
+def refinement_cut(weighted: np.ndarray, bound_terms: np.ndarray, sq_norms: np.ndarray) -> np.ndarray:
+    """Per row, the value from which an expanded pair beyond the budget is computed again.
 
-    ``components`` are the rows of ``weighted`` computed by the expansion
-    beyond its precision budget, each within ``e_i`` (from ``bound_terms``
-    and the rows' squared norms around the centre) of its value.  A pair's
+    The rows of ``weighted`` computed by the expansion beyond its precision
+    budget are each within ``e_i`` (from ``bound_terms`` and the rows'
+    squared norms around the centre) of their values.  A pair's
     responsibility is at most ``exp(w + e_i - best_i + e_i)``, with
     ``best_i`` the row's largest value; where that times ``e_i`` stays
     below the unit roundoff ``u``, its error changes the row's
     responsibilities and log-density by less than their own rounding, and
-    it keeps its value.  So a pair is refined where
-    ``w >= best_i - 2 e_i - log(e_i) + log(u)``.
-
-    Returns the pairs' indices into ``components`` (sorted) and their rows.
+    it keeps its value.  So a pair is refined where ``w >= cut_i``,
+    ``cut_i = best_i - 2 e_i - log(e_i) + log(u)`` (float64, shape
+    (n_samples,)).  Rows whose products overflow (infinite norms, values
+    that are not finite) get a cut that nothing reaches: the caller
+    whitens them.
     """
-    n_samples = weighted.shape[1]
     unit = np.finfo(weighted.dtype).eps / 2
     sq_norms = sq_norms.astype(np.float64)
-    # Rows whose products overflow have infinite norms (0 * inf where a
-    # term is zero) and non-finite values: they compare false below.
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         bound = bound_terms[0] + bound_terms[1] * np.sqrt(sq_norms) + bound_terms[2] * sq_norms
         cut = weighted.max(axis=0) - 2.0 * bound - np.log(bound) + np.log(unit)
-    chosen = np.flatnonzero(weighted[components] >= cut.astype(weighted.dtype))
-    return chosen // n_samples, chosen % n_samples
+    cut[np.isnan(cut)] = np.inf
+    return cut
 
 
 def refine_pairs(X: np.ndarray, features: np.ndarray, weighted: np.ndarray, plan: dict) -> bool:
     """Exact values, in place, for the pairs of ``plan["components"]`` that need them.
 
     ``plan`` is :meth:`~gaussmix.sklearn_models.FullCovariance.prepare`'s
-    ``"refined"``.  Returns False, having changed nothing, where the
-    compiled kernel does not load (numba missing).
+    ``"refined"``; the pairs, those at or above :func:`refinement_cut`.
+    Returns False, having changed nothing, where the compiled kernel does
+    not load (numba missing).
     """
     if not _quadratic_kernels_load():
         return False
-    from ._quadratic_kernels import pair_log_prob
+    from ._quadratic_kernels import refine_log_prob
 
     n_features = X.shape[1]
     centred_t = features[1 : 1 + n_features]
     sq_norms = np.einsum("dn,dn->n", centred_t, centred_t)
-    pair_components, pair_rows = pairs_to_refine(
-        weighted, plan["components"], plan["bound_terms"], sq_norms
+    cut = refinement_cut(weighted, plan["bound_terms"], sq_norms)
+    refine_log_prob(
+        np.ascontiguousarray(X), plan["centre"], weighted, plan["components"], cut,
+        plan["upper"], plan["offsets"], plan["const"],
     )
-    if pair_rows.size:
-        pair_log_prob(
-            np.ascontiguousarray(X), plan["centre"], weighted, plan["components"],
-            pair_components, pair_rows, plan["upper"], plan["offsets"], plan["const"],
-        )
     return True
 
 

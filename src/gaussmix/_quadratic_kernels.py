@@ -3,7 +3,7 @@
 * :func:`packed_products_into`: the rows' products ``x_a x_b``, the bulk of
   :func:`gaussmix._quadratic_forms.row_features`, bit for bit as numpy
   forms them and 3-4x faster (D = 16, a chunk of either dtype).
-* :func:`pair_log_prob`: the expansion (:mod:`gaussmix._quadratic_forms`)
+* :func:`refine_log_prob`: the expansion (:mod:`gaussmix._quadratic_forms`)
   computes a component far from the chunk's centre with an absolute error
   that grows with its distance; only the pairs whose responsibility could
   carry that error into the sums need the exact value, and on separated
@@ -24,47 +24,55 @@ PAIR_BATCH = 128
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def pair_log_prob(X, centre, weighted, components, pair_components, pair_rows,
-                  upper, offsets, const):  # pragma: no cover
-    """Overwrite ``weighted[components[j], i]`` for every pair ``(j, i)``.
+def refine_log_prob(X, centre, weighted, components, cut, upper, offsets, const):  # pragma: no cover
+    """Overwrite ``weighted[components[j], i]`` wherever it is at least ``cut[i]``.
 
-    With ``j = pair_components[p]`` (sorted) and ``i = pair_rows[p]``, the
-    value is ``const[j] - ||U_j^T d||^2 / 2``, ``d = (x_i - centre) -
+    The value is ``const[j] - ||U_j^T d||^2 / 2``, ``d = (x_i - centre) -
     offsets[j]``, ``U_j = upper[j]`` (upper-triangular, precision
     ``U_j U_j^T``), all in float64 and rounded once to ``weighted``'s
-    dtype.  fastmath lets the sums vectorise; in float64 their order
-    changes nothing at the precision stored.
+    dtype.  Each component's row of ``weighted`` is scanned in order (NaN
+    compares false) and its pairs computed a batch at a time.
     """
-    n_pairs = pair_components.shape[0]
-    n_features = X.shape[1]
+    n_samples, n_features = X.shape
+    rows = np.empty(PAIR_BATCH, np.int64)
     deviation = np.empty((n_features, PAIR_BATCH))
-    whitened = np.empty((n_features, PAIR_BATCH))
-    sq_norms = np.empty(PAIR_BATCH)
-    start = 0
-    while start < n_pairs:
-        j = pair_components[start]
-        stop = start + 1
-        while stop < n_pairs and stop - start < PAIR_BATCH and pair_components[stop] == j:
-            stop += 1
-        count = stop - start
-        for p in range(count):
-            i = pair_rows[start + p]
-            for a in range(n_features):
-                deviation[a, p] = (np.float64(X[i, a]) - centre[a]) - offsets[j, a]
-        whitened[:, :count] = 0.0
-        for a in range(n_features):
-            for b in range(a, n_features):
-                factor = upper[j, a, b]
-                for p in range(count):
-                    whitened[b, p] += deviation[a, p] * factor
-        sq_norms[:count] = 0.0
-        for b in range(n_features):
-            for p in range(count):
-                sq_norms[p] += whitened[b, p] * whitened[b, p]
+    for j in range(components.shape[0]):
         component = components[j]
+        count = 0
+        for i in range(n_samples):
+            if weighted[component, i] >= cut[i]:
+                for a in range(n_features):
+                    deviation[a, count] = (np.float64(X[i, a]) - centre[a]) - offsets[j, a]
+                rows[count] = i
+                count += 1
+                if count == PAIR_BATCH:
+                    _store_log_prob(weighted[component], rows, deviation, count,
+                                    upper[j], const[j])
+                    count = 0
+        if count:
+            _store_log_prob(weighted[component], rows, deviation, count, upper[j], const[j])
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def _store_log_prob(weighted_row, rows, deviation, count, upper, const):  # pragma: no cover
+    """``weighted_row[rows[p]] = const - ||U^T deviation[:, p]||^2 / 2`` for the first ``count``.
+
+    fastmath lets the sums vectorise across the pairs; in float64 their
+    order changes nothing at the precision stored.
+    """
+    n_features = deviation.shape[0]
+    whitened = np.zeros((n_features, count))
+    for a in range(n_features):
+        for b in range(a, n_features):
+            factor = upper[a, b]
+            for p in range(count):
+                whitened[b, p] += deviation[a, p] * factor
+    sq_norms = np.zeros(count)
+    for b in range(n_features):
         for p in range(count):
-            weighted[component, pair_rows[start + p]] = const[j] - 0.5 * sq_norms[p]
-        start = stop
+            sq_norms[p] += whitened[b, p] * whitened[b, p]
+    for p in range(count):
+        weighted_row[rows[p]] = const - 0.5 * sq_norms[p]
 
 
 @njit(nogil=True, cache=True)
