@@ -12,10 +12,18 @@ medians of ``--repeats``; their ratio (whitening / as prepared, above 1: the
 expansion faster), how many components the preparation expands, and the
 largest relative differences of the chunk's log-likelihood and scatter.
 
+With ``--compiled``, the preparation of a pass of 2^24 rows x features x
+components and more (``em.COMPILED_KERNELS_WORK``, numba installed): the
+rows' products formed by the compiled kernel and, where K >= 2D, the
+components beyond the precision budget expanded too, with their pairs
+refined (``refined`` counts them).  The whitening side then forms no
+products at all, as before.
+
 Usage::
 
     python bench/bench_expansion.py                 # about 40 s
     python bench/bench_expansion.py --json bench/results/expansion.json
+    python bench/bench_expansion.py --compiled --json bench/results/expansion-compiled.json
 """
 
 from __future__ import annotations
@@ -52,17 +60,19 @@ def parameters(n_features: int, n_components: int, separation: str):
     return X, fitted._fitted_params()
 
 
-def measure(X, params, dtype, repeats: int) -> dict:
+def measure(X, params, dtype, repeats: int, compiled: bool) -> dict:
     model = get_covariance_model("full")
     n_components, n_features = params.means.shape
     rows = em.e_step_chunk_size(model, params, dtype, N_SAMPLES)
     chunk = np.ascontiguousarray(X[:rows], dtype=dtype)
     centre = _kernels.mixture_centre(params, dtype)
-    prepared = model.prepare(params, centre, dtype)
+    prepared = model.prepare(params, centre, dtype, compiled=compiled)
     whitened = {key: value for key, value in prepared.items() if key != "coefficients"}
-    expanded = 0
+    expanded = refined = 0
     if "coefficients" in prepared:
         expanded = n_components - prepared["whitened"].size
+    if "refined" in prepared:
+        refined = prepared["refined"]["components"].size
 
     def step(prep):
         return _kernels.e_step_chunk(model, chunk, None, params, centre, prep)
@@ -74,6 +84,7 @@ def measure(X, params, dtype, repeats: int) -> dict:
     return {
         "rows": rows,
         "expanded": expanded,
+        "refined": refined,
         "prepared_s_per_row": statistics.median(times["prepared"]) / rows,
         "whitened_s_per_row": statistics.median(times["whitened"]) / rows,
         "ll_rel_diff": abs(mine.log_likelihood - reference.log_likelihood)
@@ -87,23 +98,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--compiled", action="store_true",
+                        help="prepare as a pass large enough for the compiled kernels")
     args = parser.parse_args()
     results = []
     print(f"{'D':>3} {'K':>3} {'sep':>4} {'dtype':>8} {'rows':>6} {'expanded':>8} "
-          f"{'as prepared':>12} {'whitened':>9} {'ratio':>6} {'LL diff':>8} {'scatter':>8}")
-    print(f"{'':>36}{'ns/row':>12} {'ns/row':>9}")
+          f"{'refined':>4} {'as prepared':>12} {'whitened':>9} {'ratio':>6} {'LL diff':>8} "
+          f"{'scatter':>8}")
+    print(f"{'':>41}{'ns/row':>12} {'ns/row':>9}")
     with threadpool_limits(1, "blas"), ThreadPoolExecutor(1) as worker:
         for n_features, n_components in SHAPES:
             for separation in ("separated", "overlapping"):
                 X, params = parameters(n_features, n_components, separation)
                 for dtype in (np.float64, np.float32):
-                    row = worker.submit(measure, X, params, dtype, args.repeats).result()
+                    row = worker.submit(measure, X, params, dtype, args.repeats,
+                                        args.compiled).result()
                     row.update(d=n_features, k=n_components, sep=separation,
                                dtype=np.dtype(dtype).name)
                     row["ratio"] = row["whitened_s_per_row"] / row["prepared_s_per_row"]
                     results.append(row)
                     print(f"{n_features:>3} {n_components:>3} {bench_em.SEP_SHORT[separation]:>4} "
                           f"{row['dtype']:>8} {row['rows']:>6} {row['expanded']:>4}/{n_components:<3} "
+                          f"{row['refined']:>4} "
                           f"{row['prepared_s_per_row'] * 1e9:>12.0f} "
                           f"{row['whitened_s_per_row'] * 1e9:>9.0f} {row['ratio']:>6.2f} "
                           f"{row['ll_rel_diff']:>8.1e} {row['scatter_rel_diff']:>8.1e}", flush=True)

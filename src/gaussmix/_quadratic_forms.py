@@ -32,6 +32,8 @@ __all__ = [
     "refinement_wins",
     "rounding_bound_terms",
     "row_features",
+    "split_difference",
+    "compiled_kernels_load",
 ]
 
 
@@ -85,7 +87,7 @@ def row_features(X: np.ndarray, centre: np.ndarray, compiled: bool = False) -> n
     features[0] = 1.0
     centred_t = features[1 : 1 + n_features]
     np.subtract(X.T, centre[:, None], out=centred_t)
-    if compiled and _quadratic_kernels_load():
+    if compiled and compiled_kernels_load():
         from ._quadratic_kernels import packed_products_into
 
         packed_products_into(centred_t, features[1 + n_features :])
@@ -149,35 +151,54 @@ def refinement_cut(weighted: np.ndarray, bound_terms: np.ndarray, sq_norms: np.n
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         bound = bound_terms[0] + bound_terms[1] * np.sqrt(sq_norms) + bound_terms[2] * sq_norms
         cut = weighted.max(axis=0) - 2.0 * bound - np.log(bound) + np.log(unit)
-    cut[np.isnan(cut)] = np.inf
+    cut[~np.isfinite(bound) | np.isnan(cut)] = np.inf
     return cut
 
 
-def refine_pairs(X: np.ndarray, features: np.ndarray, weighted: np.ndarray, plan: dict) -> bool:
-    """Exact values, in place, for the pairs of ``plan["components"]`` that need them.
+def refine_pairs(
+    X: np.ndarray, centre: np.ndarray, features: np.ndarray, weighted: np.ndarray, plan: dict
+) -> None:
+    """Values in float64, in place, for the pairs of ``plan["components"]`` that need them.
 
     ``plan`` is :meth:`~gaussmix.sklearn_models.FullCovariance.prepare`'s
-    ``"refined"``; the pairs, those at or above :func:`refinement_cut`.
-    Returns False, having changed nothing, where the compiled kernel does
-    not load (numba missing).
+    ``"refined"``, made only where the compiled kernel loads (see
+    :func:`compiled_kernels_load`); the pairs, those at or above
+    :func:`refinement_cut`.  ``centre`` is the point ``X``'s features are
+    centred on (the pass's centre for raw rows, zero for rows centred
+    already), ``features`` its :func:`row_features`.
     """
-    if not _quadratic_kernels_load():
-        return False
     from ._quadratic_kernels import refine_log_prob
 
     n_features = X.shape[1]
     centred_t = features[1 : 1 + n_features]
     sq_norms = np.einsum("dn,dn->n", centred_t, centred_t)
     cut = refinement_cut(weighted, plan["bound_terms"], sq_norms)
+    # The means in the rows' own coordinates: themselves for raw rows.
+    means, means_low = split_difference(plan["means"], plan["centre"] - centre.astype(np.float64))
     refine_log_prob(
-        np.ascontiguousarray(X), plan["centre"], weighted, plan["components"], cut,
-        plan["upper"], plan["offsets"], plan["const"],
+        np.ascontiguousarray(X), weighted, plan["components"], cut,
+        plan["upper"], means, means_low, plan["const"],
     )
-    return True
+
+
+def split_difference(minuend: np.ndarray, subtrahend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``minuend - subtrahend`` as the float64 difference and its rounding error.
+
+    Knuth's two-sum: ``high + low`` equals the difference exactly, so that
+    ``(x - high) - low`` is ``x`` less the exact difference, rounded about
+    once.
+    """
+    minuend = np.asarray(minuend, dtype=np.float64)
+    negated = -np.asarray(subtrahend, dtype=np.float64)
+    high = minuend + negated
+    back = high - minuend
+    low = (minuend - (high - back)) + (negated - back)
+    return high, low
 
 
 @functools.lru_cache(maxsize=1)
-def _quadratic_kernels_load() -> bool:
+def compiled_kernels_load() -> bool:
+    """Whether the compiled kernels of :mod:`gaussmix._quadratic_kernels` load (numba)."""
     try:
         from . import _quadratic_kernels
     except (ImportError, RuntimeError, OSError):

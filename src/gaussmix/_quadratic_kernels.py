@@ -23,15 +23,19 @@ from numba import njit
 PAIR_BATCH = 128
 
 
-@njit(nogil=True, cache=True, fastmath=True)
-def refine_log_prob(X, centre, weighted, components, cut, upper, offsets, const):  # pragma: no cover
+@njit(nogil=True, cache=True)
+def refine_log_prob(X, weighted, components, cut, upper, means, means_low,
+                    const):  # pragma: no cover
     """Overwrite ``weighted[components[j], i]`` wherever it is at least ``cut[i]``.
 
-    The value is ``const[j] - ||U_j^T d||^2 / 2``, ``d = (x_i - centre) -
-    offsets[j]``, ``U_j = upper[j]`` (upper-triangular, precision
-    ``U_j U_j^T``), all in float64 and rounded once to ``weighted``'s
-    dtype.  Each component's row of ``weighted`` is scanned in order (NaN
-    compares false) and its pairs computed a batch at a time.
+    The value is ``const[j] - ||U_j^T d||^2 / 2``, ``d = x_i - m_j``,
+    ``U_j = upper[j]`` (upper-triangular, precision ``U_j U_j^T``), in
+    float64, rounded once to ``weighted``'s dtype.  The mean ``m_j`` in the
+    rows' coordinates comes in two parts, ``means[j] + means_low[j]`` (the
+    second the rounding of the first, zero for raw rows), so that ``d``
+    is rounded once however far the mean lies from the origin.  Each
+    component's row of ``weighted`` is scanned in order (NaN compares
+    false) and its pairs computed a batch at a time.
     """
     n_samples, n_features = X.shape
     rows = np.empty(PAIR_BATCH, np.int64)
@@ -42,7 +46,7 @@ def refine_log_prob(X, centre, weighted, components, cut, upper, offsets, const)
         for i in range(n_samples):
             if weighted[component, i] >= cut[i]:
                 for a in range(n_features):
-                    deviation[a, count] = (np.float64(X[i, a]) - centre[a]) - offsets[j, a]
+                    deviation[a, count] = (np.float64(X[i, a]) - means[j, a]) - means_low[j, a]
                 rows[count] = i
                 count += 1
                 if count == PAIR_BATCH:
@@ -53,12 +57,13 @@ def refine_log_prob(X, centre, weighted, components, cut, upper, offsets, const)
             _store_log_prob(weighted[component], rows, deviation, count, upper[j], const[j])
 
 
-@njit(nogil=True, cache=True, fastmath=True)
+@njit(nogil=True, cache=True)
 def _store_log_prob(weighted_row, rows, deviation, count, upper, const):  # pragma: no cover
     """``weighted_row[rows[p]] = const - ||U^T deviation[:, p]||^2 / 2`` for the first ``count``.
 
-    fastmath lets the sums vectorise across the pairs; in float64 their
-    order changes nothing at the precision stored.
+    The loops run across the pairs, one independent sum per pair, so they
+    vectorise as they are, with IEEE arithmetic (no fastmath): the same
+    bits on every machine.
     """
     n_features = deviation.shape[0]
     whitened = np.zeros((n_features, count))

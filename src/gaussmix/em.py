@@ -250,7 +250,10 @@ def log_prob_norm_and_labels(
     X = X.astype(np.result_type(X.dtype, params.means.dtype), copy=False)
     chunk_size = _kernels.model_chunk_size(model, params.n_components, params.n_features, X.dtype)
     centre = _kernels.mixture_centre(params, X.dtype)
-    prep = model.prepare(params, centre, X.dtype)
+    # The rule of the fit's passes (expectation), so that the same rows
+    # score as the fit's lower bound measured them.
+    work = X.shape[0] * X.shape[1] * params.n_components
+    prep = model.prepare(params, centre, X.dtype, compiled=work >= COMPILED_KERNELS_WORK)
 
     def infer(rows: slice) -> np.ndarray:
         weighted = _kernels.weighted_log_prob(model, X[rows], params, centre, prep)

@@ -56,6 +56,7 @@ from ._covariance_numerics import (
 from ._quadratic_forms import (
     expandable_components,
     expansion_coefficients,
+    compiled_kernels_load,
     refine_pairs,
     refinement_wins,
     rounding_bound_terms,
@@ -145,7 +146,9 @@ class FullCovariance(RowKernels, CovarianceModel):
             )
         return prep
 
-    def _expansion(self, params, centre, offsets, sq_offsets, const, prep, dtype, compiled) -> dict:
+    def _expansion(
+        self, params, centre, offsets, sq_offsets, const, prep, dtype, compiled
+    ) -> dict:
         """The coefficients of the expanded squares, where the statistics form the products anyway.
 
         Components that the expansion would compute less precisely than the
@@ -176,6 +179,12 @@ class FullCovariance(RowKernels, CovarianceModel):
         # M-step; here they keep the whitening, whose factors are their roots.
         representable = np.all(np.abs(coefficients) <= np.finfo(dtype).max, axis=1)
         refined = np.flatnonzero(~within_budget & representable) if refine else np.empty(0, int)
+        if refined.size and not compiled_kernels_load():
+            # Without numba they are whitened: the whitening serves all
+            # where they are most.
+            refined = refined[:0]
+            if mostly_whitened(~within_budget):
+                return {}
         whitened = ~within_budget | ~representable
         whitened[refined] = False
         if mostly_whitened(whitened):
@@ -194,11 +203,10 @@ class FullCovariance(RowKernels, CovarianceModel):
                 "bound_terms": rounding_bound_terms(
                     precisions[refined], offsets[refined], coefficients[refined], dtype
                 ),
-                "centre": np.asarray(centre, dtype=np.float64),
                 "upper": np.ascontiguousarray(params.precisions_cholesky[refined]),
-                "offsets": np.ascontiguousarray(offsets[refined]),
+                "means": np.ascontiguousarray(params.means[refined], dtype=np.float64),
+                "centre": np.asarray(centre, dtype=np.float64),
                 "const": const[refined],
-                "blocks": self._blocks_of(prep["whiteners"], refined, n_components),
             }
         return expansion
 
@@ -231,11 +239,8 @@ class FullCovariance(RowKernels, CovarianceModel):
         # After the whitened components: each row's largest value says which
         # pairs need refining.
         refined = prep.get("refined")
-        if refined is not None and not refine_pairs(X, features, weighted, refined):
-            components = refined["components"]
-            weighted[components] = _whitened_log_prob(
-                features, refined["blocks"], prep["const"][components]
-            )
+        if refined is not None:
+            refine_pairs(X, centre, features, weighted, refined)
         # Rows beyond the square root of the dtype's range (fits refuse them,
         # scoring does not) overflow their products: inf - inf, NaN, where the
         # whitening gives -inf.  One reduction finds them; they are whitened.
