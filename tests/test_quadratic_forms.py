@@ -31,6 +31,19 @@ def scipy_log_prob(params, X):
         ])
 
 
+def count_calls(monkeypatch, owner, name):
+    """Replace ``owner.name`` by a wrapper that records its calls; the record."""
+    calls = []
+    original = getattr(owner, name)
+
+    def spy(*args):
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(owner, name, spy)
+    return calls
+
+
 def prepared(params, dtype):
     centre = _kernels.mixture_centre(params, dtype)
     return centre.astype(dtype), MODEL.prepare(params, centre, dtype)
@@ -338,14 +351,7 @@ def test_compiled_products_are_numpys_bit_for_bit(dtype, monkeypatch):
     rng = np.random.default_rng(14)
     X = (rng.standard_normal((333, 7)) * np.logspace(-3, 3, 7) + 1e3).astype(dtype)
     centre = np.median(X, axis=0).astype(dtype)
-    calls = []
-    kernel = _quadratic_kernels.packed_products_into
-
-    def spy(*args):
-        calls.append(1)
-        return kernel(*args)
-
-    monkeypatch.setattr(_quadratic_kernels, "packed_products_into", spy)
+    calls = count_calls(monkeypatch, _quadratic_kernels, "packed_products_into")
     compiled = row_features(X, centre, compiled=True)
     assert calls
     np.testing.assert_array_equal(compiled, row_features(X, centre))
@@ -371,14 +377,7 @@ def test_scoring_takes_the_kernels_of_a_fit_of_its_size(monkeypatch):
 
     rng = np.random.default_rng(17)
     params, X = separated(rng, 12, 4, 2000, np.float32)
-    calls = []
-    refine = sklearn_models.refine_pairs
-
-    def spy(*args):
-        calls.append(1)
-        return refine(*args)
-
-    monkeypatch.setattr(sklearn_models, "refine_pairs", spy)
+    calls = count_calls(monkeypatch, sklearn_models, "refine_pairs")
     monkeypatch.setattr(em, "COMPILED_KERNELS_WORK", X.size * 12)
     scores = em.log_prob_norm_and_labels(MODEL, X, params, want="score")
     assert calls
