@@ -13,7 +13,11 @@ Expanding the square trades the whitening's rounding, about
 ``eps * sqrt(cond) * (|o_k|^2 + D)`` in ``P_k``'s units, for
 ``eps * cond * (|o_k|^2 + D)``.  Components for which that bound exceeds
 the precision budget of the near/far split (relative to ``D``, the typical
-distance of a component's own rows) keep the whitening.
+distance of a component's own rows) keep the whitening; or, in passes
+large enough for the compiled kernels and with many components for few
+features, they are expanded too, and the few (component, row) pairs whose
+responsibility could carry the expansion's rounding into the sums are
+computed again in float64 (:func:`refinement_cut`, :func:`refine_pairs`).
 """
 
 from __future__ import annotations

@@ -156,8 +156,8 @@ class FullCovariance(RowKernels, CovarianceModel):
         around their own means, keep the whitening: their blocks of
         ``whiteners`` are kept apart.  With ``compiled`` and many components
         for few features (:func:`refinement_wins`), they are expanded too,
-        and the pairs of them and rows that need it are computed again
-        exactly (``"refined"``, :func:`~gaussmix._quadratic_forms.refine_pairs`).
+        and the pairs of them and rows that need it are computed again in
+        float64 (``"refined"``, :func:`~gaussmix._quadratic_forms.refine_pairs`).
         """
         precisions = self.precisions_from_cholesky(params.precisions_cholesky)
         within_budget = expandable_components(precisions, params.covariances, sq_offsets, dtype)
