@@ -90,6 +90,11 @@ def _tasks(n_samples: int, chunk_size: int) -> list[slice]:
 COMPILED_KERNELS_WORK = 1 << 24
 
 
+def compiled_pass(work: int) -> bool:
+    """Whether a pass of ``work`` rows x features x components may take the compiled kernels."""
+    return work >= COMPILED_KERNELS_WORK
+
+
 def sparse_statistics_for(model: CovarianceModel, work: int):
     """The compiled sparse statistics of ``model`` for a pass of ``work`` rows x features x components.
 
@@ -103,7 +108,7 @@ def sparse_statistics_for(model: CovarianceModel, work: int):
     gives the same bits, in every process where numba is installed.
     """
     method = getattr(model, "sparse_stats_rows", None)
-    if method is None or work < COMPILED_KERNELS_WORK:
+    if method is None or not compiled_pass(work):
         return None
     return functools.partial(_compiled_or_none, method)
 
@@ -147,7 +152,7 @@ def expectation(
         chunk_size = e_step_chunk_size(model, params, X.dtype, n_samples)
     centre = _kernels.mixture_centre(params, X.dtype)
     work = n_samples * X.shape[1] * params.n_components
-    prep = model.prepare(params, centre, X.dtype, compiled=work >= COMPILED_KERNELS_WORK)
+    prep = model.prepare(params, centre, X.dtype, compiled=compiled_pass(work))
     sparse = sparse_statistics_for(model, work)
     if sparse is not None:
         prep = {**prep, "sparse_statistics": sparse}
@@ -253,7 +258,7 @@ def log_prob_norm_and_labels(
     # The rule of the fit's passes (expectation), so that the same rows
     # score as the fit's lower bound measured them.
     work = X.shape[0] * X.shape[1] * params.n_components
-    prep = model.prepare(params, centre, X.dtype, compiled=work >= COMPILED_KERNELS_WORK)
+    prep = model.prepare(params, centre, X.dtype, compiled=compiled_pass(work))
 
     def infer(rows: slice) -> np.ndarray:
         weighted = _kernels.weighted_log_prob(model, X[rows], params, centre, prep)

@@ -180,11 +180,7 @@ class FullCovariance(RowKernels, CovarianceModel):
         representable = np.all(np.abs(coefficients) <= np.finfo(dtype).max, axis=1)
         refined = np.flatnonzero(~within_budget & representable) if refine else np.empty(0, int)
         if refined.size and not compiled_kernels_load():
-            # Without numba they are whitened: the whitening serves all
-            # where they are most.
-            refined = refined[:0]
-            if mostly_whitened(~within_budget):
-                return {}
+            refined = refined[:0]  # without numba they are whitened
         whitened = ~within_budget | ~representable
         whitened[refined] = False
         if mostly_whitened(whitened):
