@@ -8,6 +8,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from gaussmix import covariance
+from gaussmix._covariance_numerics import triangular_inverse
 from gaussmix.covariance import (
     CovarianceModel,
     DiagCovariance,
@@ -162,6 +163,39 @@ def test_precision_cholesky_factors_the_inverse_covariance(covariance_type):
         assert np.all(chol > 0)
     back = model.covariances_from_precisions_cholesky(chol)
     np.testing.assert_allclose(back, covs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("shape", [(5, 5), (4, 5, 5), (2, 3, 6, 6)])
+def test_triangular_inverse_inverts_each_factor_and_keeps_its_triangle(dtype, lower, shape):
+    rng = np.random.RandomState(11)
+    matrices = rng.normal(size=shape)
+    # A dominant positive diagonal keeps every factor well conditioned.
+    matrices += 4 * np.eye(shape[-1])
+    factors = (np.tril(matrices) if lower else np.triu(matrices)).astype(dtype)
+    inverses = triangular_inverse(factors, lower=lower)
+    assert inverses.shape == factors.shape and inverses.dtype == dtype
+    triangle = np.tril if lower else np.triu
+    assert np.array_equal(inverses, triangle(inverses))
+    identity = np.broadcast_to(np.eye(shape[-1]), shape)
+    # Condition numbers below 10: the products are the identity to a few
+    # roundings of the dtype.
+    np.testing.assert_allclose(
+        np.matmul(inverses.astype(np.float64), factors.astype(np.float64)), identity,
+        atol=50 * np.finfo(dtype).eps,
+    )
+
+
+def test_triangular_inverse_is_none_for_a_zero_on_the_diagonal():
+    factors = np.stack([np.eye(3), np.diag([1.0, 0.0, 2.0])])
+    assert triangular_inverse(factors, lower=True) is None
+
+
+def test_covariances_from_a_singular_precision_factor_name_the_problem():
+    chol = np.stack([np.eye(3), np.triu(np.ones((3, 3))) - np.diag([0.0, 1.0, 0.0])])
+    with pytest.raises(ValueError, match="zero on its diagonal"):
+        get_covariance_model("full").covariances_from_precisions_cholesky(chol)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

@@ -50,6 +50,7 @@ from ._covariance_numerics import (
     matmul_t,
     packed_pairs,
     packed_scatter_wins,
+    triangular_inverse,
     RowKernels,
     unpack_scatter,
 )
@@ -328,7 +329,12 @@ class FullCovariance(RowKernels, CovarianceModel):
         return np.matmul(precisions_chol, np.swapaxes(precisions_chol, 1, 2))
 
     def covariances_from_precisions_cholesky(self, precisions_chol):
-        inv = np.triu(np.linalg.inv(precisions_chol))
+        inv = triangular_inverse(precisions_chol, lower=False)
+        if inv is None:
+            raise ValueError(
+                "A precision Cholesky factor has a zero on its diagonal, so its precision "
+                "matrix is singular and has no covariance. Give positive-definite precisions."
+            )
         # inv(U U^T) = U^-T U^-1
         return np.matmul(np.swapaxes(inv, 1, 2), inv)
 
