@@ -42,6 +42,7 @@ STAGES = (
     (sklearn_models, "_whitened_log_prob", "  whitening"),
     (sklearn_models, "refine_pairs", "  refined pairs"),
     (_kernels, "normalise_log_prob", "normalisation"),
+    (_kernels, "normalise_compiled", "normalisation, compiled"),
     (_kernels, "_drop_negligible", "negligible responsibilities"),
     (_kernels, "_sparse_enough", "density test"),
     (sklearn_models.FullCovariance, "stats_rows", "statistics, dense"),

@@ -10,6 +10,7 @@ import functools
 
 import numpy as np
 
+from ._compiled import compiled_module
 from .covariance import CovarianceModel
 from .params import MixtureParams
 from .suffstats import SuffStats
@@ -355,12 +356,38 @@ SPARSE_DENSITY_FEW = 0.05
 SPARSE_FEW_FEATURES = 16
 
 
-def _sparse_enough(resp: np.ndarray, n_features: int) -> bool:
-    """Whether the nonzero responsibilities are few enough for the sparse statistics."""
+def _sparse_enough(resp: np.ndarray, n_features: int, nonzero: int | None = None) -> bool:
+    """Whether the nonzero responsibilities (``nonzero``, counted here if None) are few enough."""
     limit = SPARSE_DENSITY if n_features >= SPARSE_FEW_FEATURES else SPARSE_DENSITY_FEW
-    # Counted on a boolean mask: numpy counts the nonzeros of a float array
-    # one element at a time (K = 64, 1351 rows: 65 against 11 us, both dtypes).
-    return np.count_nonzero(resp != 0) <= limit * resp.size
+    if nonzero is None:
+        # Counted on a boolean mask: numpy counts the nonzeros of a float array
+        # one element at a time (K = 64, 1351 rows: 65 against 11 us, both dtypes).
+        nonzero = np.count_nonzero(resp != 0)
+    return nonzero <= limit * resp.size
+
+
+def normalise_compiled(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """:func:`normalise_log_prob` and :func:`_drop_negligible` in one compiled call.
+
+    Responsibilities below ``eps**2`` are zero on every chunk, where
+    ``_drop_negligible`` zeroes them only on chunks that reach the
+    underflow floor; either way they are below the sums' rounding.
+    Returns ``(log_density, resp, nonzero)``, ``resp`` overwriting
+    ``weighted`` and ``nonzero`` its count of nonzero terms; or None where
+    numba does not load, the dtype is neither float32 nor float64, or the
+    chunk has values the kernel leaves to numpy (NaN, rows with no finite
+    maximum), with ``weighted`` unchanged.
+    """
+    kernels = compiled_module("_softmax_kernels")
+    if kernels is None or weighted.dtype not in _DIRECT_LOG_RANGE:
+        return None
+    weighted = np.ascontiguousarray(weighted)
+    log_density = np.empty(weighted.shape[1], dtype=weighted.dtype)
+    smallest = weighted.dtype.type(np.finfo(weighted.dtype).eps ** 2)
+    nonzero = kernels.normalise_rows(weighted, log_density, smallest)
+    if nonzero < 0:
+        return None
+    return log_density, weighted, int(nonzero)
 
 
 def _empty_stats(model: CovarianceModel, params: MixtureParams, shift) -> SuffStats:
@@ -399,8 +426,13 @@ def e_step_chunk(
         return _empty_stats(model, params, prep["shift"])
     centre = centre.astype(X.dtype)
     weighted, aux = _log_prob(model, X, centre, prep)
-    log_density, resp = normalise_log_prob(weighted)
-    _drop_negligible(resp)
+    normalised = normalise_compiled(weighted) if prep.get("compiled_normalisation") else None
+    if normalised is None:
+        log_density, resp = normalise_log_prob(weighted)
+        _drop_negligible(resp)
+        nonzero = None
+    else:
+        log_density, resp, nonzero = normalised
     if sample_weight is None:
         log_likelihood = float(log_density.sum(dtype=np.float64))
         weight_sum = float(X.shape[0])
@@ -410,7 +442,7 @@ def e_step_chunk(
         weight_sum = float(np.sum(sample_weight, dtype=np.float64))
     sparse = prep.get("sparse_statistics")
     statistics = None
-    if sparse is not None and _sparse_enough(resp, X.shape[1]):
+    if sparse is not None and _sparse_enough(resp, X.shape[1], nonzero):
         # None where its compiled kernel does not load.
         statistics = sparse(X, centre, resp, prep["offsets"])
     if statistics is None:

@@ -28,6 +28,7 @@ __all__ = [
     "expectation",
     "sparse_statistics_for",
     "COMPILED_KERNELS_WORK",
+    "COMPILED_NORMALISATION_TERMS",
     "statistics_from_resp",
     "statistics_from_labels",
     "maximization",
@@ -95,6 +96,27 @@ def compiled_pass(work: int) -> bool:
     return work >= COMPILED_KERNELS_WORK
 
 
+# Rows x components of a compiled pass from which the compiled normalisation
+# (gaussmix._softmax_kernels) serves it too, where no other kernel of the
+# pass loads numba anyway.  It saves about 1.2 ns per row x component of
+# each iteration in float64 and 0.9 in float32 (numpy's passes against the
+# kernel's, full covariance, N = 1e5, D = 16, K = 64, overlapping, one
+# thread: 16.0 against 11.1 ms per iteration in float64, 12.0 against 4.5
+# in float32), so from 2^22 the load repays itself within about 80
+# iterations, scikit-learn's default max_iter being 100.
+COMPILED_NORMALISATION_TERMS = 1 << 22
+
+
+def compiled_normalisation(work: int, terms: int, loads_numba: bool) -> bool:
+    """Whether a pass takes the compiled normalisation.
+
+    ``work`` is its rows x features x components, ``terms`` its rows x
+    components, ``loads_numba`` whether the pass's model has other compiled
+    kernels, so that numba's load is (mostly) paid anyway.
+    """
+    return compiled_pass(work) and (loads_numba or terms >= COMPILED_NORMALISATION_TERMS)
+
+
 def sparse_statistics_for(model: CovarianceModel, work: int):
     """The compiled sparse statistics of ``model`` for a pass of ``work`` rows x features x components.
 
@@ -156,6 +178,13 @@ def expectation(
     sparse = sparse_statistics_for(model, work)
     if sparse is not None:
         prep = {**prep, "sparse_statistics": sparse}
+    # Full covariance (the model with sparse statistics) has compiled
+    # kernels in every compiled pass: its products, refined pairs or sparse
+    # statistics load numba in any case but on overlapping clusters with
+    # few components per feature, where an iteration costs far more.
+    terms = n_samples * params.n_components
+    if compiled_normalisation(work, terms, sparse is not None):
+        prep = {**prep, "compiled_normalisation": True}
 
     def e_step(task: slice) -> SuffStats:
         return sum_stats(
