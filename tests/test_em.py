@@ -217,13 +217,19 @@ def test_statistics_from_resp_do_not_depend_on_chunk_size(n_samples, covariance_
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("n_chunks", [5, 2 * em._MIN_TASKS + 3])
-def test_expectation_does_not_depend_on_the_number_of_threads(covariance_type, n_chunks):
+@pytest.mark.parametrize("task_chunk_work", [em._TASK_CHUNK_WORK, 1])
+def test_expectation_does_not_depend_on_the_number_of_threads(
+    covariance_type, n_chunks, task_chunk_work, monkeypatch
+):
     """Chunks may run on several threads but are summed in order: bitwise equal.
 
-    With many chunks a thread takes runs of them and sums each run itself.
+    With many small chunks a thread takes runs of them and sums each run
+    itself; larger chunks (all of them, with ``task_chunk_work`` 1) are
+    tasks of their own.
     """
     from gaussmix import _parallel
 
+    monkeypatch.setattr(em, "_TASK_CHUNK_WORK", task_chunk_work)
     rng = np.random.RandomState(8)
     model = get_covariance_model(covariance_type)
     chunk_size = _kernels.model_chunk_size(model, 3, 3, np.float64)
@@ -265,6 +271,16 @@ def test_tasks_are_runs_of_whole_chunks_independent_of_threads():
         assert all(size % chunk_size == 0 for size in sizes[:-1])
         assert max(sizes) <= em._CHUNKS_PER_TASK * chunk_size
         assert len(tasks) >= min(n_chunks, em._MIN_TASKS)
+
+
+def test_chunks_of_much_work_are_tasks_of_their_own():
+    chunk_size = 100
+    for n_samples in (1, 1000, 17 * 100 + 5, 10**5):
+        small = em._tasks(n_samples, chunk_size, em._TASK_CHUNK_WORK - 1)
+        large = em._tasks(n_samples, chunk_size, em._TASK_CHUNK_WORK)
+        assert large == _kernels.iter_chunks(n_samples, chunk_size)
+        assert small == em._tasks(n_samples, chunk_size)
+    assert len(small) < len(large)
 
 
 def test_chunks_within_a_task_start_at_its_offset():
