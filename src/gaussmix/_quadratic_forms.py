@@ -22,10 +22,9 @@ computed again in float64 (:func:`refinement_cut`, :func:`refine_pairs`).
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
+from ._compiled import compiled_module
 from ._covariance_numerics import far_threshold, packed_pairs, packed_products, upper_indices
 
 __all__ = [
@@ -200,11 +199,6 @@ def split_difference(minuend: np.ndarray, subtrahend: np.ndarray) -> tuple[np.nd
     return high, low
 
 
-@functools.lru_cache(maxsize=1)
 def compiled_kernels_load() -> bool:
     """Whether the compiled kernels of :mod:`gaussmix._quadratic_kernels` load (numba)."""
-    try:
-        from . import _quadratic_kernels
-    except (ImportError, RuntimeError, OSError):
-        return False
-    return _quadratic_kernels is not None
+    return compiled_module("_quadratic_kernels") is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels, _label_sums
+from ._compiled import compiled_module
 from ._maximization import _shared_scatter
 from ._parallel import imap_chunks
 from .covariance import CovarianceModel, kernel_family
@@ -166,11 +167,7 @@ def _label_kernels_for(X: np.ndarray, n_components: int):
 
 def _compiled_label_kernels():
     """The compiled label statistics where numba is installed, else None."""
-    try:
-        from . import _label_kernels
-    except (ImportError, RuntimeError, OSError):
-        return None
-    return _label_kernels
+    return compiled_module("_label_kernels")
 
 
 def _diagonal_statistics_from_labels(

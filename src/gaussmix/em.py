@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels
+from ._compiled import compiled_module
 from ._maximization import maximization, maximization_with_refinement
 from ._parallel import available_cores, imap_chunks, map_chunks, single_threaded_blas
 from ._start_statistics import statistics_from_labels, statistics_from_resp
@@ -158,13 +159,8 @@ def _compiled_or_none(method, *args):
     return method(*args)
 
 
-@functools.lru_cache(maxsize=1)
 def _scatter_kernels_load() -> bool:
-    try:
-        from . import _scatter_kernels
-    except (ImportError, RuntimeError, OSError):
-        return False
-    return _scatter_kernels is not None
+    return compiled_module("_scatter_kernels") is not None
 
 
 def expectation(
