@@ -236,3 +236,33 @@ def test_fit_with_the_compiled_normalisation_matches_the_numpy_fit(monkeypatch, 
     np.testing.assert_allclose(fused.lower_bound_, plain.lower_bound_, rtol=lower_bound_rtol)
     np.testing.assert_allclose(fused.means_, plain.means_, rtol=0, atol=atol)
     np.testing.assert_allclose(fused.covariances_, plain.covariances_, rtol=0, atol=atol)
+
+
+def test_scores_of_a_compiled_pass_take_it_too(monkeypatch):
+    """score_samples follows the fit's rule, so that rows score as the fit's passes measure them."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((3000, 6)) + rng.integers(3, size=(3000, 1)) * 3.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = GaussianMixture(3, random_state=0).fit(X)
+    numpy_scores = gm.score_samples(X)
+    calls = []
+    original = _kernels.normalise_compiled
+
+    def counted(weighted):
+        calls.append(weighted.shape)
+        return original(weighted)
+
+    monkeypatch.setattr(_kernels, "normalise_compiled", counted)
+    assert not calls and gm.score_samples(X[:10]).shape == (10,) and not calls
+    monkeypatch.setattr(em, "COMPILED_KERNELS_WORK", 1)
+    compiled_scores = gm.score_samples(X)
+    assert calls
+    # log(s) + m: each within a few ulps of its magnitude in either path.
+    eps = np.finfo(np.float64).eps
+    assert np.all(np.abs(compiled_scores - numpy_scores) <= 8 * eps * (np.abs(numpy_scores) + 1))
+    # Labels and responsibilities keep scikit-learn's forms.
+    calls.clear()
+    gm.predict_proba(X)
+    gm.predict(X)
+    assert not calls

@@ -134,6 +134,17 @@ def compiled_normalisation(work: int, terms: int, loads_numba: bool) -> bool:
     return compiled_pass(work) and (loads_numba or terms >= COMPILED_NORMALISATION_TERMS)
 
 
+def _takes_compiled_normalisation(model: CovarianceModel, work: int, terms: int) -> bool:
+    """:func:`compiled_normalisation` for a pass of ``model``.
+
+    Full covariance (the model with sparse statistics) has compiled kernels
+    in every compiled pass: its products, refined pairs or sparse
+    statistics load numba in any case but on overlapping clusters with few
+    components per feature, where an iteration costs far more.
+    """
+    return compiled_normalisation(work, terms, sparse_statistics_for(model, work) is not None)
+
+
 def sparse_statistics_for(model: CovarianceModel, work: int):
     """The compiled sparse statistics of ``model`` for a pass of ``work`` rows x features x components.
 
@@ -190,12 +201,7 @@ def expectation(
     sparse = sparse_statistics_for(model, work)
     if sparse is not None:
         prep = {**prep, "sparse_statistics": sparse}
-    # Full covariance (the model with sparse statistics) has compiled
-    # kernels in every compiled pass: its products, refined pairs or sparse
-    # statistics load numba in any case but on overlapping clusters with
-    # few components per feature, where an iteration costs far more.
-    terms = n_samples * params.n_components
-    if compiled_normalisation(work, terms, sparse is not None):
+    if _takes_compiled_normalisation(model, work, n_samples * params.n_components):
         prep = {**prep, "compiled_normalisation": True}
 
     def e_step(task: slice) -> SuffStats:
@@ -301,6 +307,7 @@ def log_prob_norm_and_labels(
     # score as the fit's lower bound measured them.
     work = X.shape[0] * X.shape[1] * params.n_components
     prep = model.prepare(params, centre, X.dtype, compiled=compiled_pass(work))
+    compiled = _takes_compiled_normalisation(model, work, X.shape[0] * params.n_components)
 
     def infer(rows: slice) -> np.ndarray:
         weighted = _kernels.weighted_log_prob(model, X[rows], params, centre, prep)
@@ -310,7 +317,10 @@ def log_prob_norm_and_labels(
             # Rows first and C-ordered, as scikit-learn's: code handing the
             # array to C expects that layout, not the transpose's.
             return np.ascontiguousarray(_kernels.responsibilities(weighted).T)
-        return _kernels.normalise_log_prob(weighted)[0]
+        normalised = _kernels.normalise_compiled(weighted) if compiled else None
+        if normalised is None:
+            return _kernels.normalise_log_prob(weighted)[0]
+        return normalised[0]
 
     chunks = _kernels.iter_chunks(X.shape[0], chunk_size)
     with single_threaded_blas():
