@@ -115,12 +115,12 @@ def compiled_pass(work: int) -> bool:
 
 # Rows x components of a compiled pass from which the compiled normalisation
 # (gaussmix._softmax_kernels) serves it too, where no other kernel of the
-# pass loads numba anyway.  It saves about 1.2 ns per row x component of
-# each iteration in float64 and 0.9 in float32 (numpy's passes against the
+# pass loads numba anyway.  It saves about 0.8 ns per row x component of
+# each iteration in float64 and 1.2 in float32 (numpy's passes against the
 # kernel's, full covariance, N = 1e5, D = 16, K = 64, overlapping, one
 # thread: 16.0 against 11.1 ms per iteration in float64, 12.0 against 4.5
-# in float32), so from 2^22 the load repays itself within about 80
-# iterations, scikit-learn's default max_iter being 100.
+# in float32), so from 2^22 the load (0.4 s) repays itself within about
+# 80 iterations in float32 and 125 in float64.
 COMPILED_NORMALISATION_TERMS = 1 << 22
 
 
@@ -137,10 +137,11 @@ def compiled_normalisation(work: int, terms: int, loads_numba: bool) -> bool:
 def _takes_compiled_normalisation(model: CovarianceModel, work: int, terms: int) -> bool:
     """:func:`compiled_normalisation` for a pass of ``model``.
 
-    Full covariance (the model with sparse statistics) has compiled kernels
-    in every compiled pass: its products, refined pairs or sparse
-    statistics load numba in any case but on overlapping clusters with few
-    components per feature, where an iteration costs far more.
+    Full covariance (the model with sparse statistics) takes it in every
+    compiled pass: its products, refined pairs or sparse statistics load
+    numba anyway, except on overlapping clusters with few components per
+    feature, whose iterations cost so much more that the load weighs
+    little.
     """
     return compiled_normalisation(work, terms, sparse_statistics_for(model, work) is not None)
 
