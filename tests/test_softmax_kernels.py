@@ -266,3 +266,38 @@ def test_scores_of_a_compiled_pass_take_it_too(monkeypatch):
     gm.predict_proba(X)
     gm.predict(X)
     assert not calls
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_expectation_with_it_does_not_depend_on_the_number_of_threads(monkeypatch, dtype):
+    """The kernel works on one chunk at a time: chunks summed in order stay bitwise equal."""
+    from gaussmix import _parallel
+
+    rng = np.random.default_rng(9)
+    X = (rng.standard_normal((20_000, 6)) + rng.integers(5, size=(20_000, 1)) * 2.5).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = GaussianMixture(5, max_iter=2, tol=0, random_state=0).fit(X)
+    params = fitted_params(gm)
+    model = get_covariance_model("full")
+    monkeypatch.setattr(em, "compiled_normalisation", lambda *args: True)
+    calls = []
+    original = _kernels.normalise_compiled
+
+    def counted(weighted):
+        calls.append(weighted.shape)
+        return original(weighted)
+
+    monkeypatch.setattr(_kernels, "normalise_compiled", counted)
+    results = []
+    try:
+        for n_threads in (1, 2, 3):
+            _parallel.set_num_threads(n_threads)
+            results.append(em.expectation(model, X, None, params, chunk_size=1500))
+    finally:
+        _parallel.set_num_threads(None)
+    assert len(calls) == 3 * 14
+    for other in results[1:]:
+        for name in ("sum_resp", "shift_sum", "scatter"):
+            np.testing.assert_array_equal(getattr(other, name), getattr(results[0], name))
+        assert other.log_likelihood == results[0].log_likelihood
