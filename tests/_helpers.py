@@ -154,3 +154,16 @@ def assert_same_mixture(a, b, rtol: float) -> None:
     for name in FITTED_ATTRIBUTES:
         err = relative_error(per_component(a, name)[order_a], per_component(b, name)[order_b])
         assert err <= rtol, f"{name}: relative error {err:.3g} > {rtol:.1g}"
+
+
+def count_calls(monkeypatch, owner, name):
+    """Replace ``owner.name`` by a wrapper that records its calls; the record."""
+    calls = []
+    original = getattr(owner, name)
+
+    def spy(*args):
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(owner, name, spy)
+    return calls

@@ -10,7 +10,7 @@ from gaussmix._quadratic_forms import expandable_components, expansion_coefficie
 from gaussmix.covariance import get_covariance_model
 from gaussmix.params import MixtureParams
 
-from _helpers import spd_matrix
+from _helpers import count_calls, spd_matrix
 
 MODEL = get_covariance_model("full")
 
@@ -29,19 +29,6 @@ def scipy_log_prob(params, X):
             np.log(w) + multivariate_normal(m, c).logpdf(X)
             for w, m, c in zip(params.weights, params.means, params.covariances)
         ])
-
-
-def count_calls(monkeypatch, owner, name):
-    """Replace ``owner.name`` by a wrapper that records its calls; the record."""
-    calls = []
-    original = getattr(owner, name)
-
-    def spy(*args):
-        calls.append(1)
-        return original(*args)
-
-    monkeypatch.setattr(owner, name, spy)
-    return calls
 
 
 def prepared(params, dtype):

@@ -12,6 +12,8 @@ from gaussmix._softmax_kernels import fast_exp_into, normalise_rows  # noqa: E40
 from gaussmix.covariance import get_covariance_model  # noqa: E402
 from gaussmix.params import MixtureParams  # noqa: E402
 
+from _helpers import count_calls  # noqa: E402
+
 DTYPES = [np.float64, np.float32]
 
 
@@ -217,15 +219,8 @@ def test_fit_with_the_compiled_normalisation_matches_the_numpy_fit(monkeypatch, 
             return gm.fit(X)
 
     plain = fit()
-    calls = []
-    original = _kernels.normalise_compiled
-
-    def counted(weighted):
-        calls.append(weighted.shape)
-        return original(weighted)
-
     monkeypatch.setattr(em, "compiled_normalisation", lambda *args: True)
-    monkeypatch.setattr(_kernels, "normalise_compiled", counted)
+    calls = count_calls(monkeypatch, _kernels, "normalise_compiled")
     fused = fit()
     assert calls
     # Fifteen iterations from the same start carry each E-step's rounding
@@ -246,14 +241,7 @@ def test_scores_of_a_compiled_pass_take_it_too(monkeypatch):
         warnings.simplefilter("ignore")
         gm = GaussianMixture(3, random_state=0).fit(X)
     numpy_scores = gm.score_samples(X)
-    calls = []
-    original = _kernels.normalise_compiled
-
-    def counted(weighted):
-        calls.append(weighted.shape)
-        return original(weighted)
-
-    monkeypatch.setattr(_kernels, "normalise_compiled", counted)
+    calls = count_calls(monkeypatch, _kernels, "normalise_compiled")
     assert not calls and gm.score_samples(X[:10]).shape == (10,) and not calls
     monkeypatch.setattr(em, "COMPILED_KERNELS_WORK", 1)
     compiled_scores = gm.score_samples(X)
@@ -281,14 +269,7 @@ def test_expectation_with_it_does_not_depend_on_the_number_of_threads(monkeypatc
     params = fitted_params(gm)
     model = get_covariance_model("full")
     monkeypatch.setattr(em, "compiled_normalisation", lambda *args: True)
-    calls = []
-    original = _kernels.normalise_compiled
-
-    def counted(weighted):
-        calls.append(weighted.shape)
-        return original(weighted)
-
-    monkeypatch.setattr(_kernels, "normalise_compiled", counted)
+    calls = count_calls(monkeypatch, _kernels, "normalise_compiled")
     results = []
     try:
         for n_threads in (1, 2, 3):
