@@ -258,6 +258,46 @@ def test_log_densities_match_scipy_near_and_far(covariance_type, spread, offset)
     np.testing.assert_array_equal(labels, np.argmax(log_joint, axis=1))
 
 
+def test_remote_components_lie_beyond_the_whitenings_reach():
+    from gaussmix._covariance_numerics import far_threshold, remote_components
+
+    reach = far_threshold(np.float32)  # 84 whitened standard deviations
+    sq_offsets = np.array([0.0, (0.99 * reach) ** 2, (1.01 * reach) ** 2, np.inf, np.nan])
+    np.testing.assert_array_equal(remote_components(sq_offsets, np.float32), [2, 3, 4])
+    # float64 reaches 4.5e3: the same offsets are near there.
+    np.testing.assert_array_equal(remote_components(sq_offsets, np.float64), [3, 4])
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_remote_log_densities_are_float64_around_the_components_own_means(covariance_type):
+    """float32 rows near a component at 1e5 of standard deviation 1e-3:
+    whitened around a centre 1e5 away, its offset is 1e8 standard
+    deviations, and float32 whitening keeps none of its log-density.
+    Around the mean, in float64, it is scipy's, from raw rows and from
+    rows already centred alike."""
+    from gaussmix._covariance_numerics import remote_preparation, remote_log_prob
+
+    rng = np.random.default_rng(3)
+    model = get_covariance_model(covariance_type)
+    means = np.array([[0.0, 0.0], [1e5 + 1e-3 / 3, 1e5 - 2e-3]])
+    covariances = np.stack([np.eye(2), np.array([[2.0, 0.5], [0.5, 1.0]]) * 1e-6])
+    if covariance_type == "tied":
+        covariances = covariances[1]
+    full = covariances if covariances.ndim == 3 else np.stack([covariances] * 2)
+    chol = model.precision_cholesky(covariances)
+    const = np.log([0.5, 0.5]) + model.log_det_cholesky(chol, 2, 2) - np.log(2 * np.pi)
+    X = (means[1] + rng.normal(size=(20, 2)) * 2e-3).astype(np.float32)
+    centre = np.array([1.0, -2.0])
+    remote = remote_preparation(np.array([1]), means, chol, const, centre)
+    expected = np.log(0.5) + multivariate_normal(means[1], full[1]).logpdf(X.astype(np.float64))
+    raw = remote_log_prob(X, centre, remote)[0]
+    # x - mu rounded once (1e5 * eps64 = 2e-11, 1e-8 standard deviations):
+    # log-densities of O(10) to within 1e-8 absolute.
+    np.testing.assert_allclose(raw, expected, rtol=0, atol=1e-8)
+    centred = remote_log_prob(X.astype(np.float64) - centre, np.zeros(2), remote)[0]
+    np.testing.assert_allclose(centred, raw, rtol=0, atol=1e-8)
+
+
 # ------------------------------------------------------------ validation
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_check_precisions_accepts_valid_and_rejects_invalid(covariance_type):

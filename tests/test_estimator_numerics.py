@@ -411,3 +411,28 @@ def test_sample_of_float32_weights_that_sum_past_one_in_float64():
     assert np.sum(gm.weights_[:-1].astype(np.float64)) > 1.0
     draws, labels = gm.sample(50)
     assert draws.shape == (50, 2) and np.all(labels == np.argmax(gm.weights_))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "EEE", "EEV", "EVE", "EVV",
+                                             "VEE", "VVE", "VEV", "VVV"])
+@pytest.mark.parametrize("distance", [1e5, 1e7])
+def test_float32_log_density_of_a_far_outlier_is_its_own_components(covariance_type, distance):
+    """An outlier alone, its component's variance reg_covar: whitened around
+    the centre its offset is 1.7e8 standard deviations at 1e5, and float32
+    whitening put it 64 below its float64 log-density (and the fit's lower
+    bound with it).  Around its own mean, in float64, the outlier scores as
+    in float64.  The fit starts from the float64 fit's parameters: from
+    1e7 on, k-means in float32 (scikit-learn's) merges the two clusters."""
+    rng = np.random.default_rng(2)
+    X = np.vstack([rng.normal(0, 1, (100, 3)), rng.normal(4, 1, (100, 3))])
+    X[0] = distance
+    gm64 = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    start = {"weights_init": gm64.weights_, "means_init": gm64.means_,
+             "precisions_init": gm64.precisions_}
+    gm32 = GaussianMixture(3, covariance_type=covariance_type, **start).fit(X.astype(np.float32))
+    # float32 rounding of the parameters and of log-densities of O(10): the
+    # float32 budget of 1e-5 relative is far above it (the error was 0.05 to 1e5).
+    assert relative_error(gm32.lower_bound_, gm64.lower_bound_) < 1e-5
+    outlier = X[:1]
+    np.testing.assert_allclose(gm32.score_samples(outlier.astype(np.float32)),
+                               gm64.score_samples(outlier), rtol=1e-5)

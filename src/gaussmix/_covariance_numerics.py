@@ -38,6 +38,72 @@ def far_threshold(dtype) -> float:
     return budget / np.finfo(dtype).eps
 
 
+def remote_components(sq_offsets: np.ndarray, dtype) -> np.ndarray:
+    """Indices of the components whose whitening around the centre loses the budget.
+
+    Whitening around the chunk's centre, ``U^T (x - c) - U^T (mu_k - c)``,
+    is off by about ``eps * |U^T (mu_k - c)|`` in every whitened feature of
+    the rows near ``mu_k``: linear in the whitened offset, so it holds the
+    budget of :func:`far_threshold` up to whitened offsets of
+    ``far_threshold(dtype)`` itself (84 in float32, 4.5e3 in float64),
+    where the scatter's quadratic loss has long been moved to the
+    component's own mean.  Beyond that (an outlier alone at 1e5 with a
+    standard deviation of 1e-3: 1.7e8) the log-densities are those of the
+    rounding: :func:`remote_log_prob` computes them instead.  Offsets that
+    are not finite count as remote.
+    """
+    return np.flatnonzero(~(sq_offsets <= far_threshold(dtype) ** 2))
+
+
+def remote_log_prob(
+    X: np.ndarray, centre: np.ndarray, remote: dict
+) -> np.ndarray:
+    """``const_k - ||(x - mu_k) U_k||^2 / 2`` in float64, around each component's own mean.
+
+    ``remote`` holds the components' ``means`` (float64, (k, D)), upper
+    precision Cholesky ``factors`` (k, D, D) and constants ``const``
+    (float64, (k,)), and the ``centre`` the parameters were prepared with.
+    ``X`` holds raw rows, taken from ``centre`` (that same point; zero for
+    rows already centred on it).  Raw rows are exact in float64, so
+    ``x - mu_k`` is rounded once, and the values are as precise as the
+    component's own spread allows however far it lies from the centre.
+    Shape (k, n_samples), float64.
+    """
+    rows = np.asarray(X, dtype=np.float64)
+    moved = remote["centre"] - np.asarray(centre, dtype=np.float64)
+    if moved.any():  # rows centred already: back to the means' coordinates
+        rows = rows + moved
+    log_prob = np.empty((remote["means"].shape[0], rows.shape[0]))
+    for k, (mean, factor) in enumerate(zip(remote["means"], remote["factors"])):
+        whitened = (rows - mean) @ factor
+        log_prob[k] = remote["const"][k] - 0.5 * np.einsum("nd,nd->n", whitened, whitened)
+    return log_prob
+
+
+def remote_preparation(components: np.ndarray, means: np.ndarray, factors: np.ndarray,
+                       const: np.ndarray, centre: np.ndarray) -> dict | None:
+    """What :func:`remote_log_prob` needs of ``components`` (None where there are none)."""
+    if components.size == 0:
+        return None
+    return {
+        "components": components,
+        "means": np.asarray(means[components], dtype=np.float64),
+        "factors": factors[components] if factors.ndim == 3
+        else np.broadcast_to(factors, (components.size, *factors.shape)),
+        "const": np.asarray(const[components], dtype=np.float64),
+        "centre": np.asarray(centre, dtype=np.float64),
+    }
+
+
+def with_remote_log_prob(weighted: np.ndarray, X: np.ndarray, centre: np.ndarray,
+                         prep: dict) -> np.ndarray:
+    """``weighted`` with the rows of ``prep["remote"]``'s components from :func:`remote_log_prob`."""
+    remote = prep.get("remote")
+    if remote is not None:
+        weighted[remote["components"]] = remote_log_prob(X, centre, remote)
+    return weighted
+
+
 def _split_near_far(
     means, centre, sq_distances, dtype, shift=None
 ) -> tuple[np.ndarray, np.ndarray]:

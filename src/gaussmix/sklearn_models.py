@@ -50,9 +50,12 @@ from ._covariance_numerics import (
     matmul_t,
     packed_pairs,
     packed_scatter_wins,
+    remote_components,
+    remote_preparation,
     triangular_inverse,
     RowKernels,
     unpack_scatter,
+    with_remote_log_prob,
 )
 from ._quadratic_forms import (
     expandable_components,
@@ -141,6 +144,9 @@ class FullCovariance(RowKernels, CovarianceModel):
             "whiteners": whiteners,
             "const": const.astype(dtype),
         }
+        prep["remote"] = remote_preparation(
+            remote_components(sq_offsets, dtype), params.means, chol, const, centre
+        )
         if packed_scatter_wins(n_components, n_features):
             prep.update(
                 self._expansion(params, centre, offsets, sq_offsets, const, prep, dtype, compiled)
@@ -224,7 +230,8 @@ class FullCovariance(RowKernels, CovarianceModel):
         coefficients = prep.get("coefficients")
         if coefficients is None:
             rows_t = _ones_rows_t(X, centre)
-            return _whitened_log_prob(rows_t, prep["whiteners"], prep["const"]), rows_t
+            weighted = _whitened_log_prob(rows_t, prep["whiteners"], prep["const"])
+            return with_remote_log_prob(weighted, X, centre, prep), rows_t
         # The products serve the scatter too (stats_rows).
         features = row_features(X, centre, prep["compiled"])
         weighted = coefficients @ features
@@ -247,7 +254,7 @@ class FullCovariance(RowKernels, CovarianceModel):
                 weighted[:, overflowed] = _whitened_log_prob(
                     features[:, overflowed], prep["whiteners"], prep["const"]
                 )
-        return weighted, features
+        return with_remote_log_prob(weighted, X, centre, prep), features
 
     def stats_rows(self, X, centre, resp, offsets, aux=None):
         """``(sum_resp, shift_sum, scatter)`` of raw rows (see :meth:`chunk_stats`)."""
@@ -402,6 +409,9 @@ class TiedCovariance(RowKernels, CovarianceModel):
             axis=1,
         )
         return {
+            "remote": remote_preparation(
+                remote_components(sq_distances, dtype), params.means, chol, const, centre
+            ),
             "shift": shift,
             "offsets": (shift - centre).astype(dtype),
             "far": far,
@@ -428,7 +438,7 @@ class TiedCovariance(RowKernels, CovarianceModel):
             maha *= -0.5
             maha += prep["const"][k]
             weighted[k] = maha
-        return weighted, rows_t
+        return with_remote_log_prob(weighted, X, centre, prep), rows_t
 
     def stats_rows(self, X, centre, resp, offsets, aux=None):
         """``(sum_resp, shift_sum, scatter)`` of raw rows (see :meth:`chunk_stats`)."""
