@@ -16,7 +16,7 @@ from gaussmix.covariance import (
     get_covariance_model,
 )
 from gaussmix.em import maximization
-from gaussmix.exceptions import ConvergenceWarning
+from gaussmix.exceptions import ConvergenceWarning, EmptyComponentWarning
 from gaussmix.mclust_models import MCLUST_MODEL_NAMES
 from gaussmix.suffstats import SuffStats
 
@@ -693,3 +693,22 @@ def test_vee_with_a_common_matrix_beyond_float64_raises_the_ill_defined_error():
             warnings.simplefilter("ignore", UserWarning)
             with pytest.raises(ValueError, match="ill-defined empirical covariance"):
                 getattr(GaussianMixture(3, **kwargs), how)(X)
+
+
+@pytest.mark.parametrize("name", ["VEI", "VEE", "VVE", "VEV", "VVV"])
+def test_float32_clusters_near_1e6_narrower_than_a_unit_keep_their_spreads(name):
+    """Standard deviations of 0.5 and 1 near 1e6 in float32 (spacing 0.0625):
+    eight or sixteen units of the data's last place, a spread and not the
+    rounding noise of one repeated point.  The models that zero collapsed
+    scatters took them for collapsed below 0.95 and re-seeded the
+    components without end (mean log-likelihood -5.1 against -2.84).  The
+    same values in float64 are the reference."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (200, 2)), rng.normal(6, 0.5, (200, 2))]) + 1e6
+    X32 = X.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EmptyComponentWarning)
+        gm32 = GaussianMixture(2, covariance_type=name, random_state=0).fit(X32)
+    gm64 = GaussianMixture(2, covariance_type=name, random_state=0).fit(X32.astype(np.float64))
+    # float32's budget for the mean log-likelihood: 1e-5 relative.
+    assert abs(gm32.lower_bound_ - gm64.lower_bound_) < 1e-5 * abs(gm64.lower_bound_)
