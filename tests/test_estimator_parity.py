@@ -27,6 +27,7 @@ from _helpers import (
     assert_params_close,
     make_data,
     relative_error,
+    spd_matrix,
     user_init,
 )
 
@@ -340,6 +341,42 @@ def test_model_assembled_from_precision_factors_predicts_as_scikit_learn(covaria
     np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(ours.score_samples(X), theirs.score_samples(X), rtol=1e-12)
     np.testing.assert_allclose(ours.bic(X), theirs.bic(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("with_covariances", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lower_triangular_precision_factors_set_by_hand_predict_as_scikit_learn(
+    covariance_type, with_covariances, dtype
+):
+    """``np.linalg.cholesky(np.linalg.inv(cov))`` is lower-triangular, and
+    scikit-learn's inference takes it.  The whitening reads only the upper
+    triangle (D = 12: the rows were scored against another covariance,
+    1.7 nats off per row)."""
+    rng = np.random.default_rng(5)
+    n_features, n_components = 12, 2
+    covariances = np.stack([spd_matrix(rng, n_features) for _ in range(n_components)])
+    if covariance_type == "tied":
+        covariances = covariances[0]
+    lower = np.linalg.cholesky(np.linalg.inv(covariances))
+    means = rng.normal(size=(n_components, n_features))
+    X = rng.normal(size=(50, n_features)) * 2
+    ours, theirs = (cls(n_components, covariance_type=covariance_type)
+                    for cls in (GaussianMixture, SkGaussianMixture))
+    for estimator in (ours, theirs):
+        estimator.weights_ = np.array([0.4, 0.6])
+        estimator.means_ = means
+        estimator.precisions_cholesky_ = lower
+        if with_covariances:
+            estimator.covariances_ = covariances
+    ours.precisions_cholesky_ = lower.astype(dtype)
+    expected = theirs.score_samples(X)
+    # float32 factors: their rounding, eps32 relative, over log-densities of O(30).
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(ours.score_samples(X), expected, rtol=rtol)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    assert ours.precisions_cholesky_ is not None  # the attribute set is left as it was
+    assert np.any(np.tril(ours.precisions_cholesky_, -1))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

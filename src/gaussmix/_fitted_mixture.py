@@ -84,15 +84,16 @@ class FittedMixtureMixin:
             )
 
     def _fitted_params(self) -> MixtureParams:
+        model = get_covariance_model(self.covariance_type)
+        precisions_chol = _upper_precision_factors(model, self.precisions_cholesky_)
         covariances = getattr(self, "covariances_", None)
         if covariances is None:
             # Inference needs only the precisions, as in scikit-learn, so a
             # model assembled from weights, means and precision factors works.
-            model = get_covariance_model(self.covariance_type)
             covariances = model.covariances_from_precisions_cholesky(
-                np.asarray(self.precisions_cholesky_, dtype=np.float64)
+                np.asarray(precisions_chol, dtype=np.float64)
             )
-        return MixtureParams(self.weights_, self.means_, covariances, self.precisions_cholesky_)
+        return MixtureParams(self.weights_, self.means_, covariances, precisions_chol)
 
     # -------------------------------------------------------------- inference
     def _infer(self, X, want: str) -> np.ndarray:
@@ -206,3 +207,23 @@ class FittedMixtureMixin:
             [np.full(int(count), k, dtype=np.int64) for k, count in enumerate(counts)]
         )
         return np.asarray(X, dtype=np.float64), y
+
+
+def _upper_precision_factors(model, precisions_chol):
+    """``precisions_chol`` as the upper-triangular factors that the kernels read.
+
+    Fits store scikit-learn's upper factors, and the whitening reads only
+    their upper triangles.  A factor set by hand may be lower-triangular
+    (``np.linalg.cholesky(np.linalg.inv(cov))``), which scikit-learn's
+    inference also accepts: it is replaced by the upper factor of the same
+    precision ``F F^T``, in its own dtype.
+    """
+    # Matrix factors: (K, D, D) or (D, D), told from diag's (K, D) by shape
+    # for K != D.
+    matrices = model.parameter_shape(2, 3)[-2:] == (3, 3)
+    factors = np.asarray(precisions_chol)
+    if not matrices or not np.any(np.tril(factors, -1)):
+        return precisions_chol
+    precisions = model.precisions_from_cholesky(factors.astype(np.float64))
+    return model.precision_cholesky_from_precisions(precisions).astype(factors.dtype)
+
