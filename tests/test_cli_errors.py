@@ -20,6 +20,7 @@ def files(tmp_path_factory):
     paths = {
         "good": write_csv(tmp / "good.csv", X, NAMES),
         "tiny": write_csv(tmp / "tiny.csv", X[:3], NAMES),
+        "onerow": write_csv(tmp / "onerow.csv", X[:1], NAMES),
         "constant": write_csv(tmp / "constant.csv", np.c_[X[:, :2], np.ones(len(X))], NAMES),
     }
     (tmp / "text.csv").write_text("a,b,species\n1,2,setosa\n3,4,virginica\n5,6,setosa\n")
@@ -86,6 +87,8 @@ CASES = [
     (["fit", "{tiny}", "--k", "auto", "--k-range", "4..6"], "K can be at most 3: use "
      "--k-range 1..3"),
     (["select", "{tiny}", "--k-range", "5,6", "--no-plot"], "use --k-range 1..3"),
+    (["select", "{onerow}", "--k-range", "2..3", "--no-plot"], "has 1 usable row(s); select "
+     "needs at least 2"),
     (["fit", "{na}"], "missing or non-finite value in '{dir}/na.csv' at line 3, column 'b'"),
     (["fit", "{header}"], "'{dir}/header.csv' has a header row but no data rows"),
     (["fit", "{notnpy}"], "'{dir}/notnpy.npy' is not a valid numeric .npy file (it lacks"),
@@ -291,6 +294,44 @@ def test_internal_error_is_one_line_suggesting_debug(files, monkeypatch, capsys)
                    "--debug for the traceback, and please report it)\n")
     with pytest.raises(RuntimeError, match="something broke"):
         main([*argv, "--debug"])
+
+
+def test_a_full_disk_is_one_line_with_status_2_and_other_os_errors_stay_internal(
+    files, monkeypatch, capsys
+):
+    """``gaussmix fit ... > /dev/full`` is the machine's state, not a fault to report."""
+    import errno
+    import io
+
+    class FailingStdout(io.TextIOBase):
+        def __init__(self, code, text):
+            self.error = (code, text)
+
+        def write(self, text):
+            raise OSError(*self.error)
+
+    argv = ["fit", files["good"], "--k", "2", "--out", files["out"], "--no-plots"]
+    monkeypatch.setattr(sys, "stdout", FailingStdout(errno.ENOSPC, "No space left on device"))
+    assert main(argv) == 2
+    assert capsys.readouterr().err == ("gaussmix: error: cannot write the output: No space "
+                                       "left on device\n")
+    with pytest.raises(OSError, match="No space"):
+        main([*argv, "--debug"])
+    monkeypatch.setattr(sys, "stdout", FailingStdout(errno.EBADF, "Bad file descriptor"))
+    assert main(argv) == 1
+    assert "internal error: OSError" in capsys.readouterr().err
+
+
+def test_select_plot_into_a_folder_writes_selection_png_there(files, tmp_path, capsys):
+    """Not a hidden ``.png`` in it (``folder/``), nor ``folder.png`` beside it."""
+    for name in ("slash", "plain"):
+        folder = tmp_path / name
+        folder.mkdir()
+        target = f"{folder}/" if name == "slash" else str(folder)
+        assert main(["select", files["good"], "--k-range", "1..2", "--covariance", "full",
+                     "--plot", target, "-q"]) == 0
+        assert sorted(p.name for p in folder.iterdir()) == ["selection.png"]
+        assert not (tmp_path / f"{name}.png").exists()
 
 
 def test_parquet_without_pyarrow_says_how_to_install(tmp_path, monkeypatch, capsys):

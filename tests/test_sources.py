@@ -314,6 +314,15 @@ def test_fortran_npy_reads_one_span_per_column_and_detects_truncation(tmp_path):
         open_path(tmp_path / "f.npy")
 
 
+@pytest.mark.parametrize("shape, hint", [((100,), "map X.reshape(-1, 1)"), ((4, 5, 5), "")])
+def test_a_memmap_that_is_not_2d_is_refused_by_name(tmp_path, shape, hint):
+    path = tmp_path / "v.npy"
+    np.save(path, np.zeros(shape))
+    with pytest.raises(ValueError, match=r"expects a 2-D map .* got shape") as error:
+        reader_for_memmap(np.load(path, mmap_mode="r"))
+    assert hint in str(error.value)
+
+
 def test_memmaps_are_read_from_their_file(tmp_path):
     X = _mixture(2000)
     path = tmp_path / "raw.bin"

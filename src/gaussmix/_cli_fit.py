@@ -109,7 +109,8 @@ def _check_k_range(k_range: list[int], n_rows: int, path: str, quiet: bool) -> N
     As in :func:`gaussmix.select_model`, a K above the number of rows is a
     cell of the table that failed, not a reason to refuse the whole grid.
     """
-    _check_rows(n_rows, 1, path)  # select_model needs two rows whatever K
+    if n_rows < 2:  # select_model needs two rows whatever K
+        raise UsageError(f"{path!r} has {n_rows} usable row(s); select needs at least 2")
     if min(k_range) > n_rows:
         raise UsageError(
             f"{path!r} has {n_rows} usable row(s), fewer than every K of --k-range; "

@@ -12,6 +12,7 @@ converge) are printed as one line each, unless ``--quiet``.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import importlib
 import sys
@@ -26,6 +27,8 @@ __all__ = ["UsageError", "format_table", "main"]
 PROG = "gaussmix"
 USAGE_ERROR = 2
 INTERNAL_ERROR = 1
+# Errors of the storage written to (stdout or a file), reported as user errors.
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 # A selection grid can repeat one warning per cell; a few lines say enough.
 _MAX_WARNINGS = 5
 
@@ -92,10 +95,14 @@ def _figure_path(text: str) -> str:
     """``--plot``: a file name whose extension matplotlib writes; none means PNG.
 
     Checked before the fits run, which may take long; matplotlib itself
-    adds ``.png`` to a name without one, which the message must name.
+    adds ``.png`` to a name without one, which the message must name.  A
+    folder (an existing one, or a name ending in a separator) gets
+    ``selection.png`` inside it, not a hidden ``.png`` or a file beside it.
     """
     from matplotlib.backend_bases import FigureCanvasBase
 
+    if text.endswith(("/", os.sep)) or os.path.isdir(text):
+        return os.path.join(text, "selection.png")
     suffix = os.path.splitext(text)[1].lower().lstrip(".")
     if not suffix:
         return text + ".png"
@@ -358,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_options(select, selecting_only=True)
     select.add_argument("--plot", metavar="FILE", default="selection.png", type=_figure_path,
                         help="the criterion against K, as a PNG, or as its extension says "
-                        "(pdf, svg, ...; default: selection.png)")
+                        "(pdf, svg, ...; default: selection.png; a folder: selection.png "
+                        "in it)")
     select.add_argument("--no-plot", action="store_true", help="write no plot")
     select.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     _add_common(select)
@@ -439,6 +447,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:
             if args.debug:
                 raise
+            if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+                # A full or failing disk is the machine's state, not a fault
+                # of gaussmix: one line, as the other output errors say it.
+                _silence_stdout()
+                return _report(UsageError(f"cannot write the output: {exc.strerror}"))
             message = " ".join(f"{type(exc).__name__}: {exc}".split())
             print(f"{PROG}: internal error: {message} (rerun with --debug for the "
                   "traceback, and please report it)", file=sys.stderr)

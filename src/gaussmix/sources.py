@@ -276,6 +276,12 @@ def reader_for_memmap(X: np.memmap) -> BlockReader:
     (copy-on-write maps, strided views, no file name) are sliced
     through :class:`~gaussmix.datasets.ArrayBlockReader` instead.
     """
+    if np.ndim(X) != 2:
+        hint = " For a single feature, map X.reshape(-1, 1)." if np.ndim(X) == 1 else ""
+        raise ValueError(
+            f"reader_for_memmap expects a 2-D map (n_samples, n_features); got shape "
+            f"{np.shape(X)}.{hint}"
+        )
     filename = getattr(X, "filename", None)
     mapping = getattr(X, "_mmap", None)
     row_bytes = X.shape[1] * X.dtype.itemsize
