@@ -245,6 +245,51 @@ def test_ill_conditioned_component_does_not_shield_a_tampered_one(
         load(path)
 
 
+@pytest.mark.parametrize("entry", [(0, 0), (0, 1), (1, 2), (2, 2)])
+def test_a_tampered_factor_of_a_badly_scaled_covariance_is_refused(tmp_path, entry):
+    """One feature of standard deviation 1e-6 makes the condition number
+    1e12 but leaves the factors as exact as unit scales do; a tolerance
+    from the raw condition number let any entry change (scores off by 3.8,
+    39 of 500 labels).  Compared on the unit-diagonal scale, a change of
+    1e-3 is refused and the file as fitted loads."""
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=(500, 2)), 1e-6 * rng.normal(size=500)]
+    path = tmp_path / "m.json"
+    save(GaussianMixture(2, random_state=0, reg_covar=0).fit(X), path)
+    load(path)
+
+    def change(doc):
+        factor = np.array(doc["precisions_cholesky"][0])
+        factor[entry] *= 1.001
+        doc["precisions_cholesky"][0] = factor.tolist()
+
+    _edit(path, change)
+    with pytest.raises(ValueError, match="'precisions_cholesky' is inconsistent"):
+        load(path)
+
+
+@pytest.mark.parametrize("covariance_type, dtype", [("full", np.float32), ("VVV", np.float32),
+                                                   ("EVV", np.float64), ("VVE", np.float64)])
+def test_fits_of_features_on_scales_from_5e_5_to_2_5e5_save_and_load(
+    tmp_path, covariance_type, dtype
+):
+    """Condition numbers of 8e16 (2 to 5 on the unit-diagonal scale): the
+    raw eigenvalues are exact to 1e-5 only, and came out negative, so the
+    fitted model's file did not load.  It loads, and predicts as fitted."""
+    rng = np.random.default_rng(1)
+    scales = np.array([1.4, 2.5e5, 5.4e-5, 2.4e5])
+    mixing = rng.normal(size=(4, 4)) * 0.3 + np.eye(4)
+    X = np.vstack([rng.normal(size=(300, 4)) @ mixing,
+                   rng.normal(size=(300, 4)) @ mixing.T + 3]) * scales + 1e3 * scales
+    X = X.astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = GaussianMixture(3, covariance_type=covariance_type, random_state=1).fit(X)
+    path = tmp_path / "m.json"
+    save(fitted, path)
+    np.testing.assert_array_equal(load(path).predict_proba(X), fitted.predict_proba(X))
+
+
 def test_load_warns_that_a_standardized_model_expects_transformed_input(X, tmp_path):
     path = tmp_path / "m.json"
     preprocessing = {"standardize": True, "center": [0.0] * 3, "scale": [1.0] * 3}

@@ -111,7 +111,14 @@ def _check_covariances(model, covariances: np.ndarray, dtype: str) -> None:
     asymmetry = np.max(np.abs(matrices - np.swapaxes(matrices, 1, 2)))
     if asymmetry > _SYMMETRY_TOL[dtype] * np.max(np.abs(matrices)):
         raise ValueError("Invalid model file: 'covariances' are not symmetric.")
-    if not np.all(np.linalg.eigvalsh(matrices) > 0):
+    # Eigenvalues on the unit-diagonal scale: computed raw, they are exact
+    # to eps of the largest only, and features of standard deviations 5e-5
+    # and 2.5e5 (a condition number of 8e16, 2 once scaled) made the
+    # smallest negative: a fitted model's file did not load.
+    deviations = np.sqrt(np.diagonal(matrices, axis1=1, axis2=2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = matrices / deviations[:, :, None] / deviations[:, None, :]
+    if not (np.all(deviations > 0) and np.all(np.linalg.eigvalsh(scaled) > 0)):
         raise ValueError("Invalid model file: 'covariances' are not positive-definite.")
 
 
@@ -120,9 +127,15 @@ def _check_cholesky(model, covariances: np.ndarray, stored: np.ndarray) -> None:
 
     Variances' factors are elementwise (1 / sqrt): relative tolerance 1e-6.
     A matrix's Cholesky factor carries rounding error up to about
-    ``10 eps cond`` of its largest entry, so each matrix is checked against
-    its own condition number (a bound set by the worst matrix would let a
-    tampered well-conditioned one through).
+    ``10 eps cond`` of its largest entry, with ``cond`` that of the matrix
+    scaled to unit diagonal: Cholesky's accuracy does not depend on the
+    features' scales, and the factor ``U`` of ``Sigma`` is ``S^-1 U_s``
+    with ``U_s`` that of the scaled matrix, ``S`` the standard deviations.
+    So rows of the factors are compared as ``S U``, each matrix against its
+    own condition number: a bound set by the raw condition number (1e12 for
+    one feature of standard deviation 1e-6) let any entry of normal size
+    change, and one set by the worst matrix would let a tampered
+    well-conditioned one through.
     """
     try:
         expected = model.precision_cholesky(covariances.astype(np.float64))
@@ -132,11 +145,13 @@ def _check_cholesky(model, covariances: np.ndarray, stored: np.ndarray) -> None:
         ) from None
     if isinstance(model, (FullCovariance, TiedCovariance)):
         matrices = covariances.astype(np.float64).reshape((-1,) + covariances.shape[-2:])
+        deviations = np.sqrt(np.diagonal(matrices, axis1=1, axis2=2))
+        scaled = matrices / deviations[:, :, None] / deviations[:, None, :]
         eps = float(np.finfo(covariances.dtype).eps)
-        rtol = np.maximum(_CHOLESKY_RTOL, 10.0 * eps * np.linalg.cond(matrices))
-        factors = expected.reshape(matrices.shape)
+        rtol = np.maximum(_CHOLESKY_RTOL, 10.0 * eps * np.linalg.cond(scaled))
+        factors = deviations[:, :, None] * expected.reshape(matrices.shape)
         atol = rtol * np.max(np.abs(factors), axis=(1, 2))
-        error = np.abs(stored.reshape(matrices.shape) - factors)
+        error = np.abs(deviations[:, :, None] * stored.reshape(matrices.shape) - factors)
         bound = atol[:, None, None] + rtol[:, None, None] * np.abs(factors)
         consistent = bool(np.all(error <= bound))
     else:
