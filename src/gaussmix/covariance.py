@@ -26,10 +26,14 @@ __all__ = [
     "kernel_family",
 ]
 
-ILL_DEFINED_COVARIANCE_MESSAGE = (
+ILL_DEFINED_COVARIANCE_CAUSE = (
     "Fitting the mixture model failed because some components have "
     "ill-defined empirical covariance (for instance caused by singleton "
-    "or collapsed samples). Try to decrease the number of components, "
+    "or collapsed samples)."
+)
+# scikit-learn's message, word for word.
+ILL_DEFINED_COVARIANCE_MESSAGE = (
+    ILL_DEFINED_COVARIANCE_CAUSE + " Try to decrease the number of components, "
     "increase reg_covar, or scale the input data."
 )
 
@@ -69,7 +73,10 @@ def ill_defined_covariance_error(
     """
     message = ILL_DEFINED_COVARIANCE_MESSAGE
     if model_name is not None:
-        message += CONSTRAINED_MAXIMUM_MESSAGE.format(name=model_name)
+        # Without scikit-learn's advice: reg_covar is what cannot help here.
+        message = ILL_DEFINED_COVARIANCE_CAUSE + CONSTRAINED_MAXIMUM_MESSAGE.format(
+            name=model_name
+        )
     if np.dtype(dtype) == np.float32:
         message += (
             " The numerical accuracy can also be improved by passing float64"
