@@ -292,6 +292,28 @@ def test_select_on_few_rows_fits_the_ks_they_allow_as_select_model_does(tmp_path
     assert capsys.readouterr().err == ""
 
 
+def test_select_stops_em_as_select_model_and_fit_as_gaussian_mixture(tmp_path, X, capsys):
+    """Without --tol and --max-iter each command takes the defaults of what it runs.
+
+    Overlapping clusters, where EM's stop shows: 8 and 145 iterations at
+    select_model's tol=1e-5 against 4 and 7 at 1e-3."""
+    rng = np.random.default_rng(0)
+    Z = np.vstack([rng.normal(0, 1, (150, 2)), rng.normal(1.5, 1, (150, 2))])
+    data = write_csv(tmp_path / "d.csv", Z, NAMES[:2])
+    table_json = tmp_path / "sel.json"
+    assert main(["select", data, "--k-range", "2..3", "--covariance", "VVV", "--n-jobs", "1",
+                 "--no-plot", "--json", str(table_json), "-q"]) == 0
+    expected = gaussmix.select_model(Z, [2, 3], ["VVV"], random_state=0, n_jobs=1)
+    saved = json.loads(table_json.read_text())["table"]
+    assert [row["n_iter"] for row in saved] == [row["n_iter"] for row in expected.table]
+    assert [row["log_likelihood"] for row in saved] == pytest.approx(
+        [row["log_likelihood"] for row in expected.table], rel=1e-12)
+    out = tmp_path / "fit"
+    assert main(["fit", data, "--k", "2", "--out", str(out), "--no-plots", "-q"]) == 0
+    model = gaussmix.load(out / "model.json")
+    assert (model.tol, model.max_iter) == (1e-3, 100)
+
+
 def test_select_progress_bar_counts_the_cells(tmp_path, X, capsys, monkeypatch):
     data = write_csv(tmp_path / "d.csv", X, NAMES)
     monkeypatch.setattr("gaussmix._progress._is_tty", lambda stream: True)

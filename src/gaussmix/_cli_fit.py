@@ -88,11 +88,19 @@ def _read(args: argparse.Namespace) -> Table:
 
 
 def _gmm_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "n_init": args.n_init, "random_state": args.seed, "max_iter": args.max_iter,
-        "tol": args.tol, "reg_covar": args.reg_covar,
+    """The estimator's options; ``tol`` and ``max_iter`` only where given.
+
+    Left out, they take the defaults of what runs: GaussianMixture's for one
+    fit, select_model's tighter ones where fits are compared.
+    """
+    options = {
+        "n_init": args.n_init, "random_state": args.seed, "reg_covar": args.reg_covar,
         "acceleration": "squarem" if args.squarem else None,
     }  # fmt: skip
+    for name in ("tol", "max_iter"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    return options
 
 
 def _check_rows(n_rows: int, k_max: int, path: str) -> None:
@@ -152,7 +160,7 @@ def _fit_one(args: argparse.Namespace, Z: np.ndarray, table: Table) -> GaussianM
         options["acceleration"], get_covariance_model(covariance)
     )
     gmm = GaussianMixture(args.k, covariance_type=covariance, **options)
-    max_iter = max(args.max_iter, 1)
+    max_iter = max(gmm.max_iter, 1)
     total = args.n_init * max_iter
     with ProgressBar(total, "fitting", enabled=False if args.quiet else None) as bar:
         def progress(event: str, init: int, n_iter: int) -> None:

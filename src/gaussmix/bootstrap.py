@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .estimator import GaussianMixture
+from .selection import with_selection_defaults
 from .validation import check_in_memory
 from .exceptions import ConvergenceWarning, EmptyComponentWarning
 
@@ -196,7 +197,9 @@ def bootstrap_lrt(
         without ``maxG``.
     **gmm_kwargs
         Further parameters of :class:`GaussianMixture` (``tol``,
-        ``reg_covar``, ``max_iter``, ``init_params``, ...).
+        ``reg_covar``, ``max_iter``, ``init_params``, ...).  ``tol`` and
+        ``max_iter`` default to :func:`~gaussmix.select_model`'s, 1e-5 and
+        1000: a ``K + 1`` fit stopped early can score below the ``K`` fit.
 
     Returns
     -------
@@ -220,7 +223,8 @@ def bootstrap_lrt(
     X = np.asarray(X, dtype=np.float64)
     X = X.reshape(-1, 1) if X.ndim == 1 else X
     rng = np.random.default_rng(random_state)
-    options = dict(gmm_kwargs, covariance_type=covariance_type, n_init=n_init)
+    options = dict(with_selection_defaults(gmm_kwargs), covariance_type=covariance_type,
+                   n_init=n_init)
     fits = {1: _fit(X, 1, _seed(rng), options)}
     table, selected = [], max_components
     for k in range(1, max_components):

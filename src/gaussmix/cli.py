@@ -280,11 +280,13 @@ def _add_fit_options(parser: argparse.ArgumentParser, selecting_only: bool) -> N
                         help="EM starts per fit, the best kept (default: 1)")
     parser.add_argument("--seed", metavar="N", type=_seed, default=0,
                         help="random seed of the initialisation (default: 0)")
-    parser.add_argument("--max-iter", metavar="N", type=_non_negative_int, default=100,
-                        help="most EM iterations per start (default: 100)")
-    parser.add_argument("--tol", metavar="X", type=_non_negative_float, default=1e-3,
+    parser.add_argument("--max-iter", metavar="N", type=_non_negative_int, default=None,
+                        help="most EM iterations per start (default: 100 for one fit, "
+                        "1000 where fits are compared: select, --k auto)")
+    parser.add_argument("--tol", metavar="X", type=_non_negative_float, default=None,
                         help="convergence threshold on the mean log-likelihood gain "
-                        "(default: 1e-3)")
+                        "(default: 1e-3 for one fit, 1e-5 where fits are compared: "
+                        "select, --k auto)")
     parser.add_argument("--reg-covar", metavar="X", type=_non_negative_float, default=1e-6,
                         help="added to the covariance diagonals for stability "
                         "(default: 1e-6)")
