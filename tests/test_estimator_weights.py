@@ -74,6 +74,20 @@ def test_unit_weights_equal_no_weights(covariance_type):
     assert weighted.n_iter_ == plain.n_iter_
 
 
+@pytest.mark.parametrize("weights", ["ones", "threes", "zeros dropped"])
+def test_random_from_data_draws_the_rows_it_draws_without_weights(weights):
+    """numpy's choice with p=, even uniform, draws other rows: unit weights
+    started elsewhere (12 against 30 iterations), and zero weights elsewhere
+    than the rows dropped.  Equal weights draw as none, over the rows kept."""
+    X, _ = weighted_problem(seed=3)
+    w = {"ones": np.ones(len(X)), "threes": np.full(len(X), 3.0),
+         "zeros dropped": (np.arange(len(X)) % 3 > 0).astype(float)}[weights]
+    kwargs = dict(n_components=3, init_params="random_from_data", random_state=0, max_iter=0)
+    weighted = fit(X, w, **kwargs)
+    plain = fit(X[w > 0], **kwargs)
+    assert_params_close(weighted, plain, WEIGHT_RTOL)
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("scale", [1e-3, 0.5, 7.0, 1e4])
 def test_scaling_all_weights_leaves_the_fit_unchanged(covariance_type, scale):

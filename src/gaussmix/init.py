@@ -151,8 +151,15 @@ def initial_labels(
     if method == "random":
         return None
     if method == "random_from_data":
-        if sample_weight is None:
-            indices = random_state.choice(n_samples, size=n_components, replace=False)
+        positive = None if sample_weight is None else np.flatnonzero(sample_weight > 0)
+        if positive is None or np.all(sample_weight[positive] == sample_weight[positive[0]]):
+            # Equal weights draw as no weights, over the rows they keep: numpy's
+            # choice with p=, even uniform, takes other draws, so unit weights
+            # gave another start and zero weights another than dropped rows.
+            pool = n_samples if positive is None else positive.size
+            indices = random_state.choice(pool, size=n_components, replace=False)
+            if positive is not None:
+                indices = positive[indices]
         else:
             probabilities = sample_weight / np.sum(sample_weight)
             indices = random_state.choice(
