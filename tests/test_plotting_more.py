@@ -442,3 +442,55 @@ def test_plots_of_a_dataframe_fit_take_plain_rows_without_warnings():
         plotting.plot_clusters(gm, X)
         plotting.plot_uncertainty(gm, X)
         plotting.plot_pairs(gm, X)
+
+
+def test_marginal_log_density_takes_points_of_two_values_only(X):
+    """A reshape to (-1, 2) took the whole X (300 x 3 is not even; 300 x 4
+    is) for 600 other points."""
+    gmm = GaussianMixture(3, random_state=0).fit(X)
+    pairs = X[:5, [0, 2]]
+    expected = np.log(exact_marginal_density(gmm, pairs, (0, 2)))
+    np.testing.assert_allclose(marginal_log_density(gmm, pairs, (0, 2)), expected, rtol=1e-12)
+    np.testing.assert_allclose(marginal_log_density(gmm, pairs[0], (0, 2)), expected[:1],
+                               rtol=1e-12)
+    four = np.column_stack([X, X[:, 0]])
+    for points in (X, four, X[:4, 0]):
+        with pytest.raises(ValueError, match=r"points must have shape \(n_points, 2\)"):
+            marginal_log_density(gmm, points)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        marginal_log_density(gmm, [[0.0, np.nan]])
+
+
+def test_one_feature_errors_name_the_function_called():
+    X1 = np.random.default_rng(0).normal(size=(50, 1))
+    gmm = GaussianMixture(2, random_state=0).fit(X1)
+    for function, name in ((covariances_2d, "covariances_2d"),
+                           (lambda g: marginal_log_density(g, [[0.0, 0.0]]),
+                            "marginal_log_density")):
+        with pytest.raises(ValueError, match=rf"^{name} needs at least 2 features"):
+            function(gmm)
+
+
+def test_plot_pairs_refuses_several_radii_and_a_grid_of_the_wrong_size(X):
+    gmm = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(TypeError, match="n_std must be one number"):
+        plot_pairs(gmm, X, n_std=[1, 2])
+    with pytest.raises(ValueError, match="axes must hold 3 x 3 panels"):
+        plot_pairs(gmm, X, axes=Figure().subplots(2, 2))
+
+
+def test_selection_plots_take_the_result_and_the_cli_document_and_only_criteria(X):
+    import json
+
+    from gaussmix import select_model
+    from gaussmix.plotting import plot_criterion, plot_selection
+
+    result = select_model(X, [1, 2], ["full", "diag"], random_state=0, n_jobs=1)
+    document = json.loads(json.dumps({"table": result.table, "best": result.best_params_}))
+    for source in (result, document):
+        ax = plot_selection(source, ax=Figure().subplots())
+        assert {line.get_label() for line in ax.get_lines()} == {"full", "diag"}
+        ax = plot_criterion(source, ax=Figure().subplots())
+        assert len(ax.get_lines()) == 2 * 2  # BIC and AIC per covariance type
+    with pytest.raises(ValueError, match="criterion must be 'bic', 'aic' or 'icl'"):
+        plot_selection(result, criterion="log_likelihood")

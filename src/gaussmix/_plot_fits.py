@@ -29,7 +29,15 @@ def _new_axes():
 
 
 def _as_columns(table: Any) -> dict[str, list]:
-    """Column lists, lower-cased keys, from a dict of columns, rows or a DataFrame."""
+    """Column lists, lower-cased keys, from a dict of columns, rows or a DataFrame.
+
+    Also from a :class:`~gaussmix.SelectionResult` and from the document
+    that ``gaussmix select --json`` writes: their ``table``.
+    """
+    if hasattr(table, "table") and not isinstance(table, Mapping):
+        table = table.table
+    elif isinstance(table, Mapping) and isinstance(table.get("table"), list):
+        table = table["table"]
     if hasattr(table, "to_dict") and not isinstance(table, Mapping):
         table = table.to_dict(orient="list")
     if isinstance(table, Mapping):
@@ -45,11 +53,13 @@ def plot_criterion(table_or_dict, ax=None, *, mark_best: bool = True):
 
     Parameters
     ----------
-    table_or_dict : mapping, sequence of mappings or DataFrame
+    table_or_dict : mapping, sequence of mappings, DataFrame or SelectionResult
         Columns ``n_components`` (or ``k``), and ``bic`` and/or ``aic``
         (any letter case); an optional ``covariance_type`` column gives one
         line per criterion and covariance type.  Either a dict of columns,
-        a list of row dicts or a pandas DataFrame.
+        a list of row dicts, a pandas DataFrame, or what holds one as its
+        ``table`` (a :class:`~gaussmix.SelectionResult`, the document of
+        ``gaussmix select --json``).
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure is made when None.
     mark_best : bool, default=True
@@ -112,7 +122,8 @@ def plot_selection(result, ax=None, criterion: str = "bic"):
     result : SelectionResult, or its table
         From :func:`gaussmix.select_model`; a table is a list of row dicts, a
         dict of columns or a DataFrame with columns ``covariance_type``,
-        ``n_components`` and the criterion.
+        ``n_components`` and the criterion; or the document that
+        ``gaussmix select --json`` writes.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure is made when None.
     criterion : {'bic', 'aic', 'icl'}, default='bic'
@@ -127,8 +138,11 @@ def plot_selection(result, ax=None, criterion: str = "bic"):
     """
     from matplotlib.ticker import MaxNLocator
 
-    columns = _as_columns(getattr(result, "table", result))
-    criterion = criterion.lower()
+    columns = _as_columns(result)
+    criterion = str(criterion).lower()
+    if criterion not in ("bic", "aic", "icl"):
+        # Any other column would be drawn as a criterion, "lower is better".
+        raise ValueError(f"criterion must be 'bic', 'aic' or 'icl', got {criterion!r}.")
     missing = [c for c in ("covariance_type", "n_components", criterion) if c not in columns]
     if missing:
         raise ValueError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -52,12 +52,17 @@ def covariances_2d(gmm, features: Sequence[int] = (0, 1)) -> np.ndarray:
     covariances : ndarray of shape (n_components, 2, 2)
         Built from ``gmm.covariances_`` according to ``gmm.covariance_type``.
     """
+    return _covariances_2d(gmm, features, "covariances_2d")
+
+
+def _covariances_2d(gmm, features: Sequence[int], caller: str) -> np.ndarray:
+    """:func:`covariances_2d`, its error on one feature naming ``caller``."""
     check_is_fitted(gmm)
     covariances = np.asarray(gmm.covariances_, dtype=np.float64)
     n_components, n_features = np.shape(gmm.means_)
     if n_features < 2:
         raise ValueError(
-            f"Plotting clusters needs at least 2 features, the mixture has {n_features}; "
+            f"{caller} needs at least 2 features, the mixture has {n_features}; "
             "plot_density draws a mixture of one feature, plot_uncertainty its "
             "classification."
         )
@@ -168,7 +173,7 @@ def plot_clusters(gmm, X, ax=None, n_std: float | Sequence[float] = (1, 2, 3)):
 
     n_std = tuple(np.atleast_1d(n_std).tolist())
 
-    covariances = covariances_2d(gmm)
+    covariances = _covariances_2d(gmm, (0, 1), "plot_clusters")
     points, X = _plot_points(gmm, X)
     labels = _quietly(gmm.predict, X)
     points = points[:, :2]
@@ -207,6 +212,13 @@ def plot_clusters(gmm, X, ax=None, n_std: float | Sequence[float] = (1, 2, 3)):
     return ax
 
 
+def _cycle_colors(n_components: int) -> np.ndarray:
+    """RGBA of ``"C{k % 10}"`` for each component: (n_components, 4)."""
+    from matplotlib.colors import to_rgba_array
+
+    return to_rgba_array([f"C{k % 10}" for k in range(n_components)])
+
+
 def _feature_name(gmm, index: int) -> str:
     names = getattr(gmm, "feature_names_in_", None)
     return str(names[index]) if names is not None else f"feature {index}"
@@ -237,9 +249,19 @@ def marginal_log_density(gmm, points, features: Sequence[int] = (0, 1)) -> np.nd
     from scipy.special import logsumexp
     from scipy.stats import multivariate_normal
 
-    covariances = covariances_2d(gmm, features)
+    covariances = _covariances_2d(gmm, features, "marginal_log_density")
     means = np.asarray(gmm.means_, dtype=np.float64)[:, list(features)]
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    points = np.asarray(points, dtype=np.float64)
+    if points.shape == (2,):
+        points = points[None]
+    if points.ndim != 2 or points.shape[1] != 2:
+        # A reshape took any even-sized array (X itself) for other points.
+        raise ValueError(
+            f"points must have shape (n_points, 2), the values of features "
+            f"{tuple(features)}; got shape {points.shape}. Pass X[:, list(features)]."
+        )
+    if not np.all(np.isfinite(points)):
+        raise ValueError("points hold NaN or infinite values; the density needs finite ones.")
     weights = np.asarray(gmm.weights_, dtype=np.float64)
     with np.errstate(divide="ignore"):
         log_weights = np.log(weights)
@@ -278,7 +300,8 @@ def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] | None = None, *,
         The two features on the x and y axes; default ``(0, 1)``, or ``(0,)``
         (one index) for data with one feature.
     size_scale : float, default=200.0
-        Marker area of a point of uncertainty 1.
+        Marker area of the most uncertain point (points squared); the
+        others' areas are in proportion to their uncertainty.
 
     Returns
     -------
@@ -297,7 +320,9 @@ def plot_uncertainty(gmm, X, ax=None, features: Sequence[int] | None = None, *,
     labels = np.argmax(proba, axis=1)
     uncertainty = 1.0 - proba.max(axis=1)
     n_components = proba.shape[1]
-    colors = [f"C{k % 10}" for k in labels]
+    # RGBA rows, not one colour name per point: matplotlib parses names one
+    # by one (N = 3e5: 1.94 s against 0.11 s).
+    colors = _cycle_colors(n_components)[labels]
     largest = float(uncertainty.max())
     factor = size_scale / largest if largest > 0 else size_scale
     ax = _new_axes() if ax is None else ax
@@ -481,6 +506,11 @@ def plot_pairs(gmm, X, features: Sequence[int] | None = None, axes=None, *,
     """
     from matplotlib.patches import Ellipse
 
+    if not isinstance(n_std, Real):
+        raise TypeError(
+            f"n_std must be one number (plot_pairs draws one ellipse per component), "
+            f"got {n_std!r}; plot_clusters takes several."
+        )
     points, X = _plot_points(gmm, X)
     n_features = np.shape(gmm.means_)[1]
     chosen = _check_features(range(n_features) if features is None else features, n_features)
@@ -489,7 +519,13 @@ def plot_pairs(gmm, X, features: Sequence[int] | None = None, axes=None, *,
         import matplotlib.pyplot as plt
 
         _, axes = plt.subplots(p, p, figsize=(2.6 * p, 2.6 * p), squeeze=False)
-    axes = np.asarray(axes, dtype=object).reshape(p, p)
+    axes = np.asarray(axes, dtype=object)
+    if axes.size != p * p:
+        raise ValueError(
+            f"axes must hold {p} x {p} panels for {p} feature(s), got {axes.size}; "
+            "pass features= to show fewer."
+        )
+    axes = axes.reshape(p, p)
     labels = _quietly(gmm.predict, X)
     means = np.asarray(gmm.means_, dtype=np.float64)
     n_components = len(means)
