@@ -135,3 +135,15 @@ def test_whole_number_floats_count_and_weights_are_refused_by_name():
     assert result.n_bootstrap == 5
     with pytest.raises(TypeError, match="does not take sample_weight"):
         bootstrap_lrt(X, "VVV", 2, n_bootstrap=19, sample_weight=np.ones(80))
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), True, "4"])
+def test_counts_that_are_not_numbers_of_components_are_refused_by_name(bad):
+    """int(inf) raised OverflowError, and n_components in gmm_kwargs Python's own TypeError."""
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    with pytest.raises(ValueError, match="max_components must be an integer"):
+        bootstrap_lrt(X, "VVV", max_components=bad)
+    with pytest.raises(ValueError, match="n_bootstrap must be an integer"):
+        bootstrap_lrt(X, "VVV", n_bootstrap=bad)
+    with pytest.raises(TypeError, match="sets n_components itself"):
+        bootstrap_lrt(X, "VVV", 2, n_bootstrap=19, n_components=3)

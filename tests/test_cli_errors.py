@@ -83,6 +83,8 @@ CASES = [
     (["fit", "{good}", "--k", "auto", "--k-range", "0..3"], "invalid K range '0..3'"),
     (["fit", "{good}", "--covariance", "round"], "unknown covariance model(s) 'round'"),
     (["fit", "{good}", "--covariance", "full,diag"], "or compare them with --k auto"),
+    (["select", "{good}", "--covariance", "full,VVV", "--no-plot"], "'full' and 'VVV' are "
+     "the same model"),
     (["fit", "{tiny}", "--k", "5"], "has 3 usable row(s); K=5 needs at least 5"),
     (["fit", "{tiny}", "--k", "auto", "--k-range", "4..6"], "K can be at most 3: use "
      "--k-range 1..3"),

@@ -260,6 +260,12 @@ def test_a_dataframe_keeps_its_column_names(faithful):
         ({"n_components": [1, 2.5]}, ValueError, "n_components must be"),
         ({"covariance_types": ["full", "VVX"]}, ValueError, "Unknown covariance_type 'VVX'"),
         ({"covariance_types": []}, ValueError, "must not be empty"),
+        ({"covariance_types": ["full", "VVV"]}, ValueError,
+         "'full' and 'VVV' are the same model"),
+        ({"covariance_types": ["EII", "diag", "VVI"]}, ValueError,
+         "'diag' and 'VVI' are the same model"),
+        ({"n_components": True}, ValueError, "n_components must be"),
+        ({"n_components": [1, True]}, ValueError, "n_components must be"),
         ({"n_jobs": 0}, ValueError, "n_jobs == 0"),
         ({"tol": -1.0}, ValueError, "tol"),
         ({"init_params": "nope"}, ValueError, "init_params"),
@@ -582,6 +588,13 @@ def test_all_mclust_models_reach_mclusts_log_likelihood(mclust_selection, name, 
         assert log_likelihood >= floor, (cell["model"], cell["G"], log_likelihood, cell["loglik"])
         compared += 1
     assert compared > 0
+
+
+@pytest.mark.parametrize("n_top", [-2, 1.5, True])
+def test_summary_refuses_a_count_of_rows_that_is_not_one(result, n_top):
+    """A negative count sliced from the end: 'Top -2' and all rows but two."""
+    with pytest.raises(ValueError, match="n_top must be an integer >= 0"):
+        result.summary(n_top=n_top)
 
 
 def test_summary_with_no_rows_asked_still_counts_the_cells(result):

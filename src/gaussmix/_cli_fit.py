@@ -27,7 +27,7 @@ _MAX_PAIR_FEATURES = 6
 # ------------------------------------------------------------ option values
 def covariance_types(text: str, n_features: int, single: bool) -> list[str]:
     """The models named by ``--covariance``; ``all`` is every registered one once."""
-    from .selection import default_covariance_types
+    from .selection import _check_covariance_types, default_covariance_types
 
     names = [t.strip() for t in text.split(",")]
     if names == ["all"]:
@@ -43,7 +43,10 @@ def covariance_types(text: str, n_features: int, single: bool) -> list[str]:
             f"--covariance {text!r} names {len(names)} models but --k is fixed; give one "
             "model, or compare them with --k auto"
         )
-    return list(dict.fromkeys(names))
+    try:
+        return _check_covariance_types(names, n_features)  # one name per model
+    except ValueError as exc:
+        raise UsageError(f"--covariance {text!r}: {exc}") from None
 
 
 # ---------------------------------------------------------------- the work

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -119,6 +120,12 @@ def _p_value(observed: float, boot: np.ndarray) -> float:
 
 
 def _check(max_components: int, n_bootstrap: int, level: float) -> None:
+    for name, value in (("max_components", max_components), ("n_bootstrap", n_bootstrap)):
+        # int(inf) raises OverflowError, int("4") passes, int(nan) ValueError.
+        if not isinstance(value, (Integral, float)) or isinstance(value, bool) or (
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
     if int(max_components) != max_components or max_components < 2:
         raise ValueError(
             f"max_components must be an integer >= 2, got {max_components!r}"
@@ -218,6 +225,11 @@ def bootstrap_lrt(
         raise TypeError(
             "bootstrap_lrt does not take sample_weight: its bootstrap samples "
             "are drawn from the fitted mixture, of the data's size in rows."
+        )
+    if "n_components" in gmm_kwargs:
+        raise TypeError(
+            "bootstrap_lrt sets n_components itself, 1 to max_components; give "
+            "max_components instead."
         )
     check_in_memory(X, "bootstrap_lrt")
     X = np.asarray(X, dtype=np.float64)

@@ -236,6 +236,9 @@ class SelectionResult:
         -------
         text : str
         """
+        if not isinstance(n_top, Integral) or isinstance(n_top, bool) or n_top < 0:
+            # A negative count sliced the ranking from its end ("Top -2").
+            raise ValueError(f"n_top must be an integer >= 0, got {n_top!r}.")
         name = self.criterion.upper()
         types = list(dict.fromkeys(row["covariance_type"] for row in self.table))
         ks = sorted({row["n_components"] for row in self.table})
@@ -280,7 +283,10 @@ def _check_n_components(n_components) -> list[int]:
         values = [n_components] if isinstance(n_components, Integral) else list(n_components)
     except TypeError:
         values = []
-    if not values or not all(isinstance(k, Integral) and k >= 1 for k in values):
+    # bool is an Integral, but GaussianMixture(True) is refused: so here.
+    if not values or not all(
+        isinstance(k, Integral) and not isinstance(k, bool) and k >= 1 for k in values
+    ):
         raise ValueError(
             "n_components must be a positive integer or a non-empty iterable of "
             f"positive integers, got {n_components!r}."
@@ -296,8 +302,16 @@ def _check_covariance_types(covariance_types, n_features: int) -> list[str]:
     names = list(dict.fromkeys(covariance_types))
     if not names:
         raise ValueError("covariance_types must not be empty.")
+    seen: dict[str, str] = {}
     for name in names:
-        get_covariance_model(name)  # raises ValueError naming the valid options
+        model = get_covariance_model(name).name  # raises ValueError naming the valid options
+        if model in seen:
+            # Two rows of identical numbers, the tie broken by their order.
+            raise ValueError(
+                f"covariance_types names one model twice: {seen[model]!r} and {name!r} are "
+                "the same model; give one of them."
+            )
+        seen[model] = name
     return names
 
 
