@@ -261,11 +261,13 @@ def test_log_densities_match_scipy_near_and_far(covariance_type, spread, offset)
 def test_remote_components_lie_beyond_the_whitenings_reach():
     from gaussmix._covariance_numerics import far_threshold, remote_components
 
-    reach = far_threshold(np.float32)  # 84 whitened standard deviations
+    reach = far_threshold(np.float32) * 4.0  # 336 whitened standard deviations at D = 16
     sq_offsets = np.array([0.0, (0.99 * reach) ** 2, (1.01 * reach) ** 2, np.inf, np.nan])
-    np.testing.assert_array_equal(remote_components(sq_offsets, np.float32), [2, 3, 4])
-    # float64 reaches 4.5e3: the same offsets are near there.
-    np.testing.assert_array_equal(remote_components(sq_offsets, np.float64), [3, 4])
+    np.testing.assert_array_equal(remote_components(sq_offsets, np.float32, 16), [2, 3, 4])
+    # float64 reaches 1.8e4: the same offsets are near there.
+    np.testing.assert_array_equal(remote_components(sq_offsets, np.float64, 16), [3, 4])
+    # Fewer features, a shorter reach: 84 at D = 1.
+    np.testing.assert_array_equal(remote_components(sq_offsets[:2], np.float32, 1), [1])
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])

@@ -38,21 +38,22 @@ def far_threshold(dtype) -> float:
     return budget / np.finfo(dtype).eps
 
 
-def remote_components(sq_offsets: np.ndarray, dtype) -> np.ndarray:
+def remote_components(sq_offsets: np.ndarray, dtype, n_features: int) -> np.ndarray:
     """Indices of the components whose whitening around the centre loses the budget.
 
     Whitening around the chunk's centre, ``U^T (x - c) - U^T (mu_k - c)``,
-    is off by about ``eps * |U^T (mu_k - c)|`` in every whitened feature of
-    the rows near ``mu_k``: linear in the whitened offset, so it holds the
-    budget of :func:`far_threshold` up to whitened offsets of
-    ``far_threshold(dtype)`` itself (84 in float32, 4.5e3 in float64),
-    where the scatter's quadratic loss has long been moved to the
-    component's own mean.  Beyond that (an outlier alone at 1e5 with a
-    standard deviation of 1e-3: 1.7e8) the log-densities are those of the
-    rounding: :func:`remote_log_prob` computes them instead.  Offsets that
-    are not finite count as remote.
+    is off by about ``eps * |w_k|`` in every whitened feature of the rows
+    near ``mu_k``, ``w_k = U^T (mu_k - c)`` the whitened offset, and their
+    halved squared norms, about ``D / 2``, by ``sqrt(D) eps |w_k|``.  That
+    holds the budget of :func:`far_threshold` (relative to ``D``, as the
+    expansion's) up to ``|w_k| = far_threshold(dtype) sqrt(D)``: 336
+    standard deviations in float32 at D = 16, 1.8e4 in float64.  Beyond
+    (an outlier alone at 1e5 with a standard deviation of 1e-3: 1.7e8) the
+    log-densities are those of the rounding, and :func:`remote_log_prob`
+    computes them instead.  Offsets that are not finite count as remote.
     """
-    return np.flatnonzero(~(sq_offsets <= far_threshold(dtype) ** 2))
+    reach = far_threshold(dtype) ** 2 * n_features
+    return np.flatnonzero(~(sq_offsets <= reach))
 
 
 def remote_log_prob(

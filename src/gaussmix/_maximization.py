@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from ._covariance_numerics import far_threshold
+from ._kernels import means_weighted_median
 from .covariance import CovarianceModel, ill_defined_covariance_error
 from .params import MixtureParams
 from .suffstats import SuffStats
@@ -233,9 +234,12 @@ def _collapsed_scatter_zeroed(
     eps = np.finfo(dtype).eps
     # The first moments around the shift are differences of sums taken
     # around the chunk's centre, rounded to eps times the component's
-    # distance from it, and their square enters the centred scatter: a
-    # mean's distance from the other means bounds that distance.
-    reach = np.maximum(np.abs(means), np.ptp(means, axis=0))
+    # distance from it, and their square enters the centred scatter.  The
+    # centre is the means' weighted median (of the previous means: these
+    # are near).  Not the means' range: one outlier's component 1e7 away
+    # made every other component's spread noise.
+    centre = means_weighted_median(means, nk)
+    reach = np.maximum(np.abs(means), np.abs(means - centre))
     resolution = nk[:, None] * (COLLAPSE_ULPS * eps * reach) ** 2
     # Moments summed around a shift away from the point (the mixture's
     # centre) cancel to about eps times their own size instead.
