@@ -53,7 +53,8 @@ def main(out: str | Path = "examples/output", n_samples: int = 600, max_k: int =
     ks = np.arange(1, max_k + 1)
 
     # select_model fits the whole grid at once, cells in parallel processes;
-    # it is the same as a GaussianMixture(k, covariance_type=...) per cell.
+    # it is the same as a GaussianMixture(k, covariance_type=..., tol=1e-5,
+    # max_iter=1000) per cell (EM run further than scikit-learn's defaults).
     # A few starts per cell: with one, a local optimum at some K can make
     # the BIC curve jagged and the choice depend on the seed.
     grid = select_model(X, n_components=ks, covariance_types=COVARIANCE_TYPES,

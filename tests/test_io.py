@@ -463,3 +463,39 @@ def test_from_sklearn_takes_scikit_learns_gaussian_mixture_only():
     with pytest.raises(TypeError, match="expects a fitted sklearn.mixture.GaussianMixture, "
                                         "got BayesianGaussianMixture"):
         from_sklearn(bayesian)
+
+
+def test_a_lower_triangular_factor_set_by_hand_saves_as_its_upper_factor(tmp_path):
+    """Inference reads it as its precision's upper factor; the file holds that
+    factor, so that load takes it and predicts the same bits."""
+    rng = np.random.default_rng(0)
+    covariances = np.stack([np.eye(3) + 0.3, np.eye(3) * 2 + 0.1])
+    gm = GaussianMixture(2)
+    gm.weights_, gm.means_ = np.array([0.5, 0.5]), rng.normal(size=(2, 3))
+    gm.covariances_ = covariances
+    gm.precisions_cholesky_ = np.linalg.cholesky(np.linalg.inv(covariances))
+    gm.converged_, gm.n_iter_, gm.lower_bound_, gm.n_features_in_ = True, 1, 0.0, 3
+    path = tmp_path / "m.json"
+    save(gm, path)
+    X = rng.normal(size=(10, 3))
+    np.testing.assert_array_equal(load(path).score_samples(X), gm.score_samples(X))
+
+
+def test_an_entry_of_a_badly_scaled_covariance_with_its_sign_flipped_is_refused(tmp_path):
+    """Asymmetry against the largest entry (1e8) let the entry between
+    features of scales 1 and 1e-4 change sign; on the unit-diagonal scale it
+    is a correlation of 1e-3 against -1e-3."""
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(500, 3))
+    A[:, 2] = 0.5 * A[:, 0] + 0.5 * A[:, 2]
+    path = tmp_path / "m.json"
+    save(GaussianMixture(2, random_state=0).fit(A * [1e4, 1.0, 1e-4]), path)
+
+    def change(doc):
+        cov = np.array(doc["covariances"][0])
+        cov[1, 2] *= -1.0
+        doc["covariances"][0] = cov.tolist()
+
+    _edit(path, change)
+    with pytest.raises(ValueError, match="'covariances' are not symmetric"):
+        load(path)

@@ -68,7 +68,8 @@ def remote_log_prob(
     rows already centred on it).  Raw rows are exact in float64, so
     ``x - mu_k`` is rounded once, and the values are as precise as the
     component's own spread allows however far it lies from the centre.
-    Shape (k, n_samples), float64.
+    Rows centred before, in their own dtype (``log_prob_chunk``), keep the
+    rounding of that centring.  Shape (k, n_samples), float64.
     """
     rows = np.asarray(X, dtype=np.float64)
     moved = remote["centre"] - np.asarray(centre, dtype=np.float64)

@@ -218,12 +218,11 @@ def _upper_precision_factors(model, precisions_chol):
     inference also accepts: it is replaced by the upper factor of the same
     precision ``F F^T``, in its own dtype.
     """
-    # Matrix factors: (K, D, D) or (D, D), told from diag's (K, D) by shape
-    # for K != D.
+    # Whether the model's factors are matrices ((K, D, D) or (D, D)): its
+    # parameter shape for K = 2, D = 3 ends in (3, 3), diag's is (2, 3).
     matrices = model.parameter_shape(2, 3)[-2:] == (3, 3)
     factors = np.asarray(precisions_chol)
     if not matrices or not np.any(np.tril(factors, -1)):
         return precisions_chol
     precisions = model.precisions_from_cholesky(factors.astype(np.float64))
     return model.precision_cholesky_from_precisions(precisions).astype(factors.dtype)
-

@@ -108,17 +108,20 @@ def _check_covariances(model, covariances: np.ndarray, dtype: str) -> None:
             raise ValueError("Invalid model file: 'covariances' has non-positive variances.")
         return
     matrices = covariances.reshape((-1,) + covariances.shape[-2:]).astype(np.float64)
-    asymmetry = np.max(np.abs(matrices - np.swapaxes(matrices, 1, 2)))
-    if asymmetry > _SYMMETRY_TOL[dtype] * np.max(np.abs(matrices)):
+    variances = np.diagonal(matrices, axis1=1, axis2=2)
+    if not np.all(variances > 0):
+        raise ValueError("Invalid model file: 'covariances' are not positive-definite.")
+    # Symmetry and eigenvalues on the unit-diagonal scale.  Raw eigenvalues
+    # are exact to eps of the largest only: features of standard deviations
+    # 5e-5 and 2.5e5 (a condition number of 8e16, 2 once scaled) made the
+    # smallest negative, and a fitted model's file did not load.  Raw
+    # asymmetry against the largest entry let an entry between features of
+    # scales 1 and 1e-4 change sign.
+    deviations = np.sqrt(variances)
+    scaled = matrices / deviations[:, :, None] / deviations[:, None, :]
+    if np.max(np.abs(scaled - np.swapaxes(scaled, 1, 2))) > _SYMMETRY_TOL[dtype]:
         raise ValueError("Invalid model file: 'covariances' are not symmetric.")
-    # Eigenvalues on the unit-diagonal scale: computed raw, they are exact
-    # to eps of the largest only, and features of standard deviations 5e-5
-    # and 2.5e5 (a condition number of 8e16, 2 once scaled) made the
-    # smallest negative: a fitted model's file did not load.
-    deviations = np.sqrt(np.diagonal(matrices, axis1=1, axis2=2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scaled = matrices / deviations[:, :, None] / deviations[:, None, :]
-    if not (np.all(deviations > 0) and np.all(np.linalg.eigvalsh(scaled) > 0)):
+    if not np.all(np.linalg.eigvalsh(scaled) > 0):
         raise ValueError("Invalid model file: 'covariances' are not positive-definite.")
 
 

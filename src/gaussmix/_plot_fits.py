@@ -34,7 +34,9 @@ def _as_columns(table: Any) -> dict[str, list]:
     Also from a :class:`~gaussmix.SelectionResult` and from the document
     that ``gaussmix select --json`` writes: their ``table``.
     """
-    if hasattr(table, "table") and not isinstance(table, Mapping):
+    if hasattr(table, "table") and not hasattr(table, "to_dict") and not isinstance(
+        table, Mapping
+    ):  # a SelectionResult, not a DataFrame with a column named "table"
         table = table.table
     elif isinstance(table, Mapping) and isinstance(table.get("table"), list):
         table = table["table"]

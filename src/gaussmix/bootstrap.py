@@ -122,8 +122,8 @@ def _p_value(observed: float, boot: np.ndarray) -> float:
 def _check(max_components: int, n_bootstrap: int, level: float) -> None:
     for name, value in (("max_components", max_components), ("n_bootstrap", n_bootstrap)):
         # int(inf) raises OverflowError, int("4") passes, int(nan) ValueError.
-        if not isinstance(value, (Integral, float)) or isinstance(value, bool) or (
-            isinstance(value, float) and not math.isfinite(value)
+        if not isinstance(value, (Integral, float, np.floating)) or isinstance(value, bool) or (
+            not isinstance(value, Integral) and not math.isfinite(value)
         ):
             raise ValueError(f"{name} must be an integer, got {value!r}")
     if int(max_components) != max_components or max_components < 2:

@@ -27,8 +27,9 @@ __all__ = ["UsageError", "format_table", "main"]
 PROG = "gaussmix"
 USAGE_ERROR = 2
 INTERNAL_ERROR = 1
-# Errors of the storage written to (stdout or a file), reported as user errors.
-_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
+# Errors of the storage written to (stdout or a file), reported as user
+# errors; not EIO, which reading the data can raise too.
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 # A selection grid can repeat one warning per cell; a few lines say enough.
 _MAX_WARNINGS = 5
 

@@ -69,6 +69,7 @@ from ._model_file_checks import (
     _positive_int,
     _training,
 )
+from ._fitted_mixture import _upper_precision_factors
 from .covariance import covariance_model_names, get_covariance_model
 from .estimator import GaussianMixture
 
@@ -148,7 +149,12 @@ def to_dict(model: GaussianMixture, *, metadata: dict | None = None) -> dict:
         "weights": _as_lists(model.weights_),
         "means": _as_lists(model.means_),
         "covariances": _as_lists(model.covariances_),
-        "precisions_cholesky": _as_lists(model.precisions_cholesky_),
+        # Upper factors, as fits store them: a lower one set by hand (which
+        # inference reads as its precision's upper factor) made a file that
+        # load refused as inconsistent with its covariances.
+        "precisions_cholesky": _as_lists(_upper_precision_factors(
+            get_covariance_model(model.covariance_type), model.precisions_cholesky_
+        )),
         "training": {
             "converged": bool(model.converged_),
             "n_iter": int(model.n_iter_),
