@@ -235,9 +235,9 @@ def _collapsed_scatter_zeroed(
     # The first moments around the shift are differences of sums taken
     # around the chunk's centre, rounded to eps times the component's
     # distance from it, and their square enters the centred scatter.  The
-    # centre is the means' weighted median (of the previous means: these
-    # are near).  Not the means' range: one outlier's component 1e7 away
-    # made every other component's spread noise.
+    # chunks were centred on the previous means' weighted median; the new
+    # means' one stands in for it.  Not the means' range: one outlier's
+    # component 1e7 away made every other component's spread noise.
     centre = means_weighted_median(means, nk)
     reach = np.maximum(np.abs(means), np.abs(means - centre))
     resolution = nk[:, None] * (COLLAPSE_ULPS * eps * reach) ** 2
