@@ -49,6 +49,12 @@ class PartialFitMixin:
         it by ``(learning_offset + t) ** -learning_decay`` and takes the
         M-step (see :mod:`gaussmix.online`).  :meth:`fit` starts a new stream.
 
+        After each call ``n_iter_`` counts the stream's batches,
+        ``converged_`` is False, ``lower_bounds_[-1]`` is the last batch's
+        mean log-likelihood under the parameters it met, and
+        ``lower_bound_`` the running one: every batch's, blended with the
+        same step weights as the statistics.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
