@@ -436,3 +436,43 @@ def test_float32_log_density_of_a_far_outlier_is_its_own_components(covariance_t
     outlier = X[:1]
     np.testing.assert_allclose(gm32.score_samples(outlier.astype(np.float32)),
                                gm64.score_samples(outlier), rtol=1e-5)
+
+
+def _offset_and_outlier_sets():
+    rng = np.random.default_rng(0)
+    base = np.vstack([rng.normal(0, 1, (200, 3)) * [1, 2, 0.5], rng.normal(5, 1, (200, 3)),
+                      rng.normal([0, 6, 3], 0.7, (200, 3))])
+    return {"offset 1e6": base + 1e6, "outlier at 1e5": np.vstack([base, [[1e5, -1e5, 1e5]]])}
+
+
+def _float32_cases():
+    from gaussmix.selection import MCLUST_MODEL_NAMES
+
+    models = ["full", "tied", "diag", "spherical"] + [
+        name for name in MCLUST_MODEL_NAMES if name not in ("VVV", "EEE", "VVI", "VII")
+    ]
+    known = pytest.mark.xfail(
+        strict=True, raises=ValueError,
+        reason="one-volume models keep the rounding noise of a collapsed component "
+        "(_ConstrainedModel.zeroes_collapsed_scatter): in float32 EVI raises",
+    )
+    return [
+        pytest.param(data, name, marks=known if (data, name) == ("outlier at 1e5", "EVI") else ())
+        for data in ("offset 1e6", "outlier at 1e5") for name in models
+    ]
+
+
+@pytest.mark.parametrize("data, covariance_type", _float32_cases())
+def test_float32_fits_of_every_model_match_float64_offset_or_beside_an_outlier(
+    data, covariance_type
+):
+    """The default fit of the same values in both dtypes.  Before the
+    collapse rule counted the distance from the centre and remote
+    components were scored around their own means, 8 of these 28 were
+    1e-2 to 0.16 apart (VEI near 1e6: -6.02 against -5.19)."""
+    X = _offset_and_outlier_sets()[data]
+    X32 = X.astype(np.float32)
+    fits = [GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(Z)
+            for Z in (X32.astype(np.float64), X32)]
+    # float32's budget for the mean log-likelihood: 1e-5 relative.
+    assert relative_error(fits[1].lower_bound_, fits[0].lower_bound_) < 1e-5
