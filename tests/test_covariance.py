@@ -7,7 +7,7 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from gaussmix import covariance
+from gaussmix import GaussianMixture, covariance
 from gaussmix._covariance_numerics import triangular_inverse
 from gaussmix.covariance import (
     CovarianceModel,
@@ -259,15 +259,22 @@ def test_log_densities_match_scipy_near_and_far(covariance_type, spread, offset)
 
 
 def test_remote_components_lie_beyond_the_whitenings_reach():
+    """``||U|| |mu - c|`` against ``far_threshold * sqrt(D)``: 336 in float32 at D = 16."""
     from gaussmix._covariance_numerics import far_threshold, remote_components
 
-    reach = far_threshold(np.float32) * 4.0  # 336 whitened standard deviations at D = 16
-    sq_offsets = np.array([0.0, (0.99 * reach) ** 2, (1.01 * reach) ** 2, np.inf, np.nan])
-    np.testing.assert_array_equal(remote_components(sq_offsets, np.float32, 16), [2, 3, 4])
-    # float64 reaches 1.8e4: the same offsets are near there.
-    np.testing.assert_array_equal(remote_components(sq_offsets, np.float64, 16), [3, 4])
-    # Fewer features, a shorter reach: 84 at D = 1.
-    np.testing.assert_array_equal(remote_components(sq_offsets[:2], np.float32, 1), [1])
+    n_features = 16
+    reach = far_threshold(np.float32) * 4.0
+    identity = np.eye(n_features)
+    distances = np.array([0.0, 0.99 * reach, 1.01 * reach, np.inf, np.nan])
+    offsets = np.zeros((5, n_features))
+    offsets[:, 0] = distances
+    factors = np.broadcast_to(identity, (5, n_features, n_features))
+    np.testing.assert_array_equal(remote_components(offsets, factors, np.float32), [2, 3, 4])
+    # float64 reaches 1.8e4: the same offsets are near there; a tied factor too.
+    np.testing.assert_array_equal(remote_components(offsets, identity, np.float64), [3, 4])
+    # A factor twice as large (half the spread) reaches half as far.
+    np.testing.assert_array_equal(
+        remote_components(offsets[:2] / 1.9, 2 * identity, np.float32), [1])
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
@@ -438,3 +445,37 @@ def test_any_model_module_can_be_imported_first(first):
                           timeout=120)
     assert done.returncode == 0, done.stderr.decode()
     assert int(done.stdout) == len(covariance_model_names())
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_float32_scores_along_the_long_axis_of_a_correlated_covariance_keep_the_budget(
+    covariance_type,
+):
+    """A light component 319 whitened standard deviations out along the long
+    axis of correlations of 0.99 (D = 16): the whitening's error scales with
+    ``||U|| |mu - c|``, 25 times its whitened offset here, and scored 2.4e-4
+    of the log-likelihood off while that offset alone decided.  The same
+    float32 parameters scored in float64 are the reference."""
+    from gaussmix._covariance_numerics import far_threshold
+
+    n_features, rho = 16, 0.99
+    cov = (1 - rho) * np.eye(n_features) + rho * np.ones((n_features, n_features))
+    evals, evecs = np.linalg.eigh(cov)
+    offset = evecs[:, -1] * np.sqrt(evals[-1]) * 0.95 * far_threshold(np.float32) * 4.0
+    means = np.vstack([np.zeros(n_features), offset])
+    covariances = np.stack([cov, cov]) if covariance_type == "full" else cov
+    model = get_covariance_model(covariance_type)
+    X = np.random.default_rng(1).multivariate_normal(offset, cov, 400).astype(np.float32)
+    scores = {}
+    for dtype in (np.float32, np.float64):
+        gm = GaussianMixture(2, covariance_type=covariance_type)
+        gm.weights_ = np.array([0.9, 0.1], dtype=dtype)
+        gm.means_ = means.astype(np.float32).astype(dtype)
+        gm.covariances_ = covariances.astype(np.float32).astype(dtype)
+        gm.precisions_cholesky_ = model.precision_cholesky(
+            gm.covariances_.astype(np.float64)).astype(dtype)
+        gm.n_features_in_ = n_features
+        scores[dtype] = gm.score_samples(X.astype(dtype)).astype(np.float64)
+    error = np.max(np.abs(scores[np.float32] - scores[np.float64]))
+    # float32's budget: 1e-5 of the log-likelihood (measured now: 1e-7).
+    assert error < 1e-5 * np.mean(np.abs(scores[np.float64]))

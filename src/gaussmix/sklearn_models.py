@@ -145,7 +145,7 @@ class FullCovariance(RowKernels, CovarianceModel):
             "const": const.astype(dtype),
         }
         prep["remote"] = remote_preparation(
-            remote_components(sq_offsets, dtype, n_features), params.means, chol, const, centre
+            remote_components(offsets, chol, dtype), params.means, chol, const, centre
         )
         if packed_scatter_wins(n_components, n_features):
             prep.update(
@@ -410,8 +410,8 @@ class TiedCovariance(RowKernels, CovarianceModel):
         )
         return {
             "remote": remote_preparation(
-                remote_components(sq_distances, dtype, n_features), params.means, chol, const,
-                centre,
+                remote_components(params.means - centre, chol, dtype), params.means, chol,
+                const, centre,
             ),
             "shift": shift,
             "offsets": (shift - centre).astype(dtype),
