@@ -447,14 +447,17 @@ def test_sparse_scatter_gathers_nonzero_rows_or_declines(dtype):
     resp = (rng.random((3, 50)) * (rng.random((3, 50)) < 0.2)).astype(dtype)
     resp[0, :20] = 0.5  # the widest component, the others padded to it
     resp[2] = 0.0  # a component with no rows: a zero matrix
-    got = _sparse_scatter_around(centred_t, resp, offsets, max_rows=50)
-    assert got.dtype == dtype
+    got, first = _sparse_scatter_around(centred_t, resp, offsets, max_rows=50)
+    assert got.dtype == dtype and first.dtype == dtype
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     for k in range(3):
         diff = centred_t.T.astype(np.float64) - offsets[k]
         wanted = (diff * resp[k][:, None]).T @ diff
         np.testing.assert_allclose(got[k], wanted, rtol=rtol, atol=rtol * np.abs(wanted).max())
-    assert not got[2].any()
+        wanted_first = resp[k] @ diff
+        np.testing.assert_allclose(first[k], wanted_first, rtol=rtol,
+                                   atol=rtol * np.abs(wanted_first).max())
+    assert not got[2].any() and not first[2].any()
     most = int(np.count_nonzero(resp, axis=1).max())
     assert _sparse_scatter_around(centred_t, resp, offsets, max_rows=most - 1) is None
     assert _sparse_scatter_around(centred_t, resp, offsets, max_rows=most) is not None

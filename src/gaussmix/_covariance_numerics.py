@@ -293,8 +293,13 @@ SPARSE_ROWS_DIVISOR = 4
 
 def _far_scatter(
     centred_t: np.ndarray, resp: np.ndarray, offsets: np.ndarray, group: int
-) -> np.ndarray:
-    """``sum_i r_ki (x_i - o_k)(x_i - o_k)^T`` of far components: (K, D, D).
+) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_i r_ki (x_i - o_k)(x_i - o_k)^T`` of far components, (K, D, D), and ``sum_i r_ki (x_i - o_k)``, (K, D).
+
+    The first moments come from the same differences as the scatter, so
+    that the centred scatter of copies of one row cancels to the rounding
+    of its own terms; taken from the sums around the centre instead, they
+    carried ``eps`` times the distance from it, which passed for a spread.
 
     Each around its own offset ``o_k``, which lies too far from the centre
     for the scatter around the centre to keep its precision.  Components are
@@ -316,18 +321,20 @@ def _far_scatter(
         return sparse
     n_features = offsets.shape[1]
     scatter = np.empty((n_components, n_features, n_features), dtype=centred_t.dtype)
+    first = np.empty((n_components, n_features), dtype=centred_t.dtype)
     for start in range(0, n_components, group):
         ks = slice(start, start + group)
         diff = centred_t[None] - offsets[ks][:, :, None]
         weighted = diff * resp[ks][:, None, :]
         scatter[ks] = weighted @ np.swapaxes(diff, 1, 2)
-    return scatter
+        first[ks] = weighted.sum(axis=2)
+    return scatter, first
 
 
 def _sparse_scatter_around(
     centred_t: np.ndarray, resp: np.ndarray, offsets: np.ndarray, max_rows: int
-) -> np.ndarray | None:
-    """``sum_i r_ki (x_i - o_k)(x_i - o_k)^T`` from the rows where ``r_ki != 0``: (K, D, D).
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_far_scatter`'s scatter and first moments from the rows where ``r_ki != 0``.
 
     On separated clusters a component far from the chunk's centre has zero
     responsibility (``_kernels._drop_negligible``) for most rows, and its
@@ -359,7 +366,7 @@ def _sparse_scatter_around(
     weights = np.zeros(n_components * width, dtype=centred_t.dtype)
     weights[slot] = resp.ravel()[flat]
     weighted = diff * weights.reshape(n_components, width, 1)
-    return np.swapaxes(weighted, 1, 2) @ diff
+    return np.swapaxes(weighted, 1, 2) @ diff, weighted.sum(axis=1)
 
 
 def _mirror_blocks(scatter: np.ndarray, blocks: tuple[tuple[int, int], ...]) -> None:

@@ -14,7 +14,6 @@ from dataclasses import replace
 import numpy as np
 
 from ._covariance_numerics import far_threshold
-from ._kernels import means_weighted_median
 from .covariance import CovarianceModel, ill_defined_covariance_error
 from .params import MixtureParams
 from .suffstats import SuffStats
@@ -194,14 +193,14 @@ def maximization_with_refinement(
 
 # A component holding copies of one row has a centred scatter of zero;
 # computed from moments around the shift it comes out as rounding noise of
-# either sign, about (eps r_ka)^2 per row in each feature a, r_ka the larger
-# of |mu_ka| and its distance from the chunk's centre.  Variances within
-# this many units of eps r_ka, in every feature, count as that zero: rows
-# spread over so few representable values carry no shape for the models
-# that share one.  Eight units of |mu_ka| alone zeroed real clusters of
+# either sign: of its own moments (COLLAPSE_SLACK below; the first moments
+# of far components come from the scatter's own differences, see
+# _far_scatter), or of rows that differ in their last places.  Variances
+# within this many units in the last place of the mean, in every feature,
+# count as that zero: rows spread over so few representable values carry
+# no shape for the models that share one.  Eight zeroed real clusters of
 # float32 data near 1e6 whose standard deviations were below 0.95 (16
-# units of 0.0625), and VEI, VEE, VVE and VEV re-seeded them without end;
-# two of |mu_ka| alone missed the noise of copies 4 from the centre.
+# units of 0.0625): VEI, VEE, VVE and VEV re-seeded them without end.
 COLLAPSE_ULPS = 2
 # ... or within this many eps of the moments they were computed from.
 COLLAPSE_SLACK = 64
@@ -232,15 +231,7 @@ def _collapsed_scatter_zeroed(
     else:
         return stats  # traces name no feature's resolution (no such model opts in)
     eps = np.finfo(dtype).eps
-    # The first moments around the shift are differences of sums taken
-    # around the chunk's centre, rounded to eps times the component's
-    # distance from it, and their square enters the centred scatter.  The
-    # chunks were centred on the previous means' weighted median; the new
-    # means' one stands in for it.  Not the means' range: one outlier's
-    # component 1e7 away made every other component's spread noise.
-    centre = means_weighted_median(means, nk)
-    reach = np.maximum(np.abs(means), np.abs(means - centre))
-    resolution = nk[:, None] * (COLLAPSE_ULPS * eps * reach) ** 2
+    resolution = nk[:, None] * (COLLAPSE_ULPS * eps * means) ** 2
     # Moments summed around a shift away from the point (the mixture's
     # centre) cancel to about eps times their own size instead.
     noise = np.maximum(resolution, COLLAPSE_SLACK * eps * np.abs(around_shift))

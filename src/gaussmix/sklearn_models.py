@@ -280,7 +280,7 @@ class FullCovariance(RowKernels, CovarianceModel):
         if not far.any():
             return sum_resp, shift_sum, scatter
         far_components = np.flatnonzero(far)
-        scatter[far_components] = _far_scatter(
+        scatter[far_components], shift_sum[far_components] = _far_scatter(
             centred_t, resp[far_components], offsets[far_components],
             group=max(1, (n_components * blocks[0][1]) // n_features),
         )
