@@ -108,7 +108,7 @@ def remote_preparation(components: np.ndarray, means: np.ndarray, factors: np.nd
 
 def with_remote_log_prob(weighted: np.ndarray, X: np.ndarray, centre: np.ndarray,
                          prep: dict) -> np.ndarray:
-    """``weighted`` with the rows of ``prep["remote"]``'s components from :func:`remote_log_prob`."""
+    """``weighted`` with the rows of ``prep["remote"]``'s components by :func:`remote_log_prob`."""
     remote = prep.get("remote")
     if remote is not None:
         weighted[remote["components"]] = remote_log_prob(X, centre, remote)
@@ -294,7 +294,9 @@ SPARSE_ROWS_DIVISOR = 4
 def _far_scatter(
     centred_t: np.ndarray, resp: np.ndarray, offsets: np.ndarray, group: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``sum_i r_ki (x_i - o_k)(x_i - o_k)^T`` of far components, (K, D, D), and ``sum_i r_ki (x_i - o_k)``, (K, D).
+    """Scatters ``sum_i r_ki d_ki d_ki^T`` (K, D, D) and first moments ``sum_i r_ki d_ki`` (K, D).
+
+    ``d_ki = x_i - o_k``, for the far components.
 
     The first moments come from the same differences as the scatter, so
     that the centred scatter of copies of one row cancels to the rounding
