@@ -297,13 +297,15 @@ def test_remote_log_densities_are_float64_around_the_components_own_means(covari
     const = np.log([0.5, 0.5]) + model.log_det_cholesky(chol, 2, 2) - np.log(2 * np.pi)
     X = (means[1] + rng.normal(size=(20, 2)) * 2e-3).astype(np.float32)
     centre = np.array([1.0, -2.0])
-    remote = remote_preparation(np.array([1]), means, chol, const, centre)
+    remote = remote_preparation(means, centre, chol, const, np.float32)
+    # Component 1's row (tied: component 0, as narrow, is remote too).
+    row = list(remote["components"]).index(1)
     expected = np.log(0.5) + multivariate_normal(means[1], full[1]).logpdf(X.astype(np.float64))
-    raw = remote_log_prob(X, centre, remote)[0]
+    raw = remote_log_prob(X, centre, remote)[row]
     # x - mu rounded once (1e5 * eps64 = 2e-11, 1e-8 standard deviations):
     # log-densities of O(10) to within 1e-8 absolute.
     np.testing.assert_allclose(raw, expected, rtol=0, atol=1e-8)
-    centred = remote_log_prob(X.astype(np.float64) - centre, np.zeros(2), remote)[0]
+    centred = remote_log_prob(X.astype(np.float64) - centre, np.zeros(2), remote)[row]
     np.testing.assert_allclose(centred, raw, rtol=0, atol=1e-8)
 
 

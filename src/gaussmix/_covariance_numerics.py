@@ -91,9 +91,14 @@ def remote_log_prob(
     return log_prob
 
 
-def remote_preparation(components: np.ndarray, means: np.ndarray, factors: np.ndarray,
-                       const: np.ndarray, centre: np.ndarray) -> dict | None:
-    """What :func:`remote_log_prob` needs of ``components`` (None where there are none)."""
+def remote_preparation(means: np.ndarray, centre: np.ndarray, factors: np.ndarray,
+                       const: np.ndarray, dtype) -> dict | None:
+    """What :func:`remote_log_prob` needs of the :func:`remote_components` (None if none).
+
+    ``means`` (K, D) and ``const`` (K,) are the parameters', ``factors``
+    their upper precision Cholesky factors, (K, D, D) or one (D, D) for all.
+    """
+    components = remote_components(means - centre, factors, dtype)
     if components.size == 0:
         return None
     return {

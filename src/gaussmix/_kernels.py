@@ -132,17 +132,8 @@ def mixture_centre(params: MixtureParams, dtype=np.float64) -> np.ndarray:
     at 1e6): a float64 centre named a point up to half that spacing away,
     which moved every mean by as much.
     """
-    return means_weighted_median(params.means, params.weights).astype(dtype).astype(np.float64)
-
-
-def means_weighted_median(means: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The weighted median of ``means`` (K, D), feature by feature (float64, (D,)).
-
-    Where the weight splits evenly, the midpoint of the two middle means:
-    :func:`mixture_centre` before its rounding to the data's dtype.
-    """
-    weights = np.asarray(weights, dtype=np.float64)
-    means = np.asarray(means, dtype=np.float64)
+    weights = np.asarray(params.weights, dtype=np.float64)
+    means = np.asarray(params.means, dtype=np.float64)
     columns = np.arange(means.shape[1])
     order = means.argsort(axis=0, kind="stable")
     sorted_means = means[order, columns]
@@ -156,7 +147,7 @@ def means_weighted_median(means: np.ndarray, weights: np.ndarray) -> np.ndarray:
     if even.any():
         upper = np.minimum(lower + 1, means.shape[0] - 1)
         centre = np.where(even, 0.5 * (centre + sorted_means[upper, columns]), centre)
-    return centre
+    return centre.astype(dtype).astype(np.float64)
 
 
 def weighted_log_prob(

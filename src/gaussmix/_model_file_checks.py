@@ -117,12 +117,17 @@ def _check_covariances(model, covariances: np.ndarray, dtype: str) -> None:
     # smallest negative, and a fitted model's file did not load.  Raw
     # asymmetry against the largest entry let an entry between features of
     # scales 1 and 1e-4 change sign.
-    deviations = np.sqrt(variances)
-    scaled = matrices / deviations[:, :, None] / deviations[:, None, :]
+    _, scaled = _unit_diagonal(matrices)
     if np.max(np.abs(scaled - np.swapaxes(scaled, 1, 2))) > _SYMMETRY_TOL[dtype]:
         raise ValueError("Invalid model file: 'covariances' are not symmetric.")
     if not np.all(np.linalg.eigvalsh(scaled) > 0):
         raise ValueError("Invalid model file: 'covariances' are not positive-definite.")
+
+
+def _unit_diagonal(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standard deviations (n, D) and the matrices (n, D, D) scaled to unit diagonal."""
+    deviations = np.sqrt(np.diagonal(matrices, axis1=1, axis2=2))
+    return deviations, matrices / deviations[:, :, None] / deviations[:, None, :]
 
 
 def _check_cholesky(model, covariances: np.ndarray, stored: np.ndarray) -> None:
@@ -148,8 +153,7 @@ def _check_cholesky(model, covariances: np.ndarray, stored: np.ndarray) -> None:
         ) from None
     if isinstance(model, (FullCovariance, TiedCovariance)):
         matrices = covariances.astype(np.float64).reshape((-1,) + covariances.shape[-2:])
-        deviations = np.sqrt(np.diagonal(matrices, axis1=1, axis2=2))
-        scaled = matrices / deviations[:, :, None] / deviations[:, None, :]
+        deviations, scaled = _unit_diagonal(matrices)
         eps = float(np.finfo(covariances.dtype).eps)
         rtol = np.maximum(_CHOLESKY_RTOL, 10.0 * eps * np.linalg.cond(scaled))
         factors = deviations[:, :, None] * expected.reshape(matrices.shape)

@@ -50,7 +50,6 @@ from ._covariance_numerics import (
     matmul_t,
     packed_pairs,
     packed_scatter_wins,
-    remote_components,
     remote_preparation,
     triangular_inverse,
     RowKernels,
@@ -144,9 +143,7 @@ class FullCovariance(RowKernels, CovarianceModel):
             "whiteners": whiteners,
             "const": const.astype(dtype),
         }
-        prep["remote"] = remote_preparation(
-            remote_components(offsets, chol, dtype), params.means, chol, const, centre
-        )
+        prep["remote"] = remote_preparation(params.means, centre, chol, const, dtype)
         if packed_scatter_wins(n_components, n_features):
             prep.update(
                 self._expansion(params, centre, offsets, sq_offsets, const, prep, dtype, compiled)
@@ -409,10 +406,7 @@ class TiedCovariance(RowKernels, CovarianceModel):
             axis=1,
         )
         return {
-            "remote": remote_preparation(
-                remote_components(params.means - centre, chol, dtype), params.means, chol,
-                const, centre,
-            ),
+            "remote": remote_preparation(params.means, centre, chol, const, dtype),
             "shift": shift,
             "offsets": (shift - centre).astype(dtype),
             "far": far,
